@@ -1,0 +1,193 @@
+"""The protocol plugin contract: how postroom opens a mailbox to fetch and a sender to send.
+
+A vendor adding a mail protocol subclasses :class:`ProtocolPlugin` and returns the class from
+the ``postroom_register_protocols`` hook. The core only ever talks to the abstract classes here.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from types import TracebackType
+from typing import ClassVar, Literal, Self
+
+#: Why a connection-level operation failed. The core uses it to word the profile's error and
+#: to classify a failed send (``unknown-host`` and ``connection`` are categories of their own).
+FailureKind = Literal["auth", "tls", "connection", "unknown-host", "folder", "protocol", "internal"]
+
+
+@dataclass(frozen=True)
+class ConnectionSettings:
+    """Everything a protocol plugin needs to connect for one profile in one direction.
+
+    ``folder`` is the incoming folder for a mailbox, the outgoing folder for a sender (or the
+    folder a copy is appended to). ``password`` and ``access_token`` are decrypted secrets:
+    plugins must never log or print them, hence ``repr=False``.
+    """
+
+    profile_id: int
+    profile_name: str
+    host: str | None
+    port: int | None
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+    folder: str | None = None
+    tls_verify: bool = True
+    timeout: float = 30.0
+    access_token: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
+class MailRef:
+    """One mail as listed on the server, before it is downloaded.
+
+    ``key`` is the mail's stable identity in this mailbox and becomes the fetch-ledger key,
+    so it must not change between sessions (IMAP: ``folder/UIDVALIDITY/UID``; POP3: the UIDL;
+    EWS: the item id; Maildir: the file's key).
+    """
+
+    key: str
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class FetchedMail:
+    """A downloaded mail: its ledger key and its raw RFC 5322 bytes, untouched."""
+
+    key: str
+    raw: bytes
+
+
+class ProtocolError(Exception):
+    """A server or connection failure that puts the profile in error (not a bad mail).
+
+    The message is one sentence an operator understands and names the server; it never
+    contains a password.
+    """
+
+    def __init__(self, message: str, kind: FailureKind = "protocol") -> None:
+        super().__init__(message)
+        self.kind: FailureKind = kind
+
+
+class SendFailure(Exception):
+    """A send that did not succeed, with what the server said.
+
+    ``reply_code`` and ``text`` are the SMTP (or equivalent) reply, ``text`` including an
+    enhanced status code if the server gave one; ``kind`` says whether this was a reply from
+    the server (``protocol``) or a failure to reach it (``connection``, ``unknown-host``,
+    ``tls``, ``auth``). ``recipient`` is set when the failure concerns one recipient only.
+    """
+
+    def __init__(
+        self,
+        text: str,
+        *,
+        reply_code: int | None = None,
+        kind: FailureKind = "protocol",
+        recipient: str | None = None,
+    ) -> None:
+        super().__init__(text)
+        self.text = text
+        self.reply_code = reply_code
+        self.kind: FailureKind = kind
+        self.recipient = recipient
+
+
+@dataclass
+class SendReport:
+    """The outcome of one accepted send: the recipients the server refused (the rest were accepted)."""
+
+    refused: dict[str, SendFailure] = field(default_factory=dict)
+
+
+class _Closing(abc.ABC):
+    """Context-manager plumbing shared by mailboxes and senders."""
+
+    @abc.abstractmethod
+    def close(self) -> None:
+        """Log out and close the connection; must not raise on an already broken connection."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+
+class Mailbox(_Closing):
+    """An open, logged-in session on one folder of a profile's incoming server."""
+
+    @abc.abstractmethod
+    def list_mail(self, since: date | None) -> list[MailRef]:
+        """Every mail in the folder, oldest first; with ``since``, only mail received on or after that day."""
+
+    @abc.abstractmethod
+    def fetch(self, keys: Sequence[str]) -> Iterator[FetchedMail]:
+        """Download the given mails, in as few round trips as the protocol allows.
+
+        Mails that vanished meanwhile are skipped silently. The core calls this with batches
+        of a few dozen keys and commits each batch before asking for the next.
+        """
+
+    @abc.abstractmethod
+    def delete(self, keys: Sequence[str]) -> None:
+        """Delete exactly these mails on the server (and nothing else), now or at ``close``."""
+
+    def check(self) -> None:  # noqa: B027 - optional hook with a sensible default
+        """Verify the folder exists and is readable; raise :class:`ProtocolError` if not.
+
+        Opening the mailbox has already logged in; the default has nothing more to check.
+        """
+
+    def append(self, raw: bytes, folder: str) -> None:
+        """Store a copy of a sent mail in ``folder`` (the profile's outgoing folder).
+
+        Only mailboxes that can hold sent mail (IMAP, EWS, Maildir) implement it.
+        """
+        raise ProtocolError(f"This mailbox cannot store a copy in folder {folder!r}.", "folder")
+
+
+class Sender(_Closing):
+    """An open connection to a profile's outgoing server, reused for several mails."""
+
+    @abc.abstractmethod
+    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        """Send one mail; raise :class:`SendFailure` if no recipient accepted it.
+
+        Recipients refused one by one while others were accepted go into the report.
+        """
+
+
+class ProtocolPlugin(abc.ABC):
+    """A mail protocol: a class returned from ``postroom_register_protocols``.
+
+    A subclass provides:
+    """
+
+    #: The protocol's configuration name, as typed in ``--fetch-protocol``/``--send-protocol``.
+    NAME: ClassVar[str]
+    #: A short human label for ``plugins list``.
+    LABEL: ClassVar[str] = ""
+    #: The port used when a profile gives none (None when the protocol has no port).
+    DEFAULT_PORT: ClassVar[int | None] = None
+    #: Whether profiles may use it as fetch protocol / send protocol.
+    CAN_FETCH: ClassVar[bool] = False
+    CAN_SEND: ClassVar[bool] = False
+    #: Whether a host is required (False for local protocols such as Maildir).
+    NEEDS_HOST: ClassVar[bool] = True
+    #: True when sending through it already stores the sent copy (EWS Sent Items, a Maildir sink),
+    #: so the core does not append a copy to the outgoing folder itself.
+    KEEPS_SENT_COPY: ClassVar[bool] = False
+
+    def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
+        """Connect, log in and select ``settings.folder``; raise :class:`ProtocolError` on failure."""
+        raise ProtocolError(f"Protocol {self.NAME!r} cannot fetch mail.", "protocol")
+
+    def open_sender(self, settings: ConnectionSettings) -> Sender:
+        """Connect and log in to the outgoing server; raise :class:`SendFailure` on failure."""
+        raise SendFailure(f"Protocol {self.NAME!r} cannot send mail.", kind="internal")

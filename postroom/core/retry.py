@@ -1,0 +1,135 @@
+"""Retry contract: the error categories of a failed send, the retry settings, and the policy base class.
+
+The category of a failed send is decided by the ``postroom_classify_send_error`` hook; the
+category names its policy; the policy (a plugin) says when to try again.
+"""
+
+from __future__ import annotations
+
+import abc
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from enum import StrEnum
+from typing import Any, ClassVar
+
+
+class ErrorCategory(StrEnum):
+    """The seed's error categories of a failed send, and the policy each one uses by default."""
+
+    UNIDENTIFIED = "unidentified error"
+    ADDRESSING = "addressing error"
+    MAILBOX = "mailbox error"
+    MAIL_SYSTEM = "mail system error"
+    NETWORK_ROUTING = "network routing error"
+    DELIVERY_PROTOCOL = "mail delivery protocol error"
+    MESSAGE_CONTENT = "message content error"
+    SECURITY_POLICY = "security policy error"
+    NO_SUCH_PROVIDER = "no such provider"
+    CONNECTION = "connection error"
+    UNKNOWN_HOST = "unknown host"
+    INTERNAL = "internal error"
+
+    @property
+    def policy_name(self) -> str:
+        """The configuration code of the retry policy this category uses."""
+        return CATEGORY_POLICIES[self]
+
+
+DEFAULT_RETRY = "default retry"
+RATE_LIMIT_RETRY = "rate limit retry"
+PROGRESSIVE_RETRY = "progressive retry"
+NO_RETRY = "no retry"
+
+CATEGORY_POLICIES: dict[ErrorCategory, str] = {
+    ErrorCategory.UNIDENTIFIED: DEFAULT_RETRY,
+    ErrorCategory.ADDRESSING: NO_RETRY,
+    ErrorCategory.MAILBOX: PROGRESSIVE_RETRY,
+    ErrorCategory.MAIL_SYSTEM: PROGRESSIVE_RETRY,
+    ErrorCategory.NETWORK_ROUTING: RATE_LIMIT_RETRY,
+    ErrorCategory.DELIVERY_PROTOCOL: NO_RETRY,
+    ErrorCategory.MESSAGE_CONTENT: NO_RETRY,
+    ErrorCategory.SECURITY_POLICY: PROGRESSIVE_RETRY,
+    ErrorCategory.NO_SUCH_PROVIDER: NO_RETRY,
+    ErrorCategory.CONNECTION: PROGRESSIVE_RETRY,
+    ErrorCategory.UNKNOWN_HOST: NO_RETRY,
+    ErrorCategory.INTERNAL: NO_RETRY,
+}
+
+
+@dataclass(frozen=True)
+class RetrySettings:
+    """A profile's retry variables (``media_profile_configuration``), with the seed's defaults.
+
+    ``max_retry_count`` counts retries after the first attempt: with 3, a mail is tried at
+    most four times.
+    """
+
+    max_retry_count: int = 3
+    rate_limit_retry_time: int = 86400
+    progressive_retry_interval: int = 300
+
+    @classmethod
+    def from_properties(cls, properties: Mapping[str, Any]) -> RetrySettings:
+        """Read the seed's JSON keys case-insensitively; numbers may be strings (``"3"``)."""
+        lowered = {str(k).lower(): v for k, v in properties.items()}
+        defaults = cls()
+
+        def number(key: str, default: int) -> int:
+            value = lowered.get(key.lower())
+            if value is None or value == "":
+                return default
+            try:
+                parsed = int(str(value).strip())
+            except ValueError:
+                return default
+            return parsed if parsed >= 0 else default
+
+        return cls(
+            max_retry_count=number("maxRetryCount", defaults.max_retry_count),
+            rate_limit_retry_time=number("rateLimitRetryTime", defaults.rate_limit_retry_time),
+            progressive_retry_interval=number("progressiveRetryInterval", defaults.progressive_retry_interval),
+        )
+
+    @classmethod
+    def from_json_rows(cls, rows: list[str]) -> RetrySettings:
+        """Merge several ``media_profile_properties`` JSON texts (later rows win); bad JSON is ignored."""
+        merged: dict[str, Any] = {}
+        for text in rows:
+            try:
+                value = json.loads(text) if text else {}
+            except ValueError:
+                continue
+            if isinstance(value, dict):
+                merged.update({str(k).lower(): v for k, v in value.items()})
+        return cls.from_properties(merged)
+
+
+@dataclass(frozen=True)
+class RetryDecision:
+    """When to try a failed send again; ``retry_at`` None means give up (the message fails)."""
+
+    retry_at: datetime | None
+
+
+class RetryPolicy(abc.ABC):
+    """A retry policy: a class returned from ``postroom_register_retry_policies``.
+
+    A subclass provides ``NAME`` (the seed's configuration code, e.g. ``"progressive retry"``)
+    and :meth:`next_attempt`.
+    """
+
+    NAME: ClassVar[str]
+    LABEL: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+        """Decide the next attempt after a failure.
+
+        :param retries_done: how many retries were already made before this failure (0 after
+            the first attempt failed).
+        :param now: the time of the failure (timezone-aware UTC).
+        :param settings: the profile's retry variables.
+        :return: when to retry, or ``RetryDecision(None)`` to give up.
+        """

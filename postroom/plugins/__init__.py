@@ -1,0 +1,1 @@
+"""postroom's builtin plugins: protocols, ticket resolvers and retry policies."""

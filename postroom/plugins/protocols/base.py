@@ -1,0 +1,83 @@
+"""What builtin protocol plugins share: the base classes (re-exported) and TLS/error helpers.
+
+A vendor writing a protocol subclasses :class:`ProtocolPlugin` and implements a
+:class:`Mailbox` (fetch side) and/or a :class:`Sender` (send side); see their docstrings in
+``postroom.core.protocols``. Register the class from a ``postroom_register_protocols`` hook:
+
+    from postroom import hookimpl, ProtocolPlugin
+
+    class MyProtocol(ProtocolPlugin):
+        NAME = "myproto"
+        CAN_FETCH = True
+        def open_mailbox(self, settings): ...
+
+    @hookimpl
+    def postroom_register_protocols():
+        return [MyProtocol]
+"""
+
+from __future__ import annotations
+
+import socket
+import ssl
+
+from postroom.core.protocols import (
+    ConnectionSettings,
+    FetchedMail,
+    Mailbox,
+    MailRef,
+    ProtocolError,
+    ProtocolPlugin,
+    Sender,
+    SendFailure,
+    SendReport,
+)
+
+__all__ = [
+    "ConnectionSettings",
+    "FetchedMail",
+    "MailRef",
+    "Mailbox",
+    "ProtocolError",
+    "ProtocolPlugin",
+    "SendFailure",
+    "SendReport",
+    "Sender",
+    "connection_failure",
+    "tls_context",
+]
+
+
+def tls_context(settings: ConnectionSettings) -> ssl.SSLContext:
+    """A client TLS context that verifies the server's certificate unless the profile switched it off."""
+    context = ssl.create_default_context()
+    if not settings.tls_verify:
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+    return context
+
+
+def connection_failure(error: BaseException, what: str, settings: ConnectionSettings) -> ProtocolError:
+    """Turn a socket/TLS exception into a one-sentence :class:`ProtocolError` naming the server.
+
+    ``what`` names the server role ("IMAP server", "SMTP server").
+    """
+    where = f"{what} {settings.host}:{settings.port}"
+    if isinstance(error, ssl.SSLCertVerificationError):
+        return ProtocolError(
+            f"The TLS certificate of {where} could not be verified ({error.verify_message}); "
+            f"switch verification off for profile {settings.profile_name!r} with "
+            f"'postroom profile modify {settings.profile_name} --no-tls-verify' if you trust this server.",
+            "tls",
+        )
+    if isinstance(error, ssl.SSLError):
+        return ProtocolError(f"The TLS handshake with {where} failed: {error.reason or error}.", "tls")
+    if isinstance(error, socket.gaierror):
+        return ProtocolError(f"The host name {settings.host!r} of the {what} does not resolve.", "unknown-host")
+    if isinstance(error, ConnectionRefusedError):
+        return ProtocolError(f"The {where} refused the connection.", "connection")
+    if isinstance(error, TimeoutError | socket.timeout):
+        return ProtocolError(f"The {where} did not answer in time.", "connection")
+    if isinstance(error, OSError):
+        return ProtocolError(f"The connection to {where} failed: {error.strerror or error}.", "connection")
+    return ProtocolError(f"The {where} failed: {error}.", "protocol")

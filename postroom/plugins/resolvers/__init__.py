@@ -1,0 +1,1 @@
+"""Builtin resolvers plugins."""
