@@ -1,0 +1,273 @@
+"""The builtin IMAP protocols: ``imap`` (143, STARTTLS when offered) and ``imaps`` (993, implicit TLS)."""
+
+from __future__ import annotations
+
+import dataclasses
+import imaplib
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import date
+from typing import Any, ClassVar
+
+from imapclient import DELETED, SEEN, IMAPClient
+
+from postroom.core.hookspecs import hookimpl
+from postroom.plugins.protocols.base import (
+    ConnectionSettings,
+    FetchedMail,
+    Mailbox,
+    MailRef,
+    ProtocolError,
+    ProtocolPlugin,
+    connection_failure,
+    tls_context,
+)
+
+log = logging.getLogger(__name__)
+
+WHAT = "IMAP server"
+
+
+def server_text(error: BaseException) -> str:
+    """The server's words from an imaplib/imapclient error, without the ``b'…'`` wrapping they carry."""
+    text = str(error)
+    if len(text) > 3 and text[:2] in ("b'", 'b"') and text[-1] == text[1]:
+        text = text[2:-1]
+    return text.strip().rstrip(".")
+
+
+@contextmanager
+def talking_to(settings: ConnectionSettings) -> Iterator[None]:
+    """Turn a broken connection or an unexpected server refusal into a :class:`ProtocolError`."""
+    try:
+        yield
+    except ProtocolError:
+        raise
+    except imaplib.IMAP4.abort as error:
+        raise ProtocolError(
+            f"The connection to {WHAT} {settings.host}:{settings.port} broke: {server_text(error)}.",
+            "connection",
+        ) from error
+    except imaplib.IMAP4.error as error:
+        raise ProtocolError(
+            f"The {WHAT} {settings.host}:{settings.port} refused a command: {server_text(error)}.", "protocol"
+        ) from error
+    except OSError as error:
+        raise connection_failure(error, WHAT, settings) from error
+
+
+def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
+    """Connect (with TLS, or STARTTLS when the server offers it) and log in; the caller owns the client."""
+    if not settings.host:
+        raise ProtocolError(f"Profile {settings.profile_name!r} has no incoming host for IMAP.", "connection")
+    context = tls_context(settings)
+    try:
+        client = IMAPClient(
+            settings.host,
+            settings.port,
+            ssl=implicit_tls,
+            ssl_context=context if implicit_tls else None,
+            timeout=settings.timeout,
+        )
+    except (OSError, imaplib.IMAP4.error) as error:
+        raise connection_failure(error, WHAT, settings) from error
+    try:
+        with talking_to(settings):
+            if not implicit_tls and client.has_capability("STARTTLS"):
+                client.starttls(context)
+        login(client, settings)
+    except BaseException:
+        close_quietly(client)
+        raise
+    return client
+
+
+def login(client: IMAPClient, settings: ConnectionSettings) -> None:
+    """Log in with the profile's password, or with XOAUTH2 when the profile has an access token."""
+    username = settings.username or ""
+    with talking_to(settings):
+        try:
+            if settings.access_token:
+                client.oauth2_login(username, settings.access_token)
+            else:
+                client.login(username, settings.password or "")
+        except imaplib.IMAP4.abort:
+            raise
+        except imaplib.IMAP4.error as error:
+            # The server's reply never echoes the password, so it is safe to show.
+            raise ProtocolError(
+                f"The {WHAT} {settings.host}:{settings.port} refused the login {username!r}: "
+                f"{server_text(error)}.",
+                "auth",
+            ) from error
+
+
+def close_quietly(client: IMAPClient) -> None:
+    """Log out, or just drop the connection when logging out fails."""
+    try:
+        client.logout()
+    except Exception:
+        try:
+            client.shutdown()
+        except Exception:
+            log.debug("Closing an IMAP connection failed", exc_info=True)
+
+
+class ImapMailbox(Mailbox):
+    """A logged-in IMAP session with the profile's folder selected.
+
+    Keys are ``folder/UIDVALIDITY/UID``: a folder whose UIDVALIDITY changed has new identities
+    for all its mails, so keys of the old generation simply no longer match anything.
+    Mails are read with ``BODY.PEEK[]`` so fetching never marks them ``\\Seen``.
+    """
+
+    def __init__(self, client: IMAPClient, settings: ConnectionSettings, folder: str) -> None:
+        self.client = client
+        self.settings = settings
+        self.folder = folder
+        self._awaiting_expunge: set[int] = set()
+        with talking_to(settings):
+            try:
+                selected = client.select_folder(folder)
+            except imaplib.IMAP4.abort:
+                raise
+            except imaplib.IMAP4.error as error:
+                raise self._missing_folder(folder) from error
+        self.uidvalidity = int(selected[b"UIDVALIDITY"])
+
+    def _missing_folder(self, folder: str) -> ProtocolError:
+        return ProtocolError(
+            f"The folder {folder!r} does not exist on the {WHAT} "
+            f"{self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r}).",
+            "folder",
+        )
+
+    def _key(self, uid: int) -> str:
+        return f"{self.folder}/{self.uidvalidity}/{uid}"
+
+    def _uids(self, keys: Sequence[str]) -> list[int]:
+        """The UIDs of those keys that belong to this folder's current UIDVALIDITY."""
+        uids = []
+        for key in keys:
+            folder, _, rest = key.rpartition("/")
+            folder, _, uidvalidity = folder.rpartition("/")
+            if folder == self.folder and uidvalidity == str(self.uidvalidity) and rest.isdigit():
+                uids.append(int(rest))
+        return uids
+
+    def list_mail(self, since: date | None) -> list[MailRef]:
+        """Every mail in the folder by UID (oldest first); with ``since``, by IMAP internal date.
+
+        Mails flagged ``\\Deleted`` but not yet expunged are still in the folder and are
+        listed; the fetch ledger keeps them from being stored twice.
+        """
+        criteria: list[Any] = ["SINCE", since] if since else ["ALL"]
+        with talking_to(self.settings):
+            uids = sorted(self.client.search(criteria))
+        return [MailRef(self._key(uid)) for uid in uids]
+
+    def fetch(self, keys: Sequence[str]) -> Iterator[FetchedMail]:
+        """All the given mails in one ``UID FETCH``, yielded in the order asked for."""
+        wanted = {uid: self._key(uid) for uid in self._uids(keys)}
+        if not wanted:
+            return
+        with talking_to(self.settings):
+            response = self.client.fetch(list(wanted), ["BODY.PEEK[]"])
+        for uid, key in wanted.items():
+            raw = response.get(uid, {}).get(b"BODY[]")
+            if raw is not None:
+                yield FetchedMail(key, bytes(raw))
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Flag exactly these mails ``\\Deleted`` and expunge them, and never anyone else's.
+
+        With UIDPLUS, ``UID EXPUNGE`` removes only these UIDs. Without it, a plain ``EXPUNGE``
+        would also remove mails another client flagged ``\\Deleted`` and meant to keep
+        undeletable until it expunges itself; so ours stay flagged until a later ``delete`` or
+        ``close`` finds no foreign flagged mail. Flagged mails are in the ledger already, so
+        the delay never fetches them twice.
+        """
+        uids = self._uids(keys)
+        if not uids:
+            return
+        with talking_to(self.settings):
+            self.client.add_flags(uids, [DELETED], silent=True)
+            if self.client.has_capability("UIDPLUS"):
+                self.client.uid_expunge(uids)
+            else:
+                self._awaiting_expunge.update(uids)
+                self._expunge_if_only_ours()
+
+    def _expunge_if_only_ours(self) -> None:
+        flagged = set(self.client.search(["DELETED"]))
+        if flagged <= self._awaiting_expunge:
+            self.client.expunge()
+            self._awaiting_expunge.clear()
+        else:
+            log.info(
+                "Leaving %d mails flagged \\Deleted in %r on %s:%s: other mails are flagged too.",
+                len(self._awaiting_expunge), self.folder, self.settings.host, self.settings.port,
+            )
+
+    def check(self) -> None:
+        with talking_to(self.settings):
+            if not self.client.folder_exists(self.folder):
+                raise self._missing_folder(self.folder)
+
+    def append(self, raw: bytes, folder: str) -> None:
+        """Store a sent mail in ``folder`` (creating the folder if needed), already marked ``\\Seen``."""
+        with talking_to(self.settings):
+            if not self.client.folder_exists(folder):
+                try:
+                    self.client.create_folder(folder)
+                except imaplib.IMAP4.abort:
+                    raise
+                except imaplib.IMAP4.error as error:
+                    raise ProtocolError(
+                        f"The folder {folder!r} could not be created on the {WHAT} "
+                        f"{self.settings.host}:{self.settings.port}: {server_text(error)}.",
+                        "folder",
+                    ) from error
+            self.client.append(folder, raw, flags=[SEEN])
+
+    def close(self) -> None:
+        if self._awaiting_expunge:
+            try:
+                self._expunge_if_only_ours()
+            except Exception:
+                log.debug("Expunging at close failed", exc_info=True)
+        close_quietly(self.client)
+
+
+class ImapProtocol(ProtocolPlugin):
+    """IMAP on port 143, upgraded with STARTTLS whenever the server offers it."""
+
+    NAME = "imap"
+    LABEL = "IMAP (STARTTLS when offered)"
+    DEFAULT_PORT: ClassVar[int | None] = 143
+    CAN_FETCH = True
+    IMPLICIT_TLS: ClassVar[bool] = False
+
+    def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
+        settings = dataclasses.replace(settings, port=settings.port or self.DEFAULT_PORT)
+        client = connect(settings, self.IMPLICIT_TLS)
+        try:
+            return ImapMailbox(client, settings, settings.folder or "INBOX")
+        except BaseException:
+            close_quietly(client)
+            raise
+
+
+class ImapsProtocol(ImapProtocol):
+    """IMAP inside TLS from the first byte, on port 993."""
+
+    NAME = "imaps"
+    LABEL = "IMAP over TLS"
+    DEFAULT_PORT: ClassVar[int | None] = 993
+    IMPLICIT_TLS: ClassVar[bool] = True
+
+
+@hookimpl
+def postroom_register_protocols() -> list[type[ProtocolPlugin]]:
+    return [ImapProtocol, ImapsProtocol]
