@@ -1,0 +1,261 @@
+"""The ``smtp`` and ``smtps`` send protocols (smtplib): STARTTLS when offered, AUTH for profiles with a user.
+
+``smtp`` connects in the clear and upgrades with STARTTLS whenever the server offers it;
+``smtps`` speaks TLS from the first byte (port 465). Certificates are verified unless the
+profile switched verification off.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import functools
+import logging
+import re
+import smtplib
+import socket
+from collections.abc import Sequence
+
+from postroom.core.hookspecs import hookimpl
+from postroom.plugins.protocols.base import (
+    ConnectionSettings,
+    ProtocolPlugin,
+    Sender,
+    SendFailure,
+    SendReport,
+    connection_failure,
+    tls_context,
+)
+
+log = logging.getLogger(__name__)
+
+SERVER_ROLE = "SMTP server"
+
+# Any line ending that is not CRLF: servers hardened against SMTP smuggling refuse bare LF.
+_NOT_CRLF = re.compile(rb"\r\n|\n|\r(?!\n)")
+
+
+class AllRecipientsRefused(SendFailure):
+    """The server refused every recipient: the first refusal, plus each recipient's own in ``per_recipient``.
+
+    The outbox retries or fails each recipient by its own category, exactly as for the refused
+    part of a partial refusal (``SendReport.refused``).
+    """
+
+    def __init__(self, per_recipient: dict[str, SendFailure]) -> None:
+        first = next(iter(per_recipient.values()))
+        super().__init__(first.text, reply_code=first.reply_code, kind=first.kind, recipient=first.recipient)
+        self.per_recipient = per_recipient
+
+
+@functools.cache
+def _local_hostname() -> str:
+    """The EHLO name; looked up once, because ``getfqdn`` can wait on DNS for seconds."""
+    return socket.getfqdn()
+
+
+def _reply_text(reply: bytes | str) -> str:
+    text = reply.decode("utf-8", "replace") if isinstance(reply, bytes) else reply
+    return text.strip()
+
+
+def _quoted_reply(code: int, reply: bytes | str) -> str:
+    """A reply folded onto one line, to quote it inside a sentence of our own."""
+    return " ".join(f"{code} {_reply_text(reply)}".split())
+
+
+def _close_quietly(client: smtplib.SMTP | None) -> None:
+    if client is not None:
+        with contextlib.suppress(OSError):
+            client.close()
+
+
+class SmtpSender(Sender):
+    """One connection to a profile's SMTP server, reused for every mail of a batch."""
+
+    def __init__(self, settings: ConnectionSettings, *, implicit_tls: bool, default_port: int) -> None:
+        self._settings = dataclasses.replace(settings, port=settings.port or default_port)
+        self._implicit_tls = implicit_tls
+        self._where = f"{SERVER_ROLE} {self._settings.host}:{self._settings.port}"
+        self._client: smtplib.SMTP | None = None
+
+    def connect(self) -> None:
+        """Connect, secure and log in; raise :class:`SendFailure` saying which step failed."""
+        self._client = self._open()
+
+    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        if not recipients:
+            raise SendFailure("A mail without recipients cannot be sent.", kind="internal")
+        raw = _NOT_CRLF.sub(b"\r\n", raw)
+        try:
+            return self._send_once(envelope_from, recipients, raw)
+        except smtplib.SMTPServerDisconnected:
+            # The server dropped an idle connection (or said 421 and hung up): one fresh
+            # connection is worth a try; a second drop is a real connection problem.
+            log.info("The %s closed the connection; reconnecting once.", self._where)
+            self._drop()
+            self._client = self._open()
+        try:
+            return self._send_once(envelope_from, recipients, raw)
+        except smtplib.SMTPServerDisconnected as error:
+            self._drop()
+            raise SendFailure(
+                f"The {self._where} closed the connection while a mail was being sent ({error}).",
+                kind="connection",
+            ) from error
+
+    def close(self) -> None:
+        client, self._client = self._client, None
+        if client is None:
+            return
+        try:
+            client.quit()
+        except (smtplib.SMTPException, OSError):
+            _close_quietly(client)
+
+    def _drop(self) -> None:
+        client, self._client = self._client, None
+        _close_quietly(client)
+
+    def _send_once(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        if self._client is None:
+            self._client = self._open()
+        client = self._client
+        options = []
+        if not all(address.isascii() for address in [envelope_from, *recipients]):
+            options.append("SMTPUTF8")
+        if not raw.isascii() and client.has_extn("8bitmime"):
+            options.append("BODY=8BITMIME")
+        try:
+            refused = client.sendmail(envelope_from, list(recipients), raw, options)
+        except smtplib.SMTPRecipientsRefused as error:
+            raise AllRecipientsRefused(self._refusals(error.recipients)) from error
+        except smtplib.SMTPNotSupportedError as error:
+            raise SendFailure(
+                f"The {self._where} does not support SMTPUTF8, which this mail's non-ASCII addresses need.",
+                kind="protocol",
+            ) from error
+        except smtplib.SMTPResponseException as error:
+            # SMTPSenderRefused, SMTPDataError and any other reply the transaction ended on.
+            raise self._reply_failure(error.smtp_code, error.smtp_error) from error
+        except smtplib.SMTPServerDisconnected:
+            raise
+        except smtplib.SMTPException as error:
+            raise SendFailure(f"The {self._where} failed: {error}.", kind="protocol") from error
+        return SendReport(refused=self._refusals(refused))
+
+    def _refusals(self, replies: dict[str, tuple[int, bytes]]) -> dict[str, SendFailure]:
+        return {
+            address: self._reply_failure(code, text, address) for address, (code, text) in replies.items()
+        }
+
+    def _reply_failure(self, code: int, reply: bytes | str, recipient: str | None = None) -> SendFailure:
+        """A refusal as the server worded it: ``text`` is the reply's text, enhanced code included."""
+        text = _reply_text(reply) or f"The {self._where} answered {code}."
+        return SendFailure(text, reply_code=code, kind="protocol", recipient=recipient)
+
+    def _open(self) -> smtplib.SMTP:
+        settings = self._settings
+        if not settings.host:
+            raise SendFailure(f"Profile {settings.profile_name!r} has no outgoing host.", kind="unknown-host")
+        client: smtplib.SMTP | None = None
+        try:
+            if self._implicit_tls:
+                client = smtplib.SMTP_SSL(
+                    settings.host,
+                    settings.port or 0,
+                    local_hostname=_local_hostname(),
+                    timeout=settings.timeout,
+                    context=tls_context(settings),
+                )
+            else:
+                client = smtplib.SMTP(
+                    settings.host,
+                    settings.port or 0,
+                    local_hostname=_local_hostname(),
+                    timeout=settings.timeout,
+                )
+                client.ehlo()
+                if client.has_extn("starttls"):
+                    client.starttls(context=tls_context(settings))
+                    client.ehlo()
+                elif settings.username:
+                    log.warning("The %s offers no STARTTLS; logging in without TLS.", self._where)
+            if settings.username:
+                client.login(settings.username, settings.password or "")
+            return client
+        except (smtplib.SMTPException, OSError, UnicodeEncodeError) as error:
+            _close_quietly(client)
+            raise self._open_failure(error) from error
+        except BaseException:
+            _close_quietly(client)
+            raise
+
+    def _open_failure(self, error: Exception) -> SendFailure:
+        """The one-sentence :class:`SendFailure` of a failed connect, STARTTLS or login (no password)."""
+        user = self._settings.username
+        if isinstance(error, smtplib.SMTPAuthenticationError):
+            return SendFailure(
+                f"The {self._where} refused the login of user {user!r} "
+                f"({_quoted_reply(error.smtp_code, error.smtp_error)}).",
+                reply_code=error.smtp_code,
+                kind="auth",
+            )
+        if isinstance(error, smtplib.SMTPNotSupportedError):
+            return SendFailure(
+                f"The {self._where} does not offer AUTH, so user {user!r} cannot log in.", kind="auth"
+            )
+        if isinstance(error, UnicodeEncodeError):
+            return SendFailure(
+                f"The login of user {user!r} to the {self._where} failed: SMTP AUTH needs an ASCII password.",
+                kind="auth",
+            )
+        if isinstance(error, smtplib.SMTPServerDisconnected):
+            return SendFailure(
+                f"The {self._where} closed the connection before the login.", kind="connection"
+            )
+        if isinstance(error, smtplib.SMTPResponseException):
+            # A refused greeting, EHLO or STARTTLS: keep the reply so its enhanced code is classified.
+            reply = _quoted_reply(error.smtp_code, error.smtp_error)
+            return SendFailure(
+                f"The {self._where} refused the connection ({reply}).",
+                reply_code=error.smtp_code,
+                kind="connection",
+            )
+        if isinstance(error, smtplib.SMTPException):
+            return SendFailure(f"The {self._where} failed: {error}.", kind="protocol")
+        failure = connection_failure(error, SERVER_ROLE, self._settings)
+        return SendFailure(str(failure), kind=failure.kind)
+
+
+class SmtpProtocol(ProtocolPlugin):
+    """Plain SMTP on port 25, upgraded with STARTTLS whenever the server offers it."""
+
+    NAME = "smtp"
+    LABEL = "SMTP (STARTTLS when offered)"
+    DEFAULT_PORT = 25
+    CAN_SEND = True
+
+    def open_sender(self, settings: ConnectionSettings) -> Sender:
+        sender = SmtpSender(settings, implicit_tls=False, default_port=self.DEFAULT_PORT)
+        sender.connect()
+        return sender
+
+
+class SmtpsProtocol(ProtocolPlugin):
+    """SMTP over implicit TLS (RFC 8314), port 465."""
+
+    NAME = "smtps"
+    LABEL = "SMTP over TLS"
+    DEFAULT_PORT = 465
+    CAN_SEND = True
+
+    def open_sender(self, settings: ConnectionSettings) -> Sender:
+        sender = SmtpSender(settings, implicit_tls=True, default_port=self.DEFAULT_PORT)
+        sender.connect()
+        return sender
+
+
+@hookimpl
+def postroom_register_protocols() -> list[type[ProtocolPlugin]]:
+    return [SmtpProtocol, SmtpsProtocol]
