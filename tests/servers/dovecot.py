@@ -20,11 +20,13 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
+from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
 from imapclient import IMAPClient
 
+from postroom.core.protocols import ConnectionSettings
 from tests.servers.certs import Certificate
 
 HOST = "127.0.0.1"
@@ -234,6 +236,37 @@ class Dovecot:
             "pop3s": self.pop3s_port,
         }[protocol]
 
+    def settings(
+        self,
+        user: str,
+        protocol: str,
+        *,
+        folder: str | None = "INBOX",
+        tls_verify: bool = False,
+        password: str | None = None,
+        access_token: str | None = None,
+        profile_name: str = "support",
+    ) -> ConnectionSettings:
+        """Connection settings for ``user`` over ``protocol`` (imap, imaps, pop3, pop3s).
+
+        Verification is off by default because the certificate is self-signed; the password is
+        the user's own unless given (or unless an ``access_token`` is given instead).
+        """
+        if password is None and access_token is None:
+            password = self.passwords[user]
+        return ConnectionSettings(
+            profile_id=1,
+            profile_name=profile_name,
+            host=self.host,
+            port=self.port_for(protocol),
+            username=user,
+            password=password,
+            folder=folder,
+            tls_verify=tls_verify,
+            timeout=10.0,
+            access_token=access_token,
+        )
+
     def new_user(self, prefix: str = "user", *, extra_fields: str = "") -> tuple[str, str]:
         """Create a user nobody else uses and return ``(username, password)``.
 
@@ -308,6 +341,21 @@ class Dovecot:
             uids = sorted(client.search("ALL"))
             data = client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
             return [(data[uid][b"BODY[]"], data[uid][b"FLAGS"]) for uid in uids]
+
+
+def make_mail(subject: str = "Help", *, date: datetime | None = None, body: str = "Hello.\r\n") -> bytes:
+    """A small plain-text mail with CRLF line ends (what servers hand back), dated ``date`` or now."""
+    lines = [
+        "From: Customer <customer@example.org>",
+        "To: support@example.test",
+        f"Subject: {subject}",
+        f"Date: {format_datetime(date or datetime.now().astimezone())}",
+        f"Message-ID: {make_msgid(domain='example.org')}",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+        "",
+    ]
+    return ("\r\n".join(lines) + "\r\n" + body).encode()
 
 
 @pytest.fixture(scope="session")

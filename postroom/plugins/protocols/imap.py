@@ -70,8 +70,10 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
             ssl_context=context if implicit_tls else None,
             timeout=settings.timeout,
         )
-    except (OSError, imaplib.IMAP4.error) as error:
+    except OSError as error:
         raise connection_failure(error, WHAT, settings) from error
+    except imaplib.IMAP4.error as error:
+        raise not_this_protocol(settings) from error
     try:
         with talking_to(settings):
             if not implicit_tls and client.has_capability("STARTTLS"):
@@ -81,6 +83,14 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
         close_quietly(client)
         raise
     return client
+
+
+def not_this_protocol(settings: ConnectionSettings) -> ProtocolError:
+    return ProtocolError(
+        f"The server at {settings.host}:{settings.port} did not greet like an IMAP server; "
+        f"check the incoming port and protocol of profile {settings.profile_name!r}.",
+        "protocol",
+    )
 
 
 def login(client: IMAPClient, settings: ConnectionSettings) -> None:
@@ -200,6 +210,8 @@ class ImapMailbox(Mailbox):
                 self._expunge_if_only_ours()
 
     def _expunge_if_only_ours(self) -> None:
+        # NOOP first: Dovecot shows another session's flag changes only at a sync point.
+        self.client.noop()
         flagged = set(self.client.search(["DELETED"]))
         if flagged <= self._awaiting_expunge:
             self.client.expunge()

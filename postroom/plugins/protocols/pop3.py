@@ -55,7 +55,8 @@ def reply_text(error: BaseException) -> str:
     reply = error.args[0] if error.args else error
     if isinstance(reply, bytes):
         reply = reply.decode("utf-8", "replace")
-    return str(reply).strip().rstrip(".")
+    text = str(reply).strip()
+    return text.removeprefix("-ERR").strip().rstrip(".")
 
 
 @contextmanager
@@ -85,8 +86,14 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
             )
         else:
             conn = _POP3(settings.host, settings.port or 110, timeout=settings.timeout)
-    except (OSError, poplib.error_proto) as error:
+    except OSError as error:
         raise connection_failure(error, WHAT, settings) from error
+    except poplib.error_proto as error:
+        raise ProtocolError(
+            f"The server at {settings.host}:{settings.port} did not greet like a POP3 server; "
+            f"check the incoming port and protocol of profile {settings.profile_name!r}.",
+            "protocol",
+        ) from error
     try:
         if not implicit_tls:
             with talking_to(settings):
@@ -130,7 +137,7 @@ def xoauth2(conn: poplib.POP3, username: str, token: str) -> None:
     blob = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
     conn._shortcmd("AUTH XOAUTH2")  # type: ignore[attr-defined]
     reply = conn._shortcmd(blob)  # type: ignore[attr-defined]
-    if reply.startswith(b"+"):
+    if not reply.startswith(b"+OK"):
         # A refused token comes back as a challenge holding the error; answering it empty ends
         # the exchange with the -ERR that poplib raises.
         conn._shortcmd("")  # type: ignore[attr-defined]
