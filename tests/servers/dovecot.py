@@ -109,12 +109,12 @@ def ensure_dovecot_installed() -> str:
     """The dovecot binary, installing the Debian packages first when missing and we may."""
     binary = shutil.which("dovecot") or shutil.which("dovecot", path="/usr/sbin:/usr/bin")
     if binary is None and os.geteuid() == 0:
-        subprocess.run(
-            ["apt-get", "install", "-y", "dovecot-imapd", "dovecot-pop3d"],
-            check=True,
-            capture_output=True,
-            env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"},
-        )
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        install = ["apt-get", "install", "-y", "dovecot-imapd", "dovecot-pop3d"]
+        if subprocess.run(install, capture_output=True, env=env).returncode != 0:
+            # A fresh machine may not have package lists yet.
+            subprocess.run(["apt-get", "update"], check=True, capture_output=True, env=env)
+            subprocess.run(install, check=True, capture_output=True, env=env)
         binary = shutil.which("dovecot", path="/usr/sbin:/usr/bin")
     if binary is None:
         raise RuntimeError("dovecot is not installed: apt-get install -y dovecot-imapd dovecot-pop3d")
@@ -142,8 +142,8 @@ class Dovecot:
 
     def write_config(self) -> None:
         mail = self.base / "mail"
-        mail.mkdir()
-        (self.base / "users").mkdir(mode=0o755)
+        mail.mkdir(exist_ok=True)
+        (self.base / "users").mkdir(mode=0o755, exist_ok=True)
         root = os.geteuid() == 0
         if root:
             os.chown(mail, MAIL_UID, MAIL_GID)
@@ -171,19 +171,29 @@ class Dovecot:
             )
         )
 
-    def start(self) -> None:
+    def start(self, attempts: int = 3) -> None:
         binary = ensure_dovecot_installed()
-        self.write_config()
-        # A stale anvil socket from an earlier start stalls start-up for five seconds.
-        shutil.rmtree(self.base / "run", ignore_errors=True)
-        # In the foreground, the master stays our child so that stop() can reap it.
-        self._process = subprocess.Popen(
-            [binary, "-F", "-c", str(self.config_path)],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        self._wait_until_ready()
+        for attempt in range(1, attempts + 1):
+            self.write_config()
+            # A stale anvil socket from an earlier start stalls start-up for five seconds.
+            shutil.rmtree(self.base / "run", ignore_errors=True)
+            # In the foreground, the master stays our child so that stop() can reap it.
+            with (self.base / "stderr.log").open("wb") as stderr:
+                self._process = subprocess.Popen(
+                    [binary, "-F", "-c", str(self.config_path)],
+                    stdin=subprocess.DEVNULL,
+                    stdout=stderr,
+                    stderr=stderr,
+                )
+            try:
+                self._wait_until_ready()
+                return
+            except RuntimeError:
+                self.stop()
+                # Another process took one of the free ports between choosing and binding it.
+                if attempt == attempts or "Address already in use" not in self.log():
+                    raise
+                self.imap_port, self.imaps_port, self.pop3_port, self.pop3s_port = free_ports(4)
 
     def _wait_until_ready(self, timeout: float = 15.0) -> None:
         deadline = time.monotonic() + timeout
@@ -191,8 +201,7 @@ class Dovecot:
         while pending:
             assert self._process is not None
             if self._process.poll() is not None:
-                stderr = self._process.stderr.read().decode(errors="replace") if self._process.stderr else ""
-                raise RuntimeError(f"dovecot exited at start-up: {stderr}{self.log()}")
+                raise RuntimeError(f"dovecot exited at start-up: {self.log()}")
             if time.monotonic() > deadline:
                 raise RuntimeError(f"dovecot did not open ports {sorted(pending)}: {self.log()}")
             for port, greets in list(pending.items()):
@@ -217,13 +226,12 @@ class Dovecot:
             with suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
         self._process.wait(timeout=10)
-        if self._process.stderr:
-            self._process.stderr.close()
         self._process = None
 
     def log(self) -> str:
-        path = self.base / "dovecot.log"
-        return path.read_text(errors="replace") if path.exists() else ""
+        """What Dovecot wrote to stderr and its log file, for failure messages."""
+        paths = [self.base / "stderr.log", self.base / "dovecot.log"]
+        return "".join(path.read_text(errors="replace") for path in paths if path.exists())
 
     # --- users and mail ----------------------------------------------------------------------
 

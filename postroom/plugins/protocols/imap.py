@@ -76,8 +76,12 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
         raise not_this_protocol(settings) from error
     try:
         with talking_to(settings):
-            if not implicit_tls and client.has_capability("STARTTLS"):
-                client.starttls(context)
+            if not implicit_tls:
+                if client.has_capability("STARTTLS"):
+                    client.starttls(context)
+                else:
+                    log.warning("The %s %s:%s offers no STARTTLS; logging in unencrypted.",
+                                WHAT, settings.host, settings.port)
         login(client, settings)
     except BaseException:
         close_quietly(client)

@@ -103,6 +103,9 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
                     capabilities = {}
                 if "STLS" in capabilities:
                     conn.stls(context)
+                else:
+                    log.warning("The %s %s:%s offers no STLS; logging in unencrypted.",
+                                WHAT, settings.host, settings.port)
         login(conn, settings)
     except BaseException:
         close_quietly(conn, quit=False)
