@@ -147,15 +147,14 @@ class ImapMailbox(Mailbox):
             except imaplib.IMAP4.abort:
                 raise
             except imaplib.IMAP4.error as error:
-                raise self._missing_folder(folder) from error
+                raise self._missing_folder(folder, server_text(error)) from error
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
 
-    def _missing_folder(self, folder: str) -> ProtocolError:
-        return ProtocolError(
-            f"The folder {folder!r} does not exist on the {WHAT} "
-            f"{self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r}).",
-            "folder",
-        )
+    def _missing_folder(self, folder: str, reason: str = "") -> ProtocolError:
+        where = f"{WHAT} {self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r})"
+        if reason and "NONEXISTENT" not in reason.upper():
+            return ProtocolError(f"The folder {folder!r} cannot be opened on the {where}: {reason}.", "folder")
+        return ProtocolError(f"The folder {folder!r} does not exist on the {where}.", "folder")
 
     def _key(self, uid: int) -> str:
         return f"{self.folder}/{self.uidvalidity}/{uid}"

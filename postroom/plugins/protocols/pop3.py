@@ -207,7 +207,7 @@ class Pop3Mailbox(Mailbox):
             return True
         try:
             sent = parsedate_to_datetime(str(header))
-        except (TypeError, ValueError, IndexError):
+        except (TypeError, ValueError, IndexError, OverflowError):
             return True
         # The day as the sender wrote it, without moving it to another time zone.
         return sent.date() >= since
@@ -222,8 +222,12 @@ class Pop3Mailbox(Mailbox):
             with talking_to(self.settings):
                 try:
                     _, lines, _ = self.conn.retr(number)
-                except poplib.error_proto:  # deleted by another session meanwhile
-                    continue
+                except poplib.error_proto as error:
+                    # The server's -ERR (bytes) means deleted by another session meanwhile; poplib's
+                    # own complaints (str: EOF, an overlong line) mean the session is broken.
+                    if isinstance(error.args[0], bytes) and error.args[0].startswith(b"-ERR"):
+                        continue
+                    raise
             yield FetchedMail(key, b"\r\n".join(lines) + b"\r\n")
 
     def delete(self, keys: Sequence[str]) -> None:
