@@ -153,7 +153,9 @@ class ImapMailbox(Mailbox):
     def _missing_folder(self, folder: str, reason: str = "") -> ProtocolError:
         where = f"{WHAT} {self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r})"
         if reason and "NONEXISTENT" not in reason.upper():
-            return ProtocolError(f"The folder {folder!r} cannot be opened on the {where}: {reason}.", "folder")
+            return ProtocolError(
+                f"The folder {folder!r} cannot be opened on the {where}: {reason}.", "folder"
+            )
         return ProtocolError(f"The folder {folder!r} does not exist on the {where}.", "folder")
 
     def _key(self, uid: int) -> str:
