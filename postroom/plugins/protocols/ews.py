@@ -1,0 +1,567 @@
+"""The ``ews`` protocol: fetch from and send through Microsoft Exchange Web Services, with exchangelib.
+
+Choices an operator should know (each explained where it is made): the login method is negotiated
+with the server; deleted mail goes to the recoverable-items dumpster; sent mail is saved to Sent
+Items by Exchange itself; switching TLS verification off applies per EWS server, not per profile.
+"""
+
+from __future__ import annotations
+
+import email
+import email.policy
+import email.utils
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    NTLM,
+    UTC,
+    Account,
+    Configuration,
+    Credentials,
+    EWSDateTime,
+    ExtendedProperty,
+    FailFast,
+    Message,
+)
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorFolderNotFound,
+    ErrorItemNotFound,
+    ErrorNonExistentMailbox,
+    EWSError,
+    RedirectError,
+    ResponseMessageError,
+    UnauthorizedError,
+)
+from exchangelib.folders import SHALLOW, DeletedItems, Drafts, Inbox, JunkEmail, Outbox, SentItems
+from exchangelib.folders.queryset import SingleFolderQuerySet
+from exchangelib.items import SOFT_DELETE
+from exchangelib.properties import Fields
+from exchangelib.protocol import BaseProtocol
+
+from postroom.core.hookspecs import hookimpl
+from postroom.plugins.protocols.base import (
+    ConnectionSettings,
+    FetchedMail,
+    Mailbox,
+    MailRef,
+    ProtocolError,
+    ProtocolPlugin,
+    Sender,
+    SendFailure,
+    SendReport,
+    connection_failure,
+)
+
+log = logging.getLogger(__name__)
+
+#: POSTROOM_EWS_AUTH forces the login method (``ntlm`` or ``basic``) for every EWS profile of the
+#: process. Unset (or ``auto``), exchangelib asks the server, which names its methods in the
+#: WWW-Authenticate header of an unauthenticated request, and picks the strongest offered
+#: (NTLM before Basic): a default on-premises Exchange gets NTLM, a server that only allows
+#: Basic gets Basic, and nobody has to know which in advance.
+AUTH_ENV = "POSTROOM_EWS_AUTH"
+_AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC}
+
+#: The folder names that mean Exchange's well-known folders, in any mailbox language.
+_WELL_KNOWN = {
+    "inbox": Inbox,
+    "sent items": SentItems,
+    "sentitems": SentItems,
+    "sent": SentItems,
+    "drafts": Drafts,
+    "deleted items": DeletedItems,
+    "deleteditems": DeletedItems,
+    "junk email": JunkEmail,
+    "junkemail": JunkEmail,
+    "junk": JunkEmail,
+    "outbox": Outbox,
+}
+
+#: EWS response codes of a refused send, with the RFC 3463 status that means the same, put in
+#: front of the text so that the send-error classifier sorts them like an SMTP reply.
+_ENHANCED_STATUS = {
+    "ErrorInvalidRecipients": "5.1.1",
+    "ErrorMailRecipientNotFound": "5.1.1",
+    "ErrorInvalidSmtpAddress": "5.1.3",
+    "ErrorQuotaExceeded": "4.2.2",
+    "ErrorMailboxStoreUnavailable": "4.3.2",
+    "ErrorMessageSizeExceeded": "5.3.4",
+    "ErrorServerBusy": "4.4.5",
+    "ErrorSubmissionQuotaExceeded": "4.4.5",
+    "ErrorMimeContentConversionFailed": "5.6.0",
+    "ErrorSendAsDenied": "5.7.1",
+    "ErrorMessageSubmissionBlocked": "5.7.1",
+    "ErrorAccessDenied": "5.7.1",
+}
+
+
+class _MessageFlags(ExtendedProperty):
+    """PidTagMessageFlags; set to "read" on an appended copy so Exchange does not show it as a draft."""
+
+    property_tag = 0x0E07
+    property_type = "Integer"
+
+
+class _StoredCopy(Message):
+    """A Message that carries the message flags; its own FIELDS, so exchangelib's Message is untouched."""
+
+    FIELDS = Fields(*Message.FIELDS)
+
+
+_StoredCopy.register("message_flags", _MessageFlags)
+MSGFLAG_READ = 0x1
+
+
+# --- TLS verification per server ----------------------------------------------------------------
+# exchangelib builds every HTTP session with the process-wide BaseProtocol.HTTP_ADAPTER_CLS, so
+# "no verification" cannot be given to one connection. This adapter consults, per request, the
+# set of EWS servers (scheme://host:port) for which some profile switched verification off; so
+# a profile that switches it off also switches it off for every other profile on the same server.
+
+_unverified: dict[str, set[int]] = {}
+_unverified_lock = threading.Lock()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or 443}"
+
+
+def _verifies(url: str) -> bool:
+    with _unverified_lock:
+        return not _unverified.get(_origin(url))
+
+
+class _PerServerTlsAdapter(requests.adapters.HTTPAdapter):
+    """Verifies certificates except for the EWS servers listed in ``_unverified``."""
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify if _verifies(url) else False, cert)
+
+    def get_connection_with_tls_context(
+        self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> Any:
+        verify = verify if _verifies(request.url) else False
+        return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+
+
+def _apply_tls_choice(endpoint: str, settings: ConnectionSettings) -> None:
+    if BaseProtocol.HTTP_ADAPTER_CLS is requests.adapters.HTTPAdapter:
+        BaseProtocol.HTTP_ADAPTER_CLS = _PerServerTlsAdapter
+    elif BaseProtocol.HTTP_ADAPTER_CLS is not _PerServerTlsAdapter and not settings.tls_verify:
+        log.warning("exchangelib uses a custom HTTP adapter; it decides TLS verification for %s.", endpoint)
+    with _unverified_lock:
+        profiles = _unverified.setdefault(_origin(endpoint), set())
+        if settings.tls_verify:
+            profiles.discard(settings.profile_id)
+        else:
+            profiles.add(settings.profile_id)
+
+
+class _RedactAuthorization(logging.Filter):
+    """exchangelib logs request headers at DEBUG, Authorization included; postroom never logs secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict) and isinstance(args.get("request_headers"), Mapping):
+            headers = dict(args["request_headers"])
+            for name in list(headers):
+                if name.lower() in ("authorization", "cookie"):
+                    headers[name] = "********"
+            record.args = {**args, "request_headers": headers}
+        return True
+
+
+logging.getLogger("exchangelib.util").addFilter(_RedactAuthorization())
+
+
+# --- connecting -----------------------------------------------------------------------------------
+
+
+def endpoint_url(settings: ConnectionSettings) -> str:
+    """The EWS URL: the host field as given when it is a URL, else ``https://HOST[:PORT]/EWS/Exchange.asmx``."""
+    host = (settings.host or "").strip()
+    if not host:
+        raise ProtocolError(f"Profile {settings.profile_name!r} has no EWS host.", "protocol")
+    if "://" in host:
+        return host
+    port = f":{settings.port}" if settings.port not in (None, 443) else ""
+    return f"https://{host}{port}/EWS/Exchange.asmx"
+
+
+def _auth_type() -> str | None:
+    choice = os.environ.get(AUTH_ENV, "auto").strip().lower()
+    if choice in ("", "auto"):
+        return None
+    if choice not in _AUTH_TYPES:
+        raise ProtocolError(f"{AUTH_ENV}={choice!r} is not one of auto, ntlm, basic.", "protocol")
+    return _AUTH_TYPES[choice]
+
+
+def _connect(settings: ConnectionSettings, endpoint: str, address: str) -> Account:
+    """An exchangelib Account for ``address``; it sends nothing until the first real call.
+
+    exchangelib caches one Protocol per endpoint and credentials for the whole process, and with
+    it the login method and the server version it found out, so both are asked once per process.
+    """
+    _apply_tls_choice(endpoint, settings)
+    config = Configuration(
+        service_endpoint=endpoint,
+        credentials=Credentials(settings.username or "", settings.password or ""),
+        auth_type=_auth_type(),
+        # postroom retries on its own schedule; exchangelib's default back-off could sleep for an hour.
+        retry_policy=FailFast(),
+    )
+    account = Account(
+        primary_smtp_address=address,
+        config=config,
+        autodiscover=False,
+        access_type=DELEGATE,
+        default_timezone=UTC,
+    )
+    protocol = account.protocol
+    protocol.TIMEOUT = settings.timeout
+    forced = config.auth_type
+    if forced is not None and protocol.config.auth_type != forced:
+        # The cached Protocol may have negotiated another method before the operator forced one.
+        protocol.config.auth_type = forced
+        protocol.close()
+    return account
+
+
+_LOW_LEVEL = (
+    ssl.SSLCertVerificationError,
+    ssl.SSLError,
+    socket.gaierror,
+    ConnectionRefusedError,
+    TimeoutError,
+    OSError,
+)
+
+
+def _network_cause(error: BaseException) -> OSError | None:
+    """The socket or TLS error under exchangelib's and requests' wrappers, if the network failed."""
+    seen: set[int] = set()
+    found: list[OSError] = []
+    stack = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
+            found.append(current)
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    for kind in _LOW_LEVEL:
+        for candidate in found:
+            if isinstance(candidate, kind):
+                return candidate
+    return None
+
+
+def _describe(
+    error: BaseException, settings: ConnectionSettings, endpoint: str, address: str
+) -> ProtocolError:
+    """One sentence naming the server for an exchangelib failure (never with the password)."""
+    cause = _network_cause(error)
+    if cause is not None:
+        parts = urlsplit(endpoint)
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+        server = replace(settings, host=parts.hostname, port=port)
+        return connection_failure(cause, "EWS server", server)
+    where = f"EWS server {endpoint}"
+    if isinstance(error, UnauthorizedError):
+        return ProtocolError(
+            f"The {where} refused the login of {settings.username!r}; check the user name and password.",
+            "auth",
+        )
+    if isinstance(error, ErrorNonExistentMailbox):
+        return ProtocolError(f"The {where} has no mailbox {address!r}.", "folder")
+    if isinstance(error, ErrorAccessDenied):
+        return ProtocolError(
+            f"The {where} denied {settings.username!r} access to the mailbox {address!r}.", "auth"
+        )
+    if isinstance(error, RedirectError):
+        return ProtocolError(f"The {where} redirects to {error.url}; use that URL as the host.", "protocol")
+    if isinstance(error, EWSError) and str(error).startswith("Failed to get auth type"):
+        return ProtocolError(
+            f"The {where} offers no login method postroom knows; is that the EWS URL?", "protocol"
+        )
+    return ProtocolError(f"The {where} failed: {type(error).__name__}: {error}", "protocol")
+
+
+def _refusal(error: ResponseMessageError) -> str:
+    """The text of a refused send: the EWS response code, with an RFC 3463 status where one fits."""
+    code = type(error).__name__
+    status = _ENHANCED_STATUS.get(code)
+    text = f"{code}: {error}".rstrip(": ")
+    return f"{status} {text}" if status else text
+
+
+def _child(parent: Any, name: str) -> Any:
+    """The direct sub-folder of ``parent`` named ``name`` (case-insensitive), or None."""
+    for folder in SingleFolderQuerySet(account=parent.account, folder=parent).depth(SHALLOW).only("name"):
+        if isinstance(folder, Exception):
+            raise folder
+        if (folder.name or "").casefold() == name.casefold():
+            return folder
+    return None
+
+
+def _resolve_folder(account: Account, path: str, where: str) -> Any:
+    """Find a folder by a path such as ``Inbox/Support``.
+
+    The first part is a well-known folder (Inbox, Sent Items, Drafts, Deleted Items, Junk Email,
+    Outbox; found by Exchange's distinguished id, so a German "Posteingang" mailbox works too), or
+    a folder at the top of the mailbox, or else a sub-folder of the Inbox. Names match
+    case-insensitively.
+    """
+    first, *rest = [part.strip() for part in path.split("/") if part.strip()] or ["Inbox"]
+    well_known = _WELL_KNOWN.get(first.casefold())
+    folder: Any
+    if well_known is not None:
+        try:
+            folder = account.root.get_default_folder(well_known)
+        except ErrorFolderNotFound:
+            folder = None
+    else:
+        folder = _child(account.msg_folder_root, first) or _child(account.inbox, first)
+    for name in rest:
+        if folder is None:
+            break
+        folder = _child(folder, name)
+    if folder is None:
+        raise ProtocolError(
+            f"The folder {path!r} does not exist in the mailbox {account.primary_smtp_address!r} "
+            f"on the {where}.",
+            "folder",
+        )
+    return folder
+
+
+# --- fetching -------------------------------------------------------------------------------------
+
+
+class EwsMailbox(Mailbox):
+    """A session on one folder of an Exchange mailbox: the login user's own (``username`` as address)."""
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self._settings = settings
+        self._endpoint = endpoint_url(settings)
+        self._address = settings.username or ""
+        if "@" not in self._address:
+            raise ProtocolError(
+                f"The EWS mailbox of profile {settings.profile_name!r} is named by its user name, "
+                f"which must be an email address (not {self._address!r}).",
+                "auth",
+            )
+        self._path = settings.folder or "Inbox"
+        self._folders: dict[str, Any] = {}
+        with self._guard():
+            self._account = _connect(settings, self._endpoint, self._address)
+            self._folder = self._resolve(self._path)
+
+    @contextmanager
+    def _guard(self) -> Iterator[None]:
+        try:
+            yield
+        except (EWSError, OSError) as error:
+            raise _describe(error, self._settings, self._endpoint, self._address) from error
+
+    def _resolve(self, path: str) -> Any:
+        key = path.casefold()
+        if key not in self._folders:
+            self._folders[key] = _resolve_folder(self._account, path, f"EWS server {self._endpoint}")
+        return self._folders[key]
+
+    def list_mail(self, since: date | None) -> list[MailRef]:
+        # "Received on or after that day" is taken in UTC: EWS compares instants, not calendar days.
+        query = self._folder.all()
+        if since is not None:
+            start = EWSDateTime(since.year, since.month, since.day, tzinfo=UTC)
+            query = query.filter(datetime_received__gte=start)
+        refs = []
+        with self._guard():
+            for row in query.order_by("datetime_received").values_list("id", "size"):
+                if isinstance(row, Exception):
+                    raise row
+                item_id, size = row
+                refs.append(MailRef(key=item_id, size=size))
+        return refs
+
+    def fetch(self, keys: Sequence[str]) -> Iterator[FetchedMail]:
+        keys = list(keys)
+        if not keys:
+            return
+        with self._guard():
+            # One GetItem per batch; answers come back in the order asked.
+            items = self._account.fetch(
+                ids=[(key, None) for key in keys], folder=self._folder, only_fields=["mime_content"]
+            )
+            for key, item in zip(keys, items, strict=True):
+                if isinstance(item, ErrorItemNotFound):
+                    continue
+                if isinstance(item, Exception):
+                    raise item
+                yield FetchedMail(key=key, raw=item.mime_content or b"")
+
+    def delete(self, keys: Sequence[str]) -> None:
+        """Soft-delete: into the mailbox's recoverable items, where Exchange purges them after its retention
+        period (14 days by default). Nothing fills Deleted Items or the mailbox quota, and a mistake can
+        still be undone with Outlook's "Recover deleted items"."""
+        keys = list(keys)
+        if not keys:
+            return
+        with self._guard():
+            results = self._account.bulk_delete(ids=[(key, None) for key in keys], delete_type=SOFT_DELETE)
+            for result in results:
+                # Already gone (deleted by someone else, or by us before a crash) is what we wanted.
+                if isinstance(result, Exception) and not isinstance(result, ErrorItemNotFound):
+                    raise result
+
+    def check(self) -> None:
+        with self._guard():
+            try:
+                self._folder.refresh()
+            except ErrorFolderNotFound:
+                raise ProtocolError(
+                    f"The folder {self._path!r} no longer exists in the mailbox {self._address!r} "
+                    f"on the EWS server {self._endpoint}.",
+                    "folder",
+                ) from None
+
+    def append(self, raw: bytes, folder: str) -> None:
+        with self._guard():
+            copy = _StoredCopy(
+                account=self._account,
+                folder=self._resolve(folder),
+                mime_content=raw,
+                is_read=True,
+                message_flags=MSGFLAG_READ,
+            )
+            copy.save()
+
+    def close(self) -> None:
+        # The Protocol stays cached (it knows the login method and version); its connections go.
+        account = getattr(self, "_account", None)
+        if account is not None:
+            account.protocol.close()
+
+
+# --- sending --------------------------------------------------------------------------------------
+
+
+class EwsSender(Sender):
+    """Sends through Exchange, which saves the copy in Sent Items (``SendAndSaveCopy``).
+
+    The sending mailbox is the login user's when the user name is an email address, else the
+    mail's envelope sender (the profile's send-from address); a From header naming another
+    mailbox needs Exchange's "Send As" right there.
+    """
+
+    def __init__(self, settings: ConnectionSettings) -> None:
+        self._settings = settings
+        self._endpoint = endpoint_url(settings)
+        self._accounts: dict[str, Account] = {}
+        username = settings.username or ""
+        if "@" in username:
+            self._account_for(username)  # logs in now, as open_sender promises
+
+    def _failure(self, error: BaseException, address: str) -> SendFailure:
+        if isinstance(error, ResponseMessageError) and _network_cause(error) is None:
+            return SendFailure(_refusal(error), kind="protocol")
+        described = _describe(error, self._settings, self._endpoint, address)
+        return SendFailure(str(described), kind=described.kind)
+
+    def _account_for(self, envelope_from: str) -> Account:
+        username = self._settings.username or ""
+        address = (username if "@" in username else envelope_from).lower()
+        if "@" not in address:
+            raise SendFailure(
+                f"Profile {self._settings.profile_name!r} sends through EWS as a mailbox, but neither its "
+                f"user name nor its send-from address is an email address.",
+                kind="internal",
+            )
+        if address not in self._accounts:
+            try:
+                account = _connect(self._settings, self._endpoint, address)
+                account.sent  # noqa: B018 - resolves Sent Items: the login and the mailbox are checked
+            except (EWSError, OSError) as error:
+                raise self._failure(error, address) from error
+            self._accounts[address] = account
+        return self._accounts[address]
+
+    def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        account = self._account_for(envelope_from)
+        message = Message(
+            account=account,
+            folder=account.sent,
+            mime_content=raw,
+            bcc_recipients=_envelope_only(raw, recipients) or None,
+        )
+        try:
+            message.send_and_save()
+        except (EWSError, OSError) as error:
+            raise self._failure(error, account.primary_smtp_address) from error
+        return SendReport()
+
+    def close(self) -> None:
+        for account in self._accounts.values():
+            account.protocol.close()
+        self._accounts.clear()
+
+
+def _envelope_only(raw: bytes, recipients: Sequence[str]) -> list[str]:
+    """The envelope recipients that are not in the mail's To or Cc header.
+
+    Exchange delivers to the addresses in the MIME headers; a recipient only in the SMTP-style
+    envelope (a Bcc) must be given to it as a Bcc recipient.
+    """
+    headers = email.message_from_bytes(raw, policy=email.policy.compat32)
+    visible = [str(v) for name in ("To", "Cc") for v in headers.get_all(name, [])]
+    shown = {address.lower() for _, address in email.utils.getaddresses(visible)}
+    return [r for r in recipients if r.lower() not in shown]
+
+
+class EwsProtocol(ProtocolPlugin):
+    """Microsoft Exchange Web Services; the host is a server name or the full EWS URL."""
+
+    NAME = "ews"
+    LABEL = "Microsoft Exchange Web Services"
+    DEFAULT_PORT = 443
+    CAN_FETCH = True
+    CAN_SEND = True
+    KEEPS_SENT_COPY = True
+
+    def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
+        return EwsMailbox(settings)
+
+    def open_sender(self, settings: ConnectionSettings) -> Sender:
+        try:
+            return EwsSender(settings)
+        except ProtocolError as error:
+            raise SendFailure(str(error), kind=error.kind) from error
+
+
+@hookimpl
+def postroom_register_protocols() -> list[type[ProtocolPlugin]]:
+    return [EwsProtocol]
