@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     import click
     from sqlalchemy.orm import Session
 
-    from postroom.core.mail import OutgoingDraft, ParsedMail
+    from postroom.core.compose import OutgoingDraft
+    from postroom.core.mail import ParsedMail
     from postroom.core.models import MediaProfile, Ticket
     from postroom.core.protocols import ProtocolPlugin, SendFailure
     from postroom.core.resolving import ResolverPlugin
@@ -91,7 +92,9 @@ def postroom_inbound_filter(message: ParsedMail, profile: MediaProfile) -> Inbou
 
 
 @hookspec(firstresult=True)
-def postroom_route_message(message: ParsedMail, profile: MediaProfile, session: Session) -> RouteChoice | None:
+def postroom_route_message(
+    message: ParsedMail, profile: MediaProfile, session: Session
+) -> RouteChoice | None:
     """Choose the campaign and queue for an inbound mail. Stops at the first non-None result.
 
     The builtin uses the profile's routing rules. Returning None from every plugin leaves the
@@ -139,5 +142,3 @@ def postroom_get_access_token(profile: MediaProfile) -> str | None:
     :param profile: the profile logging in.
     :return: the bearer token, or None to log in with the stored password.
     """
-
-

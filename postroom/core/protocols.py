@@ -138,7 +138,7 @@ class Mailbox(_Closing):
     def delete(self, keys: Sequence[str]) -> None:
         """Delete exactly these mails on the server (and nothing else), now or at ``close``."""
 
-    def check(self) -> None:  # noqa: B027 - optional hook with a sensible default
+    def check(self) -> None:
         """Verify the folder exists and is readable; raise :class:`ProtocolError` if not.
 
         Opening the mailbox has already logged in; the default has nothing more to check.

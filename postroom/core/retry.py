@@ -89,7 +89,9 @@ class RetrySettings:
         return cls(
             max_retry_count=number("maxRetryCount", defaults.max_retry_count),
             rate_limit_retry_time=number("rateLimitRetryTime", defaults.rate_limit_retry_time),
-            progressive_retry_interval=number("progressiveRetryInterval", defaults.progressive_retry_interval),
+            progressive_retry_interval=number(
+                "progressiveRetryInterval", defaults.progressive_retry_interval
+            ),
         )
 
     @classmethod

@@ -25,6 +25,7 @@ from postroom.core.models.directory import (
 )
 from postroom.core.models.outbox import FailedMessageSendInfo, SMessageSendInfo
 from postroom.core.models.profiles import (
+    EngineSetting,
     IcConfigurationParameter,
     MediaProfile,
     MediaProfileConfiguration,
@@ -41,6 +42,7 @@ __all__ = [
     "Customer",
     "CustomerEmail",
     "Direction",
+    "EngineSetting",
     "FailedMessageSendInfo",
     "FetchLedger",
     "IcConfigurationParameter",

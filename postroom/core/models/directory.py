@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy import Column, ForeignKey, Index, Integer, Table, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from postroom.core.models.base import Base, int_pk, timestamp
+
+if TYPE_CHECKING:
+    from postroom.core.models.profiles import MediaProfile
 
 campaign_media_profile = Table(
     "campaign_media_profile",
@@ -47,7 +52,7 @@ class Campaign(Base):
     created_at: Mapped[timestamp]
 
     queues: Mapped[list[Queue]] = relationship(back_populates="campaign", order_by="Queue.id")
-    profiles: Mapped[list[MediaProfile]] = relationship(secondary=campaign_media_profile)  # noqa: F821
+    profiles: Mapped[list[MediaProfile]] = relationship(secondary=campaign_media_profile)
 
 
 class Queue(Base):
@@ -60,7 +65,7 @@ class Queue(Base):
     created_at: Mapped[timestamp]
 
     campaign: Mapped[Campaign] = relationship(back_populates="queues")
-    profiles: Mapped[list[MediaProfile]] = relationship(secondary=queue_media_profile)  # noqa: F821
+    profiles: Mapped[list[MediaProfile]] = relationship(secondary=queue_media_profile)
 
 
 class Agent(Base):
@@ -75,7 +80,7 @@ class Agent(Base):
     email: Mapped[str | None]
     created_at: Mapped[timestamp]
 
-    profiles: Mapped[list[MediaProfile]] = relationship(secondary=agent_media_profile)  # noqa: F821
+    profiles: Mapped[list[MediaProfile]] = relationship(secondary=agent_media_profile)
 
 
 class Customer(Base):

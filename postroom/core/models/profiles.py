@@ -133,3 +133,13 @@ class PluginSwitch(Base):
     name: Mapped[str]
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
     changed_at: Mapped[timestamp]
+
+
+class EngineSetting(Base):
+    """postroom's own key/value state: the configuration generation ``postroom reload`` bumps,
+    the hash of the administrator token, and the like."""
+
+    __tablename__ = "engine_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

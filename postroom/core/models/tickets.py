@@ -86,7 +86,8 @@ class Message(Base):
 
     message_id: Mapped[str | None] = mapped_column(String(998))
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
-    references: Mapped[str | None] = mapped_column(Text)
+    #: The References header: Message-IDs separated by spaces.
+    reference_ids: Mapped[str | None] = mapped_column(Text)
     from_address: Mapped[str | None]
     from_name: Mapped[str | None] = mapped_column(Text)
     to_addresses: Mapped[str] = mapped_column(Text, default="")
@@ -127,7 +128,6 @@ class MessageAddress(Base):
 
     id: Mapped[big_pk]
     message_pk: Mapped[int] = mapped_column(ForeignKey("message.id", ondelete="CASCADE"))
-    ticket_id: Mapped[int | None] = mapped_column(ForeignKey("ticket.id"))
     role: Mapped[str] = mapped_column(String(8))
     address: Mapped[str]
 

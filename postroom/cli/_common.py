@@ -1,0 +1,166 @@
+"""What every command shares: the database option, the application object, errors, JSON and tables."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Sequence
+from datetime import datetime
+from typing import Any
+
+import click
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+
+from postroom.core.app import Postroom
+from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
+from postroom.core.errors import UserError
+
+
+class CliState:
+    """Per-invocation state: the database URL given anywhere on the line, and the app built from it."""
+
+    def __init__(self) -> None:
+        self.database_url: str | None = None
+        self.contact_center: int = DEFAULT_CONTACT_CENTER_ID
+        self._app: Postroom | None = None
+
+    def app(self, require_schema: bool = True) -> Postroom:
+        if self._app is None:
+            self._app = Postroom(self.database_url)
+        if require_schema:
+            self._app.require_schema()
+        return self._app
+
+    def close(self) -> None:
+        if self._app is not None:
+            self._app.dispose()
+
+
+def state() -> CliState:
+    ctx = click.get_current_context()
+    root = ctx.find_root()
+    if not isinstance(root.obj, CliState):
+        root.obj = CliState()
+    return root.obj
+
+
+def _set_database_url(ctx: click.Context, _param: click.Parameter, value: str | None) -> None:
+    if value:
+        state().database_url = value
+
+
+def _set_contact_center(ctx: click.Context, _param: click.Parameter, value: int | None) -> None:
+    if value is not None:
+        state().contact_center = value
+
+
+database_option = click.option(
+    "--database-url",
+    envvar="POSTROOM_DATABASE_URL",
+    expose_value=False,
+    is_eager=True,
+    callback=_set_database_url,
+    help="SQLAlchemy URL of the database (default: SQLite in $POSTROOM_HOME).",
+)
+contact_center_option = click.option(
+    "--contact-center",
+    type=click.IntRange(min=1),
+    expose_value=False,
+    callback=_set_contact_center,
+    help="The contact centre to act in (default 1).",
+)
+json_option = click.option(
+    "--json", "as_json", is_flag=True, help="Print one JSON document and nothing else."
+)
+
+
+def command(
+    group: click.Group | None, name: str | None = None, **kwargs: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """A command (of ``group``, if given) taking ``--database-url`` and ``--contact-center``."""
+
+    def decorate(function: Callable[..., Any]) -> click.Command:
+        wrapped = contact_center_option(database_option(function))
+        make = group.command(name, **kwargs) if group is not None else click.command(name, **kwargs)
+        return make(wrapped)
+
+    return decorate
+
+
+def contact_center_id(app: Postroom) -> int:
+    """The chosen contact centre, checked to exist."""
+    cc = state().contact_center
+    with app.transaction() as session:
+        check_contact_center(session, cc)
+    return cc
+
+
+def _json_default(value: object) -> object:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def print_json(document: object) -> None:
+    click.echo(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False))
+
+
+def print_table(
+    headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "Nothing to show."
+) -> None:
+    """A plain aligned text table; cells are cut at 48 characters so rows stay on one line."""
+    if not rows:
+        click.echo(empty)
+        return
+
+    def cell(value: object) -> str:
+        text = (
+            ""
+            if value is None
+            else (value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value))
+        )
+        text = " ".join(text.split())
+        return text if len(text) <= 48 else text[:47] + "…"
+
+    cells = [[cell(v) for v in row] for row in rows]
+    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    for row in cells:
+        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+
+
+def error_url() -> str:
+    """The database URL for an error message, with any password hidden."""
+    url = state().database_url
+    if not url:
+        return "the default SQLite database"
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "the configured database"
+
+
+def fail(message: str) -> None:
+    click.echo(f"Error: {message}", err=True)
+    sys.exit(1)
+
+
+class PostroomGroup(click.Group):
+    """Turns a user's mistake into one sentence on stderr and exit status 1, never a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except UserError as error:
+            fail(str(error))
+        except OperationalError as error:
+            url = error_url()
+            reason = str(error.orig).strip().splitlines()[0] if error.orig else str(error)
+            fail(f"The database ({url}) could not be used: {reason}.")
+        except SQLAlchemyError as error:
+            fail(f"The database refused the operation: {str(error).splitlines()[0]}")
+        finally:
+            if ctx.parent is None and isinstance(ctx.obj, CliState):
+                ctx.obj.close()
+        return None

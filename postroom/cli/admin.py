@@ -1,0 +1,152 @@
+"""``postroom config|reload|plugins ...``: configuration parameters, live reload, plugin switches."""
+
+from __future__ import annotations
+
+import click
+
+from postroom.cli._common import (
+    PostroomGroup,
+    command,
+    contact_center_id,
+    json_option,
+    print_json,
+    print_table,
+    state,
+)
+from postroom.core import configuration
+from postroom.core.errors import UserError
+
+
+@click.group("config", cls=PostroomGroup)
+def config_group() -> None:
+    """Contact-centre parameters (ic_configuration_parameter): failureMailConfiguration, mediaProfileMapping."""
+
+
+@command(config_group, "set")
+@click.argument("name")
+@click.argument("value")
+def config_set(name: str, value: str) -> None:
+    """Replace every row of NAME with one holding VALUE."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        configuration.set_value(session, cc, name, value)
+    click.echo(f"{configuration.canonical_name(name)} = {value}")
+
+
+@command(config_group, "add")
+@click.argument("name")
+@click.argument("value")
+def config_add(name: str, value: str) -> None:
+    """Add one more row of NAME (several failure-mail addresses, several mappings)."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        configuration.add_value(session, cc, name, value)
+    click.echo(f"{configuration.canonical_name(name)} += {value}")
+
+
+@command(config_group, "get")
+@click.argument("name")
+@json_option
+def config_get(name: str, as_json: bool) -> None:
+    """Print the values of NAME, one per line."""
+    app = state().app()
+    cc = contact_center_id(app)
+    canonical = configuration.canonical_name(name)
+    with app.transaction() as session:
+        values = configuration.get_values(session, cc, canonical)
+    if as_json:
+        print_json({"name": canonical, "values": values})
+        return
+    if not values:
+        raise UserError(f"{canonical} is not set.")
+    for value in values:
+        click.echo(value)
+
+
+@command(config_group, "list")
+@json_option
+def config_list(as_json: bool) -> None:
+    """List every parameter row of the contact centre."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        documents = [
+            {"id": row.id, "name": row.name, "value": row.value}
+            for row in configuration.list_parameters(session, cc)
+        ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "name", "value"], [[d["id"], d["name"], d["value"]] for d in documents], empty="Nothing set."
+    )
+
+
+@command(config_group, "remove")
+@click.argument("name")
+@click.argument("value", required=False)
+def config_remove(name: str, value: str | None) -> None:
+    """Remove the rows of NAME (only the one holding VALUE, if given)."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        removed = configuration.remove_values(session, cc, name, value)
+    if not removed:
+        raise UserError(f"No {configuration.canonical_name(name)} row matched; nothing was removed.")
+    click.echo(f"Removed {removed} row(s).")
+
+
+@command(None, "reload")
+def reload_command() -> None:
+    """Make running workers re-read profiles, rules and retry settings."""
+    app = state().app()
+    with app.transaction() as session:
+        generation = configuration.reload_configuration(session)
+    click.echo(f"Configuration generation {generation}: running workers pick it up on their next cycle.")
+
+
+@click.group("plugins", cls=PostroomGroup)
+def plugins_group() -> None:
+    """Installed plugins: list them, switch them off and on."""
+
+
+@command(plugins_group, "list")
+@json_option
+def plugins_list(as_json: bool) -> None:
+    """List every plugin: builtin and installed, enabled or not."""
+    app = state().app()
+    documents = [info.as_json() for info in app.list_plugins()]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["name", "kind", "source", "enabled", "provides"],
+        [
+            [d["name"], d["kind"], d["source"], "yes" if d["enabled"] else "no", ", ".join(d["provides"])]
+            for d in documents
+        ],
+    )
+
+
+@command(plugins_group, "disable")
+@click.argument("name")
+def plugins_disable(name: str) -> None:
+    """Switch a plugin off for every process using this database."""
+    state().app().set_plugin_enabled(name, False)
+    click.echo(f"Plugin {name!r} is disabled (running workers follow after 'postroom reload').")
+
+
+@command(plugins_group, "enable")
+@click.argument("name")
+def plugins_enable(name: str) -> None:
+    """Switch a plugin back on."""
+    state().app().set_plugin_enabled(name, True)
+    click.echo(f"Plugin {name!r} is enabled (running workers follow after 'postroom reload').")
+
+
+def register(cli: click.Group) -> None:
+    for group in (config_group, plugins_group):
+        cli.add_command(group)
+    cli.add_command(reload_command)

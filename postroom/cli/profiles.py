@@ -1,0 +1,248 @@
+"""``postroom profile ...``: email media profiles."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import click
+
+from postroom.cli._common import (
+    PostroomGroup,
+    command,
+    contact_center_id,
+    json_option,
+    print_json,
+    print_table,
+    state,
+)
+from postroom.core import configuration, profiles
+from postroom.core.errors import UserError
+from postroom.core.profiles import ProfileFields
+
+
+@click.group("profile", cls=PostroomGroup)
+def profile_group() -> None:
+    """Email media profiles: a mailbox and its outgoing server."""
+
+
+def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option("--username", help="Login name on the incoming and outgoing servers."),
+        click.option(
+            "--password-stdin", is_flag=True, help="Read the password from one line of standard input."
+        ),
+        click.option("--ask-password", is_flag=True, help="Prompt for the password (asked twice)."),
+        click.option("--send-from-name", help="Sender name on replies (at most 52 characters)."),
+        click.option("--send-from-address", help="Sender address on replies."),
+        click.option("--subject-prefix", help="Prefix of reply subjects, e.g. [ACME Support]."),
+        click.option("--send-protocol", help="none, smtp, smtps, ews, maildir (fixed after creation)."),
+        click.option("--outgoing-host"),
+        click.option("--outgoing-port", type=int),
+        click.option(
+            "--outgoing-folder", help="Folder that keeps a copy of each sent mail (fixed after creation)."
+        ),
+        click.option("--reply-to", help="Reply-To address of replies ('' switches Reply-To off)."),
+        click.option(
+            "--delete-on-fetch/--keep-on-fetch", default=None, help="Delete mail on the server once stored."
+        ),
+        click.option(
+            "--fetch-protocol", help="none, imap, imaps, pop3, pop3s, ews, maildir (fixed after creation)."
+        ),
+        click.option("--incoming-host"),
+        click.option("--incoming-port", type=int),
+        click.option("--incoming-folder", help="Folder to fetch from (fixed after creation)."),
+        click.option("--fetch-interval", type=int, help="Seconds between fetches (default 10)."),
+        click.option("--fetch-last-days", type=int, help="Fetch only mail of the last N days (0: all)."),
+        click.option(
+            "--tls-verify/--no-tls-verify", default=None, help="Verify TLS certificates (default on)."
+        ),
+        click.option("--incoming/--no-incoming", "incoming_allowed", default=None, help="Allow fetching."),
+        click.option("--outgoing/--no-outgoing", "outgoing_allowed", default=None, help="Allow sending."),
+    ]
+    for option in reversed(options):
+        function = option(function)
+    return function
+
+
+def _read_password(password_stdin: bool, ask_password: bool) -> str | None:
+    if password_stdin:
+        line = sys.stdin.readline()
+        if not line:
+            raise UserError("--password-stdin was given but standard input is empty.")
+        return line.rstrip("\r\n")
+    if ask_password:
+        first = click.prompt("Password", hide_input=True, default="", show_default=False)
+        second = click.prompt("Confirm password", hide_input=True, default="", show_default=False)
+        if first != second:
+            raise UserError("The password and its confirmation do not match.")
+        return str(first)
+    return None
+
+
+def _fields(options: dict[str, Any]) -> ProfileFields:
+    password = _read_password(options.pop("password_stdin"), options.pop("ask_password"))
+    return ProfileFields(password=password, **options)
+
+
+@command(profile_group, "add")
+@click.argument("name")
+@click.option("--resolver", "resolvers", multiple=True, help="A ticket resolver; repeat, in priority order.")
+@_profile_options
+def add_profile(name: str, resolvers: tuple[str, ...], **options: Any) -> None:
+    """Register a new email media profile."""
+    app = state().app()
+    cc = contact_center_id(app)
+    values = _fields(options)
+    with app.transaction() as session:
+        profile = profiles.create_profile(session, app.plugins, cc, name, values)
+        if resolvers:
+            profiles.set_resolvers(session, app.plugins, profile, list(resolvers))
+        profile_id = profile.id
+    click.echo(f"Created profile {name!r} (id {profile_id}).")
+
+
+@command(profile_group, "modify")
+@click.argument("name")
+@_profile_options
+def modify_profile(name: str, **options: Any) -> None:
+    """Change a profile; protocols and folders are fixed after creation."""
+    app = state().app()
+    cc = contact_center_id(app)
+    values = _fields(options)
+    with app.transaction() as session:
+        profile = profiles.get_profile(session, name, cc)
+        profiles.modify_profile(session, app.plugins, profile, values)
+    click.echo(f"Updated profile {name!r}.")
+
+
+@command(profile_group, "list")
+@json_option
+def list_profiles(as_json: bool) -> None:
+    """List the media profiles."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        documents = [profiles.profile_as_json(p) for p in profiles.live_profiles(session, cc)]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "name", "fetch", "send", "interval", "resolvers", "status", "last error"],
+        [
+            [
+                d["id"],
+                d["name"],
+                d["fetch_protocol"],
+                d["send_protocol"],
+                d["fetch_interval"],
+                ",".join(d["resolvers"]),
+                d["status"],
+                d["last_error"],
+            ]
+            for d in documents
+        ],
+        empty="No media profiles yet; add one with 'postroom profile add'.",
+    )
+
+
+@command(profile_group, "show")
+@click.argument("name")
+@json_option
+def show_profile(name: str, as_json: bool) -> None:
+    """Show one profile, with a preview of a reply's subject."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        profile = profiles.get_profile(session, name, cc)
+        document = profiles.profile_as_json(profile, subject_preview=profiles.subject_preview(profile))
+        retry = configuration.retry_settings(session, profile.id)
+    document["retry"] = {
+        "max_retry_count": retry.max_retry_count,
+        "rate_limit_retry_time": retry.rate_limit_retry_time,
+        "progressive_retry_interval": retry.progressive_retry_interval,
+    }
+    if as_json:
+        print_json(document)
+        return
+    width = max(len(k) for k in document)
+    for key, value in document.items():
+        shown = ", ".join(value) if isinstance(value, list) else value
+        click.echo(f"{key.replace('_', ' ').ljust(width)}  {'' if shown is None else shown}")
+
+
+@command(profile_group, "delete")
+@click.argument("name")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def delete_profile(name: str, yes: bool) -> None:
+    """Delete a profile. This cannot be undone; its tickets and messages stay."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        profiles.get_profile(session, name, cc)
+    if not yes and not click.confirm(
+        f"Delete profile {name!r}? This cannot be undone: campaigns, queues and agents lose it and its "
+        "routing rules are disabled (tickets and messages stay).",
+        default=False,
+    ):
+        raise UserError("Nothing was deleted.")
+    with app.transaction() as session:
+        profiles.delete_profile(session, profiles.get_profile(session, name, cc))
+    click.echo(f"Deleted profile {name!r}.")
+
+
+@command(profile_group, "resolvers")
+@click.argument("name")
+@click.argument("resolvers", nargs=-1, required=True)
+def set_resolvers(name: str, resolvers: tuple[str, ...]) -> None:
+    """Set the ordered list of ticket resolvers of a profile."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        profiles.set_resolvers(session, app.plugins, profiles.get_profile(session, name, cc), list(resolvers))
+    click.echo(f"Profile {name!r} resolves tickets with: {', '.join(resolvers)}.")
+
+
+@command(profile_group, "signature")
+@click.argument("name")
+@click.option("--file", "path", type=click.Path(dir_okay=False, path_type=Path), required=True)
+@click.option("--before-quoted", "position", flag_value="before", help="Place it before the quoted text.")
+@click.option("--after-quoted", "position", flag_value="after", help="Place it after the quoted text.")
+def set_signature(name: str, path: Path, position: str | None) -> None:
+    """Set a profile's HTML signature (sanitised; placeholders such as {agent_name} are filled)."""
+    try:
+        html = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise UserError(f"The signature file {str(path)!r} cannot be read: {error}.") from error
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        profiles.set_signature(profiles.get_profile(session, name, cc), html, position)
+    click.echo(f"Signature of profile {name!r} saved.")
+
+
+@command(profile_group, "retry")
+@click.argument("name")
+@click.option("--max-retry-count", type=int)
+@click.option("--rate-limit-retry-time", type=int, help="Seconds.")
+@click.option("--progressive-retry-interval", type=int, help="Seconds.")
+def set_retry(name: str, **values: int | None) -> None:
+    """Set a profile's retry variables (media_profile_configuration)."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        settings = configuration.set_retry_settings(
+            session, profiles.get_profile(session, name, cc), **values
+        )
+    click.echo(
+        f"Profile {name!r}: maxRetryCount={settings.max_retry_count}, "
+        f"rateLimitRetryTime={settings.rate_limit_retry_time}s, "
+        f"progressiveRetryInterval={settings.progressive_retry_interval}s "
+        "(running workers use them after 'postroom reload')."
+    )
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(profile_group)

@@ -1,0 +1,162 @@
+"""Every blinker signal postroom sends. Signals inform; they never change what happens (hooks do).
+
+The sender is always the engine object that did the work (the fetcher, the outbox, the ticket
+service...). Data travels as keyword arguments; return values of receivers are ignored.
+"""
+
+from __future__ import annotations
+
+from blinker import Namespace
+
+_signals = Namespace()
+
+# --- inbound -----------------------------------------------------------------------------------
+
+message_fetched = _signals.signal(
+    "message-fetched",
+    doc="""A mail was downloaded from a profile's mailbox, before it is stored.
+
+    kwargs: profile_id (int), mailbox_key (str), size (int). Fires for every downloaded mail,
+    also for those that turn out to be duplicates or are quarantined.""",
+)
+message_stored = _signals.signal(
+    "message-stored",
+    doc="""An inbound mail was committed to the database.
+
+    kwargs: profile_id (int), message_pk (int), message_id (str | None). Fires after the commit,
+    once per stored mail; not for duplicates.""",
+)
+message_duplicate = _signals.signal(
+    "message-duplicate",
+    doc="""A fetched mail's Message-ID was already stored for the same profile; it was not stored again.
+
+    kwargs: profile_id (int), mailbox_key (str), message_id (str).""",
+)
+message_quarantined = _signals.signal(
+    "message-quarantined",
+    doc="""A mail could not be parsed or broke a plugin; it is stored raw with the reason.
+
+    kwargs: profile_id (int), message_pk (int), reason (str).""",
+)
+message_unrouted = _signals.signal(
+    "message-unrouted",
+    doc="""No routing rule matched a stored mail; it is held until a rule changes.
+
+    kwargs: profile_id (int), message_pk (int).""",
+)
+message_routed = _signals.signal(
+    "message-routed",
+    doc="""A mail was routed to a campaign and queue (also when a held mail is re-routed).
+
+    kwargs: profile_id (int), message_pk (int), campaign_id (int), queue_id (int | None).""",
+)
+
+# --- tickets -----------------------------------------------------------------------------------
+
+ticket_created = _signals.signal(
+    "ticket-created",
+    doc="""A new ticket was opened (by a mail no resolver matched, a bounce, or a split).
+
+    kwargs: ticket_id (int), campaign_id (int), customer_id (int | None).""",
+)
+ticket_updated = _signals.signal(
+    "ticket-updated",
+    doc="""A ticket changed: a message appended, closed, merged into another, or reopened.
+
+    kwargs: ticket_id (int), change (str: "appended", "closed", "merged", "split").""",
+)
+ticket_escalated = _signals.signal(
+    "ticket-escalated",
+    doc="""A ticket got the escalation mark (a bounce concerning its customer).
+
+    kwargs: ticket_id (int), reason (str).""",
+)
+failure_mail_received = _signals.signal(
+    "failure-mail-received",
+    doc="""A bounce from a configured failure-mail address was stored.
+
+    kwargs: profile_id (int), message_pk (int), recipients (list[str]): the failed recipients read
+    from it; ticket_id (int | None).""",
+)
+
+# --- outbound ----------------------------------------------------------------------------------
+
+reply_queued = _signals.signal(
+    "reply-queued",
+    doc="""An agent's reply was committed to the outbox.
+
+    kwargs: send_info_id (int), ticket_id (int), profile_id (int), message_id (str).""",
+)
+send_succeeded = _signals.signal(
+    "send-succeeded",
+    doc="""A queued reply was accepted by the outgoing server for every pending recipient.
+
+    kwargs: send_info_id (int), profile_id (int), attempts (int).""",
+)
+send_failed = _signals.signal(
+    "send-failed",
+    doc="""A send attempt failed (for all or some recipients).
+
+    kwargs: send_info_id (int), category (str), policy (str), text (str), recipients (list[str]).""",
+)
+retry_scheduled = _signals.signal(
+    "retry-scheduled",
+    doc="""After a failed attempt, the policy scheduled another.
+
+    kwargs: send_info_id (int), next_attempt_at (datetime), policy (str), attempt (int).""",
+)
+send_abandoned = _signals.signal(
+    "send-abandoned",
+    doc="""A reply will not be tried again: its policy says no retry, or the retries are used up.
+
+    kwargs: send_info_id (int), category (str), policy (str), attempts (int).""",
+)
+
+# --- profiles and configuration ------------------------------------------------------------------
+
+profile_error = _signals.signal(
+    "profile-error",
+    doc="""A profile's server failed (login, TLS, network, folder); the profile is marked in error.
+
+    kwargs: profile_id (int), reason (str), kind (str). Fires on every failed cycle.""",
+)
+profile_recovered = _signals.signal(
+    "profile-recovered",
+    doc="""A profile that was in error worked again; its error was cleared.
+
+    kwargs: profile_id (int).""",
+)
+profile_deleted = _signals.signal(
+    "profile-deleted",
+    doc="""A profile was deleted (this cannot be undone).
+
+    kwargs: profile_id (int), name (str).""",
+)
+config_reloaded = _signals.signal(
+    "config-reloaded",
+    doc="""Running workers were asked to re-read profiles, rules and retry settings (``postroom reload``).
+
+    kwargs: generation (int): the new configuration generation.""",
+)
+
+ALL_SIGNALS = (
+    message_fetched,
+    message_stored,
+    message_duplicate,
+    message_quarantined,
+    message_unrouted,
+    message_routed,
+    ticket_created,
+    ticket_updated,
+    ticket_escalated,
+    failure_mail_received,
+    reply_queued,
+    send_succeeded,
+    send_failed,
+    retry_scheduled,
+    send_abandoned,
+    profile_error,
+    profile_recovered,
+    profile_deleted,
+    config_reloaded,
+)

@@ -1,0 +1,341 @@
+"""What happens to an inbound mail once downloaded: parse, de-duplicate, store, filter, route, resolve.
+
+Everything here runs inside the fetch transaction; the caller commits (and only then
+acknowledges the mail on the server). A mail that breaks a plugin is quarantined through a
+savepoint, never rolling back the rest of the batch.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from functools import cached_property
+
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from postroom.core import events
+from postroom.core.bounces import bounced_message_ids, failed_recipients
+from postroom.core.configuration import failure_mail_addresses
+from postroom.core.directory import customer_for_sender, find_customer_by_address
+from postroom.core.mail import MailParseError, ParsedMail, parse_mail
+from postroom.core.models import (
+    Customer,
+    Direction,
+    FetchLedger,
+    LedgerOutcome,
+    MediaProfile,
+    Message,
+    MessageAddress,
+    MessageRaw,
+    MessageStatus,
+    SMessageSendInfo,
+    Ticket,
+    TicketState,
+    utcnow,
+)
+from postroom.core.plugins import PluginHost
+from postroom.core.resolving import ResolverContext
+from postroom.core.routing import RouteChoice
+from postroom.core.subjects import normalise_subject
+from postroom.core.tickets import (
+    append_message,
+    create_ticket,
+    escalate,
+    follow_merges,
+    latest_open_ticket_for_customer,
+)
+
+log = logging.getLogger(__name__)
+DEFAULT_RESOLVER = "case-id"
+
+
+@dataclass
+class StoreResult:
+    outcome: LedgerOutcome
+    message_pk: int | None = None
+
+
+def _text(value: str | None, limit: int) -> str | None:
+    return value[:limit] if value else value
+
+
+class InboundPipeline:
+    """Stores and processes the mails of one profile within one session (one fetch batch or a re-route)."""
+
+    def __init__(self, session: Session, plugins: PluginHost, profile: MediaProfile) -> None:
+        self.session = session
+        self.plugins = plugins
+        self.profile = profile
+
+    @cached_property
+    def failure_addresses(self) -> set[str]:
+        return failure_mail_addresses(self.session, self.profile.contact_center_id)
+
+    @cached_property
+    def resolver_names(self) -> list[str]:
+        return [r.resolver_name for r in self.profile.resolvers] or [DEFAULT_RESOLVER]
+
+    # --- storing ------------------------------------------------------------------------------
+
+    def store(self, mailbox_key: str, raw: bytes) -> StoreResult:
+        """Store one fetched mail with its ledger row, then route and resolve it."""
+        try:
+            parsed = parse_mail(raw)
+        except MailParseError as error:
+            return self._quarantine_raw(mailbox_key, raw, str(error))
+        except Exception as error:  # the parser must never stop a mailbox
+            log.exception("parser failed on %s of profile %s", mailbox_key, self.profile.name)
+            return self._quarantine_raw(
+                mailbox_key, raw, f"The mail could not be parsed ({type(error).__name__})."
+            )
+        if parsed.message_id and self._is_duplicate(parsed.message_id):
+            self._ledger(mailbox_key, LedgerOutcome.DUPLICATE, None)
+            events.message_duplicate.send(
+                self, profile_id=self.profile.id, mailbox_key=mailbox_key, message_id=parsed.message_id
+            )
+            return StoreResult(LedgerOutcome.DUPLICATE)
+        message = self._new_message(parsed, raw)
+        self._ledger(mailbox_key, LedgerOutcome.STORED, message.id)
+        self.process(message, parsed)
+        return StoreResult(LedgerOutcome.STORED, message.id)
+
+    def _is_duplicate(self, message_id: str) -> bool:
+        return (
+            self.session.scalar(
+                select(Message.id)
+                .where(
+                    Message.media_profile_id == self.profile.id,
+                    Message.message_id == message_id[:998],
+                    Message.direction == Direction.INBOUND,
+                )
+                .limit(1)
+            )
+            is not None
+        )
+
+    def _ledger(self, key: str, outcome: LedgerOutcome, message_pk: int | None) -> None:
+        self.session.add(
+            FetchLedger(
+                media_profile_id=self.profile.id, mailbox_key=key, outcome=outcome, message_pk=message_pk
+            )
+        )
+
+    def _quarantine_raw(self, key: str, raw: bytes, reason: str) -> StoreResult:
+        message = Message(
+            contact_center_id=self.profile.contact_center_id,
+            media_profile_id=self.profile.id,
+            direction=Direction.INBOUND,
+            status=MessageStatus.QUARANTINED,
+            reason=reason,
+        )
+        message.raw = MessageRaw(raw=raw)
+        self.session.add(message)
+        self.session.flush()
+        self._ledger(key, LedgerOutcome.QUARANTINED, message.id)
+        events.message_quarantined.send(
+            self, profile_id=self.profile.id, message_pk=message.id, reason=reason
+        )
+        return StoreResult(LedgerOutcome.QUARANTINED, message.id)
+
+    def _new_message(self, parsed: ParsedMail, raw: bytes) -> Message:
+        message = Message(
+            contact_center_id=self.profile.contact_center_id,
+            media_profile_id=self.profile.id,
+            direction=Direction.INBOUND,
+            status=MessageStatus.UNROUTED,
+            message_id=_text(parsed.message_id, 998),
+            in_reply_to=_text(parsed.in_reply_to, 998),
+            reference_ids=" ".join(parsed.references) or None,
+            from_address=_text(parsed.from_address, 255),
+            from_name=parsed.from_name,
+            to_addresses=",".join(parsed.to),
+            cc_addresses=",".join(parsed.cc),
+            reply_to=",".join(parsed.reply_to) or None,
+            subject=parsed.subject,
+            sent_date=parsed.date,
+            text_body=parsed.text,
+            html_body=parsed.html,
+            attachments=json.dumps(
+                [{"name": a.name, "content_type": a.content_type, "size": a.size} for a in parsed.attachments]
+            ),
+        )
+        message.raw = MessageRaw(raw=raw)
+        self.session.add(message)
+        self.session.flush()
+        addresses = [("from", parsed.from_address)] if parsed.from_address else []
+        addresses += [("to", a) for a in parsed.to] + [("cc", a) for a in parsed.cc]
+        self.session.add_all(
+            MessageAddress(message_pk=message.id, role=role, address=address[:255])
+            for role, address in dict.fromkeys(addresses)
+        )
+        events.message_stored.send(
+            self, profile_id=self.profile.id, message_pk=message.id, message_id=parsed.message_id
+        )
+        return message
+
+    # --- processing ---------------------------------------------------------------------------
+
+    def process(self, message: Message, parsed: ParsedMail) -> None:
+        """Filter, route and resolve a stored mail; a failing plugin quarantines it (savepoint)."""
+        try:
+            with self.session.begin_nested():
+                self._process(message, parsed)
+        except Exception as error:
+            log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
+            message.status = MessageStatus.QUARANTINED
+            message.reason = f"A plugin failed on this mail: {type(error).__name__}: {error}"[:2000]
+            self.session.flush()
+            events.message_quarantined.send(
+                self, profile_id=self.profile.id, message_pk=message.id, reason=message.reason
+            )
+
+    def _process(self, message: Message, parsed: ParsedMail) -> None:
+        tags: list[str] = []
+        for verdict in self.plugins.inbound_verdicts(parsed, self.profile):
+            tags.extend(verdict.tags)
+            message.is_auto_reply = message.is_auto_reply or verdict.auto_reply
+            if verdict.hold:
+                message.status, message.reason = (
+                    MessageStatus.HELD,
+                    verdict.reason or "Held by an inbound filter.",
+                )
+        message.tags = ",".join(dict.fromkeys(tags))
+        if message.status == MessageStatus.HELD:
+            return
+        route = self.plugins.route_message(parsed, self.profile, self.session)
+        if route is None:
+            message.status = MessageStatus.UNROUTED
+            message.reason = f"No routing rule of profile {self.profile.name!r} matches this mail."
+            events.message_unrouted.send(self, profile_id=self.profile.id, message_pk=message.id)
+            return
+        events.message_routed.send(
+            self,
+            profile_id=self.profile.id,
+            message_pk=message.id,
+            campaign_id=route.campaign_id,
+            queue_id=route.queue_id,
+        )
+        if parsed.from_address and parsed.from_address in self.failure_addresses:
+            self._handle_failure_mail(message, parsed, route)
+            return
+        customer = (
+            customer_for_sender(
+                self.session, self.profile.contact_center_id, parsed.from_address, parsed.from_name
+            )
+            if parsed.from_address
+            else None
+        )
+        message.customer_id = customer.id if customer else None
+        ticket = self._resolve(message, parsed, route, customer) or create_ticket(
+            self.session,
+            contact_center_id=self.profile.contact_center_id,
+            campaign_id=route.campaign_id,
+            queue_id=route.queue_id,
+            customer_id=message.customer_id,
+            profile=self.profile,
+            subject=parsed.subject,
+        )
+        append_message(self.session, ticket, message)
+        message.reason = None
+
+    def _resolve(
+        self, message: Message, parsed: ParsedMail, route: RouteChoice, customer: Customer | None
+    ) -> Ticket | None:
+        context = ResolverContext(
+            session=self.session,
+            message=parsed,
+            stored=message,
+            profile=self.profile,
+            campaign_id=route.campaign_id,
+            customer=customer,
+            normalised_subject=normalise_subject(parsed.subject, self.profile.subject_prefix)[:512],
+        )
+        for name in self.resolver_names:
+            resolver = self.plugins.resolver(name)
+            if resolver is None:
+                log.warning(
+                    "profile %s names resolver %r, which is not installed or disabled",
+                    self.profile.name,
+                    name,
+                )
+                continue
+            found = resolver.find_ticket(context)
+            if found is None:
+                continue
+            found = follow_merges(self.session, found)
+            if found.state == TicketState.OPEN and found.campaign_id == route.campaign_id:
+                return found
+        return None
+
+    def _handle_failure_mail(self, message: Message, parsed: ParsedMail, route: RouteChoice) -> None:
+        """A bounce: escalate the customer's open ticket (customer-based resolvers) or open an escalated one."""
+        message.is_failure_mail = True
+        recipients = failed_recipients(parsed.raw)
+        customer = next(
+            (
+                c
+                for a in recipients
+                if (c := find_customer_by_address(self.session, self.profile.contact_center_id, a))
+            ),
+            None,
+        )
+        message.customer_id = customer.id if customer else None
+        customer_based = any(
+            getattr(self.plugins.resolvers.get(name), "CUSTOMER_BASED", False) for name in self.resolver_names
+        )
+        ticket = None
+        if customer_based and customer is not None:
+            ticket = latest_open_ticket_for_customer(self.session, route.campaign_id, customer.id)
+        if ticket is None:
+            ticket = create_ticket(
+                self.session,
+                contact_center_id=self.profile.contact_center_id,
+                campaign_id=route.campaign_id,
+                queue_id=route.queue_id,
+                customer_id=message.customer_id,
+                profile=self.profile,
+                subject=parsed.subject,
+            )
+        append_message(self.session, ticket, message)
+        escalate(
+            self.session, ticket, f"Delivery failed for {', '.join(recipients) or 'an unknown recipient'}."
+        )
+        original_ids = bounced_message_ids(parsed.raw)
+        if original_ids:
+            self.session.execute(
+                update(SMessageSendInfo)
+                .where(SMessageSendInfo.message_id.in_(original_ids))
+                .values(bounced_at=utcnow(), bounce_text=(parsed.text or parsed.subject or "")[:4000])
+            )
+        message.reason = None
+        events.failure_mail_received.send(
+            self,
+            profile_id=self.profile.id,
+            message_pk=message.id,
+            recipients=recipients,
+            ticket_id=ticket.id,
+        )
+
+
+def reroute_held_mail(session: Session, plugins: PluginHost, profile: MediaProfile) -> int:
+    """Route again every unrouted mail of a profile (after a rule was added or changed); returns how many landed."""
+    pipeline = InboundPipeline(session, plugins, profile)
+    held = session.scalars(
+        select(Message)
+        .where(Message.media_profile_id == profile.id, Message.status == MessageStatus.UNROUTED)
+        .order_by(Message.id)
+    ).all()
+    routed = 0
+    for message in held:
+        raw = session.scalar(select(MessageRaw.raw).where(MessageRaw.message_pk == message.id))
+        if raw is None:
+            continue
+        try:
+            parsed = parse_mail(raw)
+        except Exception:  # it parsed when it was stored; a parser change must not stop the re-route
+            continue
+        pipeline.process(message, parsed)
+        routed += message.status == MessageStatus.TICKETED
+    return routed

@@ -1,0 +1,100 @@
+"""The plugin contract: builtins, a real external distribution, switches, and name conflicts."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from importlib import metadata
+
+import pytest
+
+from postroom import ResolverContext, ResolverPlugin, hookimpl
+from postroom.core.app import Postroom
+from postroom.core.models import Ticket
+from postroom.core.plugins import PluginConflictError, PluginHost
+from tests.servers.cli import Cli
+
+EXTERNAL = "example-resolver"
+
+
+def test_the_external_distribution_is_installed_in_the_test_environment() -> None:
+    # The README's test command pip-installs tests/plugin_dist; without it the next tests mean nothing.
+    assert metadata.distribution("postroom-example-resolver").version == "1.2.0"
+
+
+def test_builtins_are_listed_with_their_kinds(postroom_cli: Cli) -> None:
+    plugins = {p["name"]: p for p in postroom_cli.ok("plugins", "list", "--json").json()}
+    assert plugins["imap"]["kind"] == "protocol"
+    assert set(plugins["imap"]["provides"]) == {"imap", "imaps"}
+    assert plugins["no-retry"]["kind"] == "policy"
+    assert plugins["send-error-classifier"]["kind"] == "other"
+    assert all(p["source"] == "builtin" for name, p in plugins.items() if name != EXTERNAL)
+
+
+def test_external_plugin_is_discovered_used_disabled_and_enabled_again(postroom_cli: Cli) -> None:
+    plugins = {p["name"]: p for p in postroom_cli.ok("plugins", "list", "--json").json()}
+    assert plugins[EXTERNAL] == {
+        "name": EXTERNAL,
+        "kind": "resolver",  # it also adds a command, but it registers one kind of plugin class
+        "source": "postroom-example-resolver 1.2.0",
+        "enabled": True,
+        "provides": ["newest-open"],
+    }
+    postroom_cli.ok("profile", "add", "p1", "--resolver", "newest-open")
+    assert postroom_cli.ok("profile", "show", "p1", "--json").json()["resolvers"] == ["newest-open"]
+    hello = postroom_cli.run_process("example-hello")
+    assert hello.exit_code == 0, hello.stderr
+    assert hello.stdout.strip() == "hello from postroom-example-resolver"
+
+    postroom_cli.ok("plugins", "disable", EXTERNAL)
+    plugins = {p["name"]: p for p in postroom_cli.ok("plugins", "list", "--json").json()}
+    assert plugins[EXTERNAL]["enabled"] is False
+    refused = postroom_cli.run("profile", "add", "p2", "--resolver", "newest-open")
+    assert refused.exit_code != 0 and "Unknown resolver 'newest-open'" in refused.stderr
+    assert postroom_cli.run_process("example-hello").exit_code != 0
+
+    postroom_cli.ok("plugins", "enable", EXTERNAL)
+    postroom_cli.ok("profile", "add", "p2", "--resolver", "newest-open")
+
+
+def test_disable_environment_variable_blocks_a_plugin(monkeypatch: pytest.MonkeyPatch, app: Postroom) -> None:
+    monkeypatch.setenv("POSTROOM_DISABLE_PLUGINS", "pop3, ews")
+    host = PluginHost()
+    assert "pop3" not in host.protocols and "pop3s" not in host.protocols and "ews" not in host.protocols
+    assert "imap" in host.protocols
+    assert {p.name: p.enabled for p in host.catalogue}["pop3"] is False
+
+
+def test_unknown_plugin_name_is_refused(postroom_cli: Cli) -> None:
+    result = postroom_cli.run("plugins", "disable", "nonesuch")
+    assert result.exit_code == 1
+    assert "no plugin named 'nonesuch'" in result.stderr
+
+
+class _Shadow(ResolverPlugin):
+    NAME = "customer"
+
+    def find_ticket(self, context: ResolverContext) -> Ticket | None:
+        return None
+
+
+class _ShadowPlugin:
+    @hookimpl
+    def postroom_register_resolvers(self) -> list[type[ResolverPlugin]]:
+        return [_Shadow]
+
+
+def test_a_duplicate_name_is_refused_naming_both_plugins() -> None:
+    with pytest.raises(PluginConflictError) as raised:
+        PluginHost(extra=[("shadow", _ShadowPlugin())])
+    message = str(raised.value)
+    assert "'customer'" in message and "'shadow'" in message and "'customer-resolvers'" in message
+
+
+def test_core_never_imports_plugins() -> None:
+    code = (
+        "import sys, postroom, postroom.core.app, postroom.core.profiles, postroom.cli;"
+        "print([m for m in sys.modules if m.startswith('postroom.plugins')])"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -1,1 +1,0 @@
-pytest_plugins = ["tests.servers.certs", "tests.servers.dovecot"]
