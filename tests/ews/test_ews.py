@@ -16,7 +16,7 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from postroom.core.protocols import ConnectionSettings, ProtocolError, SendFailure
-from postroom.plugins.protocols import ews
+from postroom.plugins.protocols import ews_connection
 from postroom.plugins.protocols.ews import EwsProtocol, postroom_register_protocols
 from tests.servers.ews_responder import EwsStandIn
 
@@ -59,10 +59,10 @@ def test_the_plugin_registers_ews_for_fetching_and_sending_with_its_own_sent_cop
 
 
 def test_a_bare_host_name_becomes_the_standard_ews_url(settings: ConnectionSettings) -> None:
-    assert ews.endpoint_url(replace(settings, host="mail.example.com")) == (
+    assert ews_connection.endpoint_url(replace(settings, host="mail.example.com")) == (
         "https://mail.example.com/EWS/Exchange.asmx"
     )
-    assert ews.endpoint_url(replace(settings, host="mail.example.com", port=8443)) == (
+    assert ews_connection.endpoint_url(replace(settings, host="mail.example.com", port=8443)) == (
         "https://mail.example.com:8443/EWS/Exchange.asmx"
     )
 
@@ -186,7 +186,7 @@ def test_send_delivers_and_exchange_saves_the_copy_in_sent_items(
     ews_server: EwsStandIn, user: str, settings: ConnectionSettings
 ) -> None:
     raw = mail("Re: your order", to="customer@example.org", extra="Cc: boss@example.org\r\n")
-    with EwsProtocol().open_sender(replace(settings, folder="Sent Items")) as sender:
+    with EwsProtocol().open_sender(replace(settings, folder=None)) as sender:
         report = sender.send(user, ["customer@example.org", "boss@example.org", "audit@example.org"], raw)
 
     assert report.refused == {}
@@ -196,6 +196,23 @@ def test_send_delivers_and_exchange_saves_the_copy_in_sent_items(
     assert sent.recipients == ["customer@example.org", "boss@example.org", "audit@example.org"]
     [copy] = ews_server.items(user, "Sent Items")
     assert copy.raw == raw and not copy.is_draft
+
+
+def test_the_sent_copy_goes_to_the_outgoing_folder_when_the_profile_names_one(
+    ews_server: EwsStandIn, user: str, settings: ConnectionSettings
+) -> None:
+    ews_server.add_folder(user, "Sent Items/Support")
+    raw = mail("Re: filed", to="customer@example.org")
+    with EwsProtocol().open_sender(replace(settings, folder="Sent Items/Support")) as sender:
+        sender.send(user, ["customer@example.org"], raw)
+    assert [copy.raw for copy in ews_server.items(user, "Sent Items/Support")] == [raw]
+    assert ews_server.items(user, "Sent Items") == []
+
+
+def test_a_missing_outgoing_folder_fails_the_sender_as_a_folder_error(settings: ConnectionSettings) -> None:
+    with pytest.raises(SendFailure) as caught:
+        EwsProtocol().open_sender(replace(settings, folder="Sent Items/Nowhere"))
+    assert caught.value.kind == "folder"
 
 
 def test_a_refused_recipient_is_a_send_failure_with_an_addressing_status(
@@ -266,10 +283,10 @@ def test_a_self_signed_certificate_is_refused_unless_the_profile_switches_verifi
 def test_the_login_method_can_be_forced_and_a_wrong_choice_is_named(
     ews_server: EwsStandIn, user: str, settings: ConnectionSettings, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv(ews.AUTH_ENV, "basic")
+    monkeypatch.setenv(ews_connection.AUTH_ENV, "basic")
     with EwsProtocol().open_mailbox(settings) as mailbox:
         assert mailbox.list_mail(None) == []
-    monkeypatch.setenv(ews.AUTH_ENV, "kerberos")
+    monkeypatch.setenv(ews_connection.AUTH_ENV, "kerberos")
     with pytest.raises(ProtocolError, match="POSTROOM_EWS_AUTH"):
         EwsProtocol().open_mailbox(settings)
 

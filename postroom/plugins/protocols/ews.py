@@ -10,48 +10,17 @@ from __future__ import annotations
 import email
 import email.policy
 import email.utils
-import logging
-import os
-import socket
-import ssl
-import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import replace
 from datetime import date
 from typing import Any
-from urllib.parse import urlsplit
 
-import requests
-import requests.adapters
-from exchangelib import (
-    BASIC,
-    DELEGATE,
-    NTLM,
-    UTC,
-    Account,
-    Configuration,
-    Credentials,
-    EWSDateTime,
-    ExtendedProperty,
-    FailFast,
-    Message,
-)
-from exchangelib.errors import (
-    ErrorAccessDenied,
-    ErrorFolderNotFound,
-    ErrorItemNotFound,
-    ErrorNonExistentMailbox,
-    EWSError,
-    RedirectError,
-    ResponseMessageError,
-    UnauthorizedError,
-)
+from exchangelib import UTC, Account, EWSDateTime, ExtendedProperty, Message
+from exchangelib.errors import ErrorFolderNotFound, ErrorItemNotFound, EWSError, ResponseMessageError
 from exchangelib.folders import SHALLOW, DeletedItems, Drafts, Inbox, JunkEmail, Outbox, SentItems
 from exchangelib.folders.queryset import SingleFolderQuerySet
 from exchangelib.items import SOFT_DELETE
 from exchangelib.properties import Fields
-from exchangelib.protocol import BaseProtocol
 
 from postroom.core.hookspecs import hookimpl
 from postroom.plugins.protocols.base import (
@@ -64,20 +33,11 @@ from postroom.plugins.protocols.base import (
     Sender,
     SendFailure,
     SendReport,
-    connection_failure,
 )
+from postroom.plugins.protocols.ews_connection import connect, describe_failure, endpoint_url, network_cause
 
-log = logging.getLogger(__name__)
-
-#: POSTROOM_EWS_AUTH forces the login method (``ntlm`` or ``basic``) for every EWS profile of the
-#: process. Unset (or ``auto``), exchangelib asks the server, which names its methods in the
-#: WWW-Authenticate header of an unauthenticated request, and picks the strongest offered
-#: (NTLM before Basic): a default on-premises Exchange gets NTLM, a server that only allows
-#: Basic gets Basic, and nobody has to know which in advance.
-AUTH_ENV = "POSTROOM_EWS_AUTH"
-_AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC}
-
-#: The folder names that mean Exchange's well-known folders, in any mailbox language.
+#: Names of Exchange's well-known folders. They are found by distinguished id, so "Inbox" works
+#: whatever language the mailbox shows its folder names in.
 _WELL_KNOWN = {
     "inbox": Inbox,
     "sent items": SentItems,
@@ -125,188 +85,6 @@ class _StoredCopy(Message):
 
 _StoredCopy.register("message_flags", _MessageFlags)
 MSGFLAG_READ = 0x1
-
-
-# --- TLS verification per server ----------------------------------------------------------------
-# exchangelib builds every HTTP session with the process-wide BaseProtocol.HTTP_ADAPTER_CLS, so
-# "no verification" cannot be given to one connection. This adapter consults, per request, the
-# set of EWS servers (scheme://host:port) for which some profile switched verification off; so
-# a profile that switches it off also switches it off for every other profile on the same server.
-
-_unverified: dict[str, set[int]] = {}
-_unverified_lock = threading.Lock()
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{parts.port or 443}"
-
-
-def _verifies(url: str) -> bool:
-    with _unverified_lock:
-        return not _unverified.get(_origin(url))
-
-
-class _PerServerTlsAdapter(requests.adapters.HTTPAdapter):
-    """Verifies certificates except for the EWS servers listed in ``_unverified``."""
-
-    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
-        super().cert_verify(conn, url, verify if _verifies(url) else False, cert)
-
-    def get_connection_with_tls_context(
-        self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
-    ) -> Any:
-        verify = verify if _verifies(request.url) else False
-        return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
-
-
-def _apply_tls_choice(endpoint: str, settings: ConnectionSettings) -> None:
-    if BaseProtocol.HTTP_ADAPTER_CLS is requests.adapters.HTTPAdapter:
-        BaseProtocol.HTTP_ADAPTER_CLS = _PerServerTlsAdapter
-    elif BaseProtocol.HTTP_ADAPTER_CLS is not _PerServerTlsAdapter and not settings.tls_verify:
-        log.warning("exchangelib uses a custom HTTP adapter; it decides TLS verification for %s.", endpoint)
-    with _unverified_lock:
-        profiles = _unverified.setdefault(_origin(endpoint), set())
-        if settings.tls_verify:
-            profiles.discard(settings.profile_id)
-        else:
-            profiles.add(settings.profile_id)
-
-
-class _RedactAuthorization(logging.Filter):
-    """exchangelib logs request headers at DEBUG, Authorization included; postroom never logs secrets."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        args = record.args
-        if isinstance(args, dict) and isinstance(args.get("request_headers"), Mapping):
-            headers = dict(args["request_headers"])
-            for name in list(headers):
-                if name.lower() in ("authorization", "cookie"):
-                    headers[name] = "********"
-            record.args = {**args, "request_headers": headers}
-        return True
-
-
-logging.getLogger("exchangelib.util").addFilter(_RedactAuthorization())
-
-
-# --- connecting -----------------------------------------------------------------------------------
-
-
-def endpoint_url(settings: ConnectionSettings) -> str:
-    """The EWS URL: the host field as given when it is a URL, else ``https://HOST[:PORT]/EWS/Exchange.asmx``."""
-    host = (settings.host or "").strip()
-    if not host:
-        raise ProtocolError(f"Profile {settings.profile_name!r} has no EWS host.", "protocol")
-    if "://" in host:
-        return host
-    port = f":{settings.port}" if settings.port not in (None, 443) else ""
-    return f"https://{host}{port}/EWS/Exchange.asmx"
-
-
-def _auth_type() -> str | None:
-    choice = os.environ.get(AUTH_ENV, "auto").strip().lower()
-    if choice in ("", "auto"):
-        return None
-    if choice not in _AUTH_TYPES:
-        raise ProtocolError(f"{AUTH_ENV}={choice!r} is not one of auto, ntlm, basic.", "protocol")
-    return _AUTH_TYPES[choice]
-
-
-def _connect(settings: ConnectionSettings, endpoint: str, address: str) -> Account:
-    """An exchangelib Account for ``address``; it sends nothing until the first real call.
-
-    exchangelib caches one Protocol per endpoint and credentials for the whole process, and with
-    it the login method and the server version it found out, so both are asked once per process.
-    """
-    _apply_tls_choice(endpoint, settings)
-    config = Configuration(
-        service_endpoint=endpoint,
-        credentials=Credentials(settings.username or "", settings.password or ""),
-        auth_type=_auth_type(),
-        # postroom retries on its own schedule; exchangelib's default back-off could sleep for an hour.
-        retry_policy=FailFast(),
-    )
-    account = Account(
-        primary_smtp_address=address,
-        config=config,
-        autodiscover=False,
-        access_type=DELEGATE,
-        default_timezone=UTC,
-    )
-    protocol = account.protocol
-    protocol.TIMEOUT = settings.timeout
-    forced = config.auth_type
-    if forced is not None and protocol.config.auth_type != forced:
-        # The cached Protocol may have negotiated another method before the operator forced one.
-        protocol.config.auth_type = forced
-        protocol.close()
-    return account
-
-
-_LOW_LEVEL = (
-    ssl.SSLCertVerificationError,
-    ssl.SSLError,
-    socket.gaierror,
-    ConnectionRefusedError,
-    TimeoutError,
-    OSError,
-)
-
-
-def _network_cause(error: BaseException) -> OSError | None:
-    """The socket or TLS error under exchangelib's and requests' wrappers, if the network failed."""
-    seen: set[int] = set()
-    found: list[OSError] = []
-    stack = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
-            found.append(current)
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    for kind in _LOW_LEVEL:
-        for candidate in found:
-            if isinstance(candidate, kind):
-                return candidate
-    return None
-
-
-def _describe(
-    error: BaseException, settings: ConnectionSettings, endpoint: str, address: str
-) -> ProtocolError:
-    """One sentence naming the server for an exchangelib failure (never with the password)."""
-    cause = _network_cause(error)
-    if cause is not None:
-        parts = urlsplit(endpoint)
-        port = parts.port or (80 if parts.scheme == "http" else 443)
-        server = replace(settings, host=parts.hostname, port=port)
-        return connection_failure(cause, "EWS server", server)
-    where = f"EWS server {endpoint}"
-    if isinstance(error, UnauthorizedError):
-        return ProtocolError(
-            f"The {where} refused the login of {settings.username!r}; check the user name and password.",
-            "auth",
-        )
-    if isinstance(error, ErrorNonExistentMailbox):
-        return ProtocolError(f"The {where} has no mailbox {address!r}.", "folder")
-    if isinstance(error, ErrorAccessDenied):
-        return ProtocolError(
-            f"The {where} denied {settings.username!r} access to the mailbox {address!r}.", "auth"
-        )
-    if isinstance(error, RedirectError):
-        return ProtocolError(f"The {where} redirects to {error.url}; use that URL as the host.", "protocol")
-    if isinstance(error, EWSError) and str(error).startswith("Failed to get auth type"):
-        return ProtocolError(
-            f"The {where} offers no login method postroom knows; is that the EWS URL?", "protocol"
-        )
-    return ProtocolError(f"The {where} failed: {type(error).__name__}: {error}", "protocol")
 
 
 def _refusal(error: ResponseMessageError) -> str:
@@ -377,7 +155,7 @@ class EwsMailbox(Mailbox):
         self._path = settings.folder or "Inbox"
         self._folders: dict[str, Any] = {}
         with self._guard():
-            self._account = _connect(settings, self._endpoint, self._address)
+            self._account = connect(settings, self._endpoint, self._address)
             self._folder = self._resolve(self._path)
 
     @contextmanager
@@ -385,7 +163,7 @@ class EwsMailbox(Mailbox):
         try:
             yield
         except (EWSError, OSError) as error:
-            raise _describe(error, self._settings, self._endpoint, self._address) from error
+            raise describe_failure(error, self._settings, self._endpoint, self._address) from error
 
     def _resolve(self, path: str) -> Any:
         key = path.casefold()
@@ -425,9 +203,12 @@ class EwsMailbox(Mailbox):
                 yield FetchedMail(key=key, raw=item.mime_content or b"")
 
     def delete(self, keys: Sequence[str]) -> None:
-        """Soft-delete: into the mailbox's recoverable items, where Exchange purges them after its retention
-        period (14 days by default). Nothing fills Deleted Items or the mailbox quota, and a mistake can
-        still be undone with Outlook's "Recover deleted items"."""
+        """Soft-delete the mails: they go to the mailbox's recoverable items, not to Deleted Items.
+
+        Exchange purges recoverable items after its retention period (14 days by default), so a
+        busy contact-centre mailbox neither fills Deleted Items nor its quota, and a mistake can
+        still be undone with Outlook's "Recover deleted items".
+        """
         keys = list(keys)
         if not keys:
             return
@@ -471,28 +252,29 @@ class EwsMailbox(Mailbox):
 
 
 class EwsSender(Sender):
-    """Sends through Exchange, which saves the copy in Sent Items (``SendAndSaveCopy``).
+    """Sends through Exchange, which itself saves the copy (``SendAndSaveCopy``) in the outgoing folder.
 
-    The sending mailbox is the login user's when the user name is an email address, else the
-    mail's envelope sender (the profile's send-from address); a From header naming another
-    mailbox needs Exchange's "Send As" right there.
+    The outgoing folder defaults to Sent Items. The sending mailbox is the login user's when the
+    user name is an email address, else the mail's envelope sender (the profile's send-from
+    address); a From header naming another mailbox needs Exchange's "Send As" right there.
     """
 
     def __init__(self, settings: ConnectionSettings) -> None:
         self._settings = settings
         self._endpoint = endpoint_url(settings)
-        self._accounts: dict[str, Account] = {}
+        self._mailboxes: dict[str, tuple[Account, Any]] = {}
         username = settings.username or ""
         if "@" in username:
-            self._account_for(username)  # logs in now, as open_sender promises
+            self._mailbox_for(username)  # logs in now, as open_sender promises
 
     def _failure(self, error: BaseException, address: str) -> SendFailure:
-        if isinstance(error, ResponseMessageError) and _network_cause(error) is None:
+        if isinstance(error, ResponseMessageError) and network_cause(error) is None:
             return SendFailure(_refusal(error), kind="protocol")
-        described = _describe(error, self._settings, self._endpoint, address)
+        described = describe_failure(error, self._settings, self._endpoint, address)
         return SendFailure(str(described), kind=described.kind)
 
-    def _account_for(self, envelope_from: str) -> Account:
+    def _mailbox_for(self, envelope_from: str) -> tuple[Account, Any]:
+        """The sending account and the folder its copies go to."""
         username = self._settings.username or ""
         address = (username if "@" in username else envelope_from).lower()
         if "@" not in address:
@@ -501,20 +283,23 @@ class EwsSender(Sender):
                 f"user name nor its send-from address is an email address.",
                 kind="internal",
             )
-        if address not in self._accounts:
+        if address not in self._mailboxes:
             try:
-                account = _connect(self._settings, self._endpoint, address)
-                account.sent  # noqa: B018 - resolves Sent Items: the login and the mailbox are checked
+                account = connect(self._settings, self._endpoint, address)
+                where = f"EWS server {self._endpoint}"
+                copies = _resolve_folder(account, self._settings.folder or "Sent Items", where)
             except (EWSError, OSError) as error:
                 raise self._failure(error, address) from error
-            self._accounts[address] = account
-        return self._accounts[address]
+            except ProtocolError as error:
+                raise SendFailure(str(error), kind=error.kind) from error
+            self._mailboxes[address] = (account, copies)
+        return self._mailboxes[address]
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
-        account = self._account_for(envelope_from)
+        account, copies = self._mailbox_for(envelope_from)
         message = Message(
             account=account,
-            folder=account.sent,
+            folder=copies,
             mime_content=raw,
             bcc_recipients=_envelope_only(raw, recipients) or None,
         )
@@ -525,9 +310,9 @@ class EwsSender(Sender):
         return SendReport()
 
     def close(self) -> None:
-        for account in self._accounts.values():
+        for account, _ in self._mailboxes.values():
             account.protocol.close()
-        self._accounts.clear()
+        self._mailboxes.clear()
 
 
 def _envelope_only(raw: bytes, recipients: Sequence[str]) -> list[str]:

@@ -1,0 +1,226 @@
+"""How the ``ews`` protocol reaches an EWS server with exchangelib, and how it words the failures.
+
+exchangelib keeps state per process (cached protocols, one HTTP adapter class, its loggers); this
+module is where postroom adapts that state to per-profile settings.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+import ssl
+import threading
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+from urllib.parse import urlsplit
+
+import requests
+import requests.adapters
+from exchangelib import BASIC, DELEGATE, NTLM, UTC, Account, Configuration, Credentials, FailFast
+from exchangelib.errors import (
+    ErrorAccessDenied,
+    ErrorFolderNotFound,
+    ErrorNonExistentMailbox,
+    EWSError,
+    RedirectError,
+    UnauthorizedError,
+)
+from exchangelib.protocol import BaseProtocol
+
+from postroom.plugins.protocols.base import ConnectionSettings, ProtocolError, connection_failure
+
+log = logging.getLogger(__name__)
+
+#: POSTROOM_EWS_AUTH forces the login method (``ntlm`` or ``basic``) for every EWS profile of the
+#: process. Unset (or ``auto``), exchangelib asks the server, which names its methods in the
+#: WWW-Authenticate header of an unauthenticated request, and picks the strongest offered
+#: (NTLM before Basic): a default on-premises Exchange gets NTLM, a server that only allows
+#: Basic gets Basic, and nobody has to know which in advance.
+AUTH_ENV = "POSTROOM_EWS_AUTH"
+_AUTH_TYPES = {"ntlm": NTLM, "basic": BASIC}
+
+# --- TLS verification per server ----------------------------------------------------------------
+# exchangelib builds every HTTP session with the process-wide BaseProtocol.HTTP_ADAPTER_CLS, so
+# "no verification" cannot be given to one connection. This adapter consults, per request, the
+# set of EWS servers (scheme://host:port) for which some profile switched verification off; so
+# a profile that switches it off also switches it off for every other profile on the same server.
+
+_unverified: dict[str, set[int]] = {}
+_unverified_lock = threading.Lock()
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    port = parts.port or (80 if parts.scheme == "http" else 443)
+    return f"{parts.scheme}://{(parts.hostname or '').lower()}:{port}"
+
+
+def _verifies(url: str) -> bool:
+    with _unverified_lock:
+        return not _unverified.get(_origin(url))
+
+
+class _PerServerTlsAdapter(requests.adapters.HTTPAdapter):
+    """Verifies certificates except for the EWS servers listed in ``_unverified``."""
+
+    def cert_verify(self, conn: Any, url: str, verify: Any, cert: Any) -> None:
+        super().cert_verify(conn, url, verify if _verifies(url) else False, cert)
+
+    def get_connection_with_tls_context(
+        self, request: Any, verify: Any, proxies: Any = None, cert: Any = None
+    ) -> Any:
+        verify = verify if _verifies(request.url) else False
+        return super().get_connection_with_tls_context(request, verify, proxies=proxies, cert=cert)
+
+
+def _apply_tls_choice(endpoint: str, settings: ConnectionSettings) -> None:
+    if BaseProtocol.HTTP_ADAPTER_CLS is requests.adapters.HTTPAdapter:
+        BaseProtocol.HTTP_ADAPTER_CLS = _PerServerTlsAdapter
+    elif BaseProtocol.HTTP_ADAPTER_CLS is not _PerServerTlsAdapter and not settings.tls_verify:
+        log.warning("exchangelib uses a custom HTTP adapter; it decides TLS verification for %s.", endpoint)
+    with _unverified_lock:
+        profiles = _unverified.setdefault(_origin(endpoint), set())
+        if settings.tls_verify:
+            profiles.discard(settings.profile_id)
+        else:
+            profiles.add(settings.profile_id)
+
+
+class _RedactAuthorization(logging.Filter):
+    """exchangelib logs request headers at DEBUG, Authorization included; postroom never logs secrets."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        args = record.args
+        if isinstance(args, dict) and isinstance(args.get("request_headers"), Mapping):
+            headers = dict(args["request_headers"])
+            for name in list(headers):
+                if name.lower() in ("authorization", "cookie"):
+                    headers[name] = "********"
+            record.args = {**args, "request_headers": headers}
+        return True
+
+
+logging.getLogger("exchangelib.util").addFilter(_RedactAuthorization())
+
+
+# --- connecting -----------------------------------------------------------------------------------
+
+
+def endpoint_url(settings: ConnectionSettings) -> str:
+    """The EWS URL: the host field as given when it is a URL, else ``https://HOST[:PORT]/EWS/Exchange.asmx``."""
+    host = (settings.host or "").strip()
+    if not host:
+        raise ProtocolError(f"Profile {settings.profile_name!r} has no EWS host.", "protocol")
+    if "://" in host:
+        return host
+    port = f":{settings.port}" if settings.port not in (None, 443) else ""
+    return f"https://{host}{port}/EWS/Exchange.asmx"
+
+
+def _auth_type() -> str | None:
+    choice = os.environ.get(AUTH_ENV, "auto").strip().lower()
+    if choice in ("", "auto"):
+        return None
+    if choice not in _AUTH_TYPES:
+        raise ProtocolError(f"{AUTH_ENV}={choice!r} is not one of auto, ntlm, basic.", "protocol")
+    return _AUTH_TYPES[choice]
+
+
+def connect(settings: ConnectionSettings, endpoint: str, address: str) -> Account:
+    """An exchangelib Account for ``address``; it sends nothing until the first real call.
+
+    exchangelib caches one Protocol per endpoint and credentials for the whole process, and with
+    it the login method and the server version it found out, so both are asked once per process.
+    """
+    _apply_tls_choice(endpoint, settings)
+    config = Configuration(
+        service_endpoint=endpoint,
+        credentials=Credentials(settings.username or "", settings.password or ""),
+        auth_type=_auth_type(),
+        # postroom retries on its own schedule; exchangelib's default back-off could sleep for an hour.
+        retry_policy=FailFast(),
+    )
+    account = Account(
+        primary_smtp_address=address,
+        config=config,
+        autodiscover=False,
+        access_type=DELEGATE,
+        default_timezone=UTC,
+    )
+    protocol = account.protocol
+    protocol.TIMEOUT = settings.timeout
+    forced = config.auth_type
+    if forced is not None and protocol.config.auth_type != forced:
+        # The cached Protocol may have negotiated another method before the operator forced one.
+        protocol.config.auth_type = forced
+        protocol.close()
+    return account
+
+
+_LOW_LEVEL = (
+    ssl.SSLCertVerificationError,
+    ssl.SSLError,
+    socket.gaierror,
+    ConnectionRefusedError,
+    TimeoutError,
+    OSError,
+)
+
+
+def network_cause(error: BaseException) -> OSError | None:
+    """The socket or TLS error under exchangelib's and requests' wrappers, if the network failed."""
+    seen: set[int] = set()
+    found: list[OSError] = []
+    stack = [error]
+    while stack:
+        current = stack.pop()
+        if id(current) in seen:
+            continue
+        seen.add(id(current))
+        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
+            found.append(current)
+        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
+        stack.extend(a for a in current.args if isinstance(a, BaseException))
+        reason = getattr(current, "reason", None)
+        if isinstance(reason, BaseException):
+            stack.append(reason)
+    for kind in _LOW_LEVEL:
+        for candidate in found:
+            if isinstance(candidate, kind):
+                return candidate
+    return None
+
+
+def describe_failure(
+    error: BaseException, settings: ConnectionSettings, endpoint: str, address: str
+) -> ProtocolError:
+    """One sentence naming the server for an exchangelib failure (never with the password)."""
+    cause = network_cause(error)
+    if cause is not None:
+        parts = urlsplit(endpoint)
+        port = parts.port or (80 if parts.scheme == "http" else 443)
+        server = replace(settings, host=parts.hostname, port=port)
+        return connection_failure(cause, "EWS server", server)
+    where = f"EWS server {endpoint}"
+    if isinstance(error, UnauthorizedError):
+        return ProtocolError(
+            f"The {where} refused the login of {settings.username!r}; check the user name and password.",
+            "auth",
+        )
+    if isinstance(error, ErrorFolderNotFound):
+        return ProtocolError(f"A folder of the mailbox {address!r} vanished on the {where}.", "folder")
+    if isinstance(error, ErrorNonExistentMailbox):
+        return ProtocolError(f"The {where} has no mailbox {address!r}.", "folder")
+    if isinstance(error, ErrorAccessDenied):
+        return ProtocolError(
+            f"The {where} denied {settings.username!r} access to the mailbox {address!r}.", "auth"
+        )
+    if isinstance(error, RedirectError):
+        return ProtocolError(f"The {where} redirects to {error.url}; use that URL as the host.", "protocol")
+    if isinstance(error, EWSError) and str(error).startswith("Failed to get auth type"):
+        return ProtocolError(
+            f"The {where} offers no login method postroom knows; is that the EWS URL?", "protocol"
+        )
+    return ProtocolError(f"The {where} failed: {type(error).__name__}: {error}", "protocol")
