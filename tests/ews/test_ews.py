@@ -58,13 +58,15 @@ def test_the_plugin_registers_ews_for_fetching_and_sending_with_its_own_sent_cop
     assert EwsProtocol.KEEPS_SENT_COPY
 
 
-def test_a_bare_host_name_becomes_the_standard_ews_url(settings: ConnectionSettings) -> None:
+def test_a_bare_host_name_becomes_the_standard_ews_url_and_a_bad_url_is_named(settings: ConnectionSettings) -> None:
     assert ews_connection.endpoint_url(replace(settings, host="mail.example.com")) == (
         "https://mail.example.com/EWS/Exchange.asmx"
     )
     assert ews_connection.endpoint_url(replace(settings, host="mail.example.com", port=8443)) == (
         "https://mail.example.com:8443/EWS/Exchange.asmx"
     )
+    with pytest.raises(ProtocolError, match="neither a host name nor an http"):
+        ews_connection.endpoint_url(replace(settings, host="ftp://mail.example.com/EWS"))
 
 
 def test_mail_is_listed_oldest_first_and_fetched_as_the_raw_bytes(

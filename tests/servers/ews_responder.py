@@ -72,10 +72,6 @@ class StoredItem:
     is_draft: bool = False
     is_read: bool = False
 
-    @property
-    def subject(self) -> str:
-        return str(email.message_from_bytes(self.raw, policy=email.policy.default).get("Subject", ""))
-
 
 @dataclass
 class SentMail:
@@ -178,7 +174,7 @@ class EwsStandIn:
     def deliver(self, user: str, raw: bytes, received: datetime | None = None, folder: str = "Inbox") -> str:
         """Put a received mail into ``folder`` of ``user``'s mailbox; returns its item id."""
         with self._lock:
-            item = StoredItem(_new_id("I"), raw, received or datetime.now(UTC))
+            item = StoredItem(_new_id("I"), raw, (received or datetime.now(UTC)).astimezone(UTC))
             self._mailbox(user).by_path(folder).items[item.item_id] = item
             return item.item_id
 
@@ -261,7 +257,8 @@ class EwsStandIn:
     def _op_FindFolder(self, mailbox: _Mailbox, payload: ET.Element) -> list[ET.Element]:
         if payload.find(_m("Restriction")) is not None:
             raise SoapFault("The EWS stand-in does not implement FindFolder restrictions.")
-        deep = payload.get("Traversal") == "Deep"
+        if payload.get("Traversal") != "Shallow":
+            raise SoapFault("The EWS stand-in only implements shallow FindFolder.")
         messages = []
         for ref in _children(payload.find(_m("ParentFolderIds"))):
             try:
@@ -269,7 +266,7 @@ class EwsStandIn:
             except _EwsError as error:
                 messages.append(_error("FindFolder", error.code, error.text))
                 continue
-            found = list(_descendants(mailbox, parent, deep))
+            found = mailbox.children(parent)
             page, root = _page(payload.find(_m("IndexedPageFolderView")), found)
             folders = ET.SubElement(root, _t("Folders"))
             folders.extend(_folder_xml(mailbox, f) for f in page)
@@ -465,13 +462,6 @@ def _children(parent: ET.Element | None) -> list[ET.Element]:
     return list(parent) if parent is not None else []
 
 
-def _descendants(mailbox: _Mailbox, parent: _Folder, deep: bool) -> Iterator[_Folder]:
-    for child in mailbox.children(parent):
-        yield child
-        if deep:
-            yield from _descendants(mailbox, child, deep)
-
-
 def _page(view: ET.Element | None, found: list[_X]) -> tuple[list[_X], ET.Element]:
     offset = int(view.get("Offset", "0")) if view is not None else 0
     limit = int(view.get("MaxEntriesReturned", "1000")) if view is not None else 1000
@@ -515,21 +505,11 @@ def _item_xml(item: StoredItem, fields: set[str]) -> ET.Element:
         mime = ET.SubElement(elem, _t("MimeContent"), CharacterSet="UTF-8")
         mime.text = base64.b64encode(item.raw).decode()
     ET.SubElement(elem, _t("ItemId"), Id=item.item_id, ChangeKey="CQAAAA==")
-    if "item:Subject" in fields:
-        ET.SubElement(elem, _t("Subject")).text = item.subject
     if "item:DateTimeReceived" in fields:
-        ET.SubElement(elem, _t("DateTimeReceived")).text = _ews_time(item.received)
+        ET.SubElement(elem, _t("DateTimeReceived")).text = item.received.strftime("%Y-%m-%dT%H:%M:%SZ")
     if "item:Size" in fields:
         ET.SubElement(elem, _t("Size")).text = str(len(item.raw))
-    if "item:IsDraft" in fields:
-        ET.SubElement(elem, _t("IsDraft")).text = "true" if item.is_draft else "false"
-    if "message:IsRead" in fields:
-        ET.SubElement(elem, _t("IsRead")).text = "true" if item.is_read else "false"
     return elem
-
-
-def _ews_time(value: datetime) -> str:
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 _COMPARISONS = {
@@ -543,14 +523,10 @@ _COMPARISONS = {
 
 
 def _matches(expression: ET.Element, item: StoredItem) -> bool:
-    """Evaluate the restrictions the plugin uses: comparisons of DateTimeReceived, And, Or, Not."""
+    """Evaluate the restrictions the plugin uses: comparisons of DateTimeReceived, joined by And."""
     name = expression.tag.rpartition("}")[2]
     if name == "And":
         return all(_matches(e, item) for e in expression)
-    if name == "Or":
-        return any(_matches(e, item) for e in expression)
-    if name == "Not":
-        return not _matches(expression[0], item)
     compare = _COMPARISONS.get(name)
     uri = expression.find(_t("FieldURI"))
     constant = expression.find(f"{_t('FieldURIOrConstant')}/{_t('Constant')}")

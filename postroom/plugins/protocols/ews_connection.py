@@ -114,6 +114,17 @@ def endpoint_url(settings: ConnectionSettings) -> str:
     if not host:
         raise ProtocolError(f"Profile {settings.profile_name!r} has no EWS host.", "protocol")
     if "://" in host:
+        parts = urlsplit(host)
+        try:
+            valid = parts.scheme in ("http", "https") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is no number
+            valid = False
+        if not valid:
+            raise ProtocolError(
+                f"The EWS host {host!r} of profile {settings.profile_name!r} is neither a host name nor "
+                f"an http(s) URL such as https://mail.example.com/EWS/Exchange.asmx.",
+                "protocol",
+            )
         return host
     port = f":{settings.port}" if settings.port not in (None, 443) else ""
     return f"https://{host}{port}/EWS/Exchange.asmx"
