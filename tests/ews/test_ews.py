@@ -16,6 +16,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 
 from postroom.core.protocols import ConnectionSettings, ProtocolError, SendFailure
+from postroom.core.retry import ErrorCategory
+from postroom.plugins.policies.classifier import classify_send_failure
 from postroom.plugins.protocols import ews_connection
 from postroom.plugins.protocols.ews import EwsProtocol, postroom_register_protocols
 from tests.servers.ews_responder import EwsStandIn
@@ -225,6 +227,7 @@ def test_a_refused_recipient_is_a_send_failure_with_an_addressing_status(
         sender.send(user, ["nobody@example.org"], mail("hello", to="nobody@example.org"))
     assert caught.value.kind == "protocol"
     assert caught.value.text.startswith("5.1.1 ErrorInvalidRecipients: The recipient is not valid.")
+    assert classify_send_failure(caught.value) is ErrorCategory.ADDRESSING  # so: no retry
     assert ews_server.sent(user) == []
 
 
