@@ -47,11 +47,12 @@ class FetchReport:
     error: str | None = None
 
 
-def _batches(refs: Sequence[MailRef]) -> Iterator[list[MailRef]]:
+def _batches(refs: Sequence[MailRef], most_mails: int, most_bytes: int) -> Iterator[list[MailRef]]:
+    """Consecutive batches of at most ``most_mails`` mails and (where sizes are known) ``most_bytes``."""
     batch: list[MailRef] = []
     size = 0
     for ref in refs:
-        if batch and (len(batch) >= BATCH_MAILS or size + (ref.size or 0) > BATCH_BYTES):
+        if batch and (len(batch) >= most_mails or size + (ref.size or 0) > most_bytes):
             yield batch
             batch, size = [], 0
         batch.append(ref)
@@ -77,8 +78,12 @@ def _known_keys(session: Session, profile_id: int, keys: Sequence[str]) -> dict[
 class Fetcher:
     """Runs fetch cycles; one instance may serve many profiles and cycles."""
 
-    def __init__(self, app: Postroom) -> None:
+    def __init__(self, app: Postroom, batch_mails: int = BATCH_MAILS, batch_bytes: int = BATCH_BYTES) -> None:
+        if batch_mails < 1:
+            raise UserError(f"A fetch batch must hold at least one mail, not {batch_mails}.")
         self.app = app
+        self.batch_mails = batch_mails
+        self.batch_bytes = batch_bytes
 
     def fetch_profile(self, profile_id: int, progress: Progress | None = None) -> FetchReport:
         """One cycle for one profile; a server failure marks the profile in error and is reported, not raised."""
@@ -125,25 +130,36 @@ class Fetcher:
         known = _known_keys(session, profile.id, [r.key for r in refs])
         session.commit()  # end the read transaction: each batch below is its own
         if profile.delete_on_fetch and known:
-            # Stored by an earlier cycle that died before it could delete them on the server.
-            mailbox.delete(list(known))
-            report.deleted += len(known)
+            # Stored by an earlier cycle that stopped before it could delete them on the server.
+            self._acknowledge(session, profile, mailbox, list(known), report)
         new = [r for r in refs if r.key not in known]
-        for batch in _batches(new):
+        for batch in _batches(new, self.batch_mails, self.batch_bytes):
             stored_keys = self._store_batch(session, profile, mailbox, batch, report)
             if progress is not None:
                 progress(len(batch), len(new))
             if profile.delete_on_fetch and stored_keys:
-                mailbox.delete(stored_keys)
-                report.deleted += len(stored_keys)
-                session.execute(
-                    update(FetchLedger)
-                    .where(
-                        FetchLedger.media_profile_id == profile.id, FetchLedger.mailbox_key.in_(stored_keys)
-                    )
-                    .values(deleted_at=utcnow())
+                self._acknowledge(session, profile, mailbox, stored_keys, report)
+
+    def _acknowledge(
+        self, session: Session, profile: MediaProfile, mailbox: Mailbox, keys: list[str], report: FetchReport
+    ) -> None:
+        """Delete mails on the server that the ledger already holds (committed), then note it there.
+
+        A crash between the two leaves ``deleted_at`` empty; the next cycle deletes them again,
+        which is harmless because the server no longer has them or still has them unchanged.
+        """
+        mailbox.delete(keys)
+        report.deleted += len(keys)
+        for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+            session.execute(
+                update(FetchLedger)
+                .where(
+                    FetchLedger.media_profile_id == profile.id,
+                    FetchLedger.mailbox_key.in_(keys[start : start + LEDGER_LOOKUP_CHUNK]),
                 )
-                session.commit()
+                .values(deleted_at=utcnow())
+            )
+        session.commit()
 
     def _store_batch(
         self,
@@ -171,7 +187,7 @@ class Fetcher:
         # Let the batch's raw bytes go: only the profile (and its resolver list) stays in the session.
         keep = {id(profile), *(id(r) for r in profile.resolvers)}
         for instance in list(session):
-            if id(instance) not in keep:
+            if id(instance) not in keep and instance in session:  # expunge cascades
                 session.expunge(instance)
         return done
 
