@@ -70,9 +70,11 @@ def label_chain(label: str | None) -> Chain:
     if not label:
         return _RAW_SINGLE
     label = label.strip().strip("\"'").lower().split("*", 1)[0]
+    if not label.isascii():
+        return _RAW_SINGLE
     try:
         name = codecs.lookup(_UNKNOWN_LABELS.get(label, label)).name
-    except LookupError:
+    except (LookupError, ValueError):
         return _RAW_SINGLE
     if name in _CJK:
         tries = _CJK[name]
@@ -140,7 +142,18 @@ def _decode_raw_text(text: str, hints: tuple[str, ...]) -> str:
     if text.isascii():
         return text
     data = text.encode("utf-8", "surrogateescape")
-    return decode_bytes(data, raw_chain(hints, len(data) > 3 and bool(_EUC_LIKE.fullmatch(data))))
+    return decode_bytes(data, raw_chain(hints, _looks_euc(data)))
+
+
+def _looks_euc(data: bytes) -> bool:
+    """Whether 8-bit header bytes look like GB2312/EUC text rather than Latin text.
+
+    At least three byte pairs and no lone 8-bit byte: Latin text has lone accented letters, and at
+    most the odd pair ("Grüße").
+    """
+    return len(data) - len(data.decode("latin-1").encode("ascii", "ignore")) >= 6 and bool(
+        _EUC_LIKE.fullmatch(data)
+    )
 
 
 def _word_bytes(encoding: str, payload: str) -> bytes:

@@ -15,6 +15,7 @@ from datetime import UTC, datetime
 from email.generator import BytesGenerator
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
+from typing import Any
 
 from postroom.core.decoding import (
     LINEBREAK,
@@ -36,17 +37,47 @@ class _RawPolicy(email.policy.Compat32):
         return value
 
 
+class _TolerantMessage(EmailMessage):
+    """EmailMessage whose parameter lookups survive malformed RFC 2231 parameters (the stdlib raises)."""
+
+    def get_param(self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True) -> Any:
+        try:
+            return super().get_param(param, failobj, header, unquote)
+        except Exception:  # e.g. TypeError from decode_params on "name*0=a; name*=b"
+            return failobj
+
+    def get_params(self, failobj: Any = None, header: str = "content-type", unquote: bool = True) -> Any:
+        try:
+            return super().get_params(failobj, header, unquote)
+        except Exception:
+            return failobj
+
+
 # The tree is parsed with compat32 semantics (raw header strings, the classic lenient parameter parser,
 # no header objects built while parsing: about 2.5 times faster than policy.default), into
 # EmailMessage objects that are switched to policy.default afterwards for filters to use.
-_PARSE_POLICY = _RawPolicy(message_factory=EmailMessage)
+_PARSE_POLICY = _RawPolicy(message_factory=_TolerantMessage)
 _COMPAT32 = email.policy.compat32
 
 # Mails with none of these headers are taken to be something else (a picture, a text file).
 _MAIL_HEADERS = frozenset(
     {
-        "from", "to", "cc", "bcc", "subject", "date", "message-id", "received", "return-path",
-        "mime-version", "content-type", "sender", "reply-to", "delivered-to", "in-reply-to", "references",
+        "from",
+        "to",
+        "cc",
+        "bcc",
+        "subject",
+        "date",
+        "message-id",
+        "received",
+        "return-path",
+        "mime-version",
+        "content-type",
+        "sender",
+        "reply-to",
+        "delivered-to",
+        "in-reply-to",
+        "references",
     }
 )
 _HEADER_LINE = re.compile(rb"[\x21-\x39\x3b-\x7e]+[ \t]*:")

@@ -22,12 +22,44 @@ CASE_TOKEN_RE = re.compile(r"\[#([^\[\]\s#]+?)-(\d+)\]")
 # only where a client really writes them (Italian "R:"). The full-width colon (U+FF1A) of Chinese and
 # Japanese clients counts as a colon.
 _REPLY_WORDS = (
-    "re", "aw", "sv", "vs", "antw", "antwort", "rif", "r", "réf", "odp", "ynt", "απ", "σχετ",
-    "回复", "答复", "回覆", "res", "vá", "ats",
+    "re",
+    "aw",
+    "sv",
+    "vs",
+    "antw",
+    "antwort",
+    "rif",
+    "r",
+    "réf",
+    "odp",
+    "ynt",
+    "απ",
+    "σχετ",
+    "回复",
+    "答复",
+    "回覆",
+    "res",
+    "vá",
+    "ats",
 )
 _FORWARD_WORDS = (
-    "fwd", "fw", "wg", "doorst", "tr", "pd", "rv", "enc", "vl", "vb", "tov", "ilt", "πρθ",
-    "转发", "轉寄", "轉發", "fs",
+    "fwd",
+    "fw",
+    "wg",
+    "doorst",
+    "tr",
+    "pd",
+    "rv",
+    "enc",
+    "vl",
+    "vb",
+    "tov",
+    "ilt",
+    "πρθ",
+    "转发",
+    "轉寄",
+    "轉發",
+    "fs",
 )
 _WORDS = "|".join(sorted((re.escape(w) for w in (*_REPLY_WORDS, *_FORWARD_WORDS)), key=len, reverse=True))
 # "Re:", "RE :", "Re[2]:", "Re(2):", "Re^2:", "回复:" ... at the start, after blanks.
