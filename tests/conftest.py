@@ -13,6 +13,8 @@ pytest_plugins = [
     "tests.servers.cli",
     "tests.servers.dovecot",
     "tests.servers.smtp",
+    "tests.servers.bounce_corpus",
+    "tests.servers.ews_responder",
 ]
 
 

@@ -96,5 +96,33 @@ def delete_rule(rule_id: int) -> None:
     click.echo(f"Deleted rule {rule_id}.")
 
 
+def _switch_rule(rule_id: int, enabled: bool) -> None:
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        rule = routing.get_rule(session, cc, rule_id)
+        rule.enabled = enabled
+        profile_name = session.get(MediaProfile, rule.media_profile_id).name  # type: ignore[union-attr]
+    click.echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
+    if enabled:
+        rerouted = app.reroute_held(profile_name, cc)
+        if rerouted:
+            click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+
+
+@command(rule_group, "enable")
+@click.argument("rule_id", type=int)
+def enable_rule(rule_id: int) -> None:
+    """Enable a routing rule; mail held as unrouted is routed again."""
+    _switch_rule(rule_id, True)
+
+
+@command(rule_group, "disable")
+@click.argument("rule_id", type=int)
+def disable_rule(rule_id: int) -> None:
+    """Disable a routing rule (mail it would route is held as unrouted)."""
+    _switch_rule(rule_id, False)
+
+
 def register(cli: click.Group) -> None:
     cli.add_command(rule_group)

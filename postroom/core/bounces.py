@@ -57,7 +57,10 @@ def failed_recipients(raw: bytes) -> list[str]:
         match = _ADDRESS_RE.search(address)
         if match:
             cleaned.append(match.group(0).lower())
-    return list(dict.fromkeys(cleaned))
+    # flufl.bounce returns sets; order by where each address first appears in the bounce, so that
+    # "the first failed recipient" means the same thing on every run.
+    text = raw.decode("utf-8", "replace").lower()
+    return sorted(dict.fromkeys(cleaned), key=lambda a: (text.find(a) % (len(text) + 1), a))
 
 
 def bounced_message_ids(raw: bytes) -> list[str]:

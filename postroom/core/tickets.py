@@ -32,7 +32,10 @@ MAX_MERGE_HOPS = 16
 
 
 def _open_in_campaign(campaign_id: int) -> Any:
-    return select(Ticket).where(Ticket.campaign_id == campaign_id, Ticket.state == TicketState.OPEN)
+    """Candidates: open tickets, and merged ones (the caller follows them to the ticket they were merged into)."""
+    return select(Ticket).where(
+        Ticket.campaign_id == campaign_id, Ticket.state.in_((TicketState.OPEN, TicketState.MERGED))
+    )
 
 
 def latest_open_ticket_for_customer(
@@ -96,7 +99,7 @@ def ticket_by_case_token(session: Session, contact_center_id: int, token: str) -
 def latest_open_ticket_observed_by(
     session: Session, campaign_id: int, normalised: str, observer: str
 ) -> Ticket | None:
-    """An open ticket of this subject where ``observer`` was in Cc of a mail from the ticket's customer."""
+    """An open ticket of this subject where ``observer`` was in Cc of a customer's (inbound) mail on it."""
     if not normalised or not observer:
         return None
     ticket: Ticket | None = session.scalar(
@@ -107,7 +110,6 @@ def latest_open_ticket_observed_by(
             MessageAddress.address == observer.lower(),
             MessageAddress.role == "cc",
             Message.direction == Direction.INBOUND,
-            Message.customer_id == Ticket.customer_id,
             Ticket.campaign_id == campaign_id,
             Ticket.state == TicketState.OPEN,
             Ticket.normalised_subject == normalised[:512],
@@ -232,15 +234,18 @@ def split_ticket(session: Session, ticket: Ticket, message_pks: Sequence[int]) -
     )
     if not remaining:
         raise UserError("A split must leave at least one message on the original ticket.")
-    profile = session.get(MediaProfile, ticket.source_profile_id) if ticket.source_profile_id else None
+    # The new ticket belongs to whoever wrote the first chosen message, through the profile it came in on.
+    first = chosen[0]
+    profile_id = first.media_profile_id or ticket.source_profile_id
+    profile = session.get(MediaProfile, profile_id) if profile_id else None
     new = create_ticket(
         session,
         contact_center_id=ticket.contact_center_id,
         campaign_id=ticket.campaign_id,
         queue_id=ticket.queue_id,
-        customer_id=ticket.customer_id,
+        customer_id=first.customer_id or ticket.customer_id,
         profile=profile,
-        subject=chosen[0].subject or ticket.subject,
+        subject=first.subject or ticket.subject,
     )
     new.split_from_id = ticket.id
     for message in chosen:

@@ -9,7 +9,8 @@ from postroom.core.errors import UserError
 # A pragmatic addr-spec check: one @, a non-empty local part, a dotted or bracketed domain, no
 # whitespace or header-breaking characters. Full RFC 5322 grammar would accept what no MTA sends.
 _ADDRESS_RE = re.compile(
-    r"^[^@\s<>(),;:\"\[\]\\]+@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9-]+$"
+    r"^(?:\"[^\"\r\n]*\"|[^@\s<>(),;:\"\[\]\\]+)"  # a quoted or a plain local part
+    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9-]+$"
 )
 
 

@@ -1,0 +1,64 @@
+"""flufl.bounce's own test data: real bounces from many MTAs with the failed addresses its tests expect.
+
+The sdist (not the wheel) carries them; the fixture downloads it once into ``.test-data/`` with pip.
+"""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+import tarfile
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+
+import pytest
+
+CACHE = Path(__file__).resolve().parents[2] / ".test-data"
+
+
+@dataclass(frozen=True)
+class KnownBounce:
+    path: Path
+    permanent: tuple[str, ...]
+
+
+def _unpacked_sdist() -> Path:
+    version = metadata.version("flufl.bounce")
+    target = CACHE / f"flufl_bounce-{version}"
+    if (target / "tests" / "data").is_dir():
+        return target
+    CACHE.mkdir(exist_ok=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+         f"flufl.bounce=={version}", "-d", str(CACHE)],
+        check=True,
+    )
+    archive = next(CACHE.glob(f"flufl_bounce-{version}.tar.gz"))
+    with tarfile.open(archive) as tar:
+        tar.extractall(CACHE, filter="data")
+    return target
+
+
+def known_permanent_bounces(root: Path) -> list[KnownBounce]:
+    """The (file, permanent failures) rows of flufl.bounce's detector table, read with ast, not imported."""
+    source = (root / "tests" / "test_detectors.py").read_text()
+    for node in ast.parse(source).body:
+        if isinstance(node, ast.Assign) and any(getattr(t, "id", "") == "DETECTORS" for t in node.targets):
+            rows = ast.literal_eval(node.value)
+            break
+    else:  # pragma: no cover - the table moved upstream
+        raise RuntimeError("flufl.bounce's test table DETECTORS was not found")
+    found: dict[str, KnownBounce] = {}
+    for _module, filename, expected, temporary in rows:
+        if temporary or not expected or filename in found:
+            continue
+        addresses = tuple(a.decode().lower() for a in expected)
+        found[filename] = KnownBounce(root / "tests" / "data" / filename, addresses)
+    return list(found.values())
+
+
+@pytest.fixture(scope="session")
+def flufl_bounces() -> list[KnownBounce]:
+    return known_permanent_bounces(_unpacked_sdist())
