@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from postroom.core.errors import UserError
 from postroom.core.models import MediaProfile
 from postroom.core.plugins import PluginHost
-from postroom.core.protocols import ConnectionSettings, ProtocolError, ProtocolPlugin, SendFailure
+from postroom.core.protocols import ConnectionSettings, Mailbox, ProtocolError, ProtocolPlugin, SendFailure
 from postroom.core.secrets import decrypt_password
 
 
@@ -72,57 +73,86 @@ class CheckResult:
     detail: str
 
 
+def _where(settings: ConnectionSettings, protocol: str) -> str:
+    """How a check line names a server: ``imap 127.0.0.1:143 as 'alice'`` or ``maildir '/srv/mail'``."""
+    if not settings.host:
+        return f"{protocol} {settings.folder!r}"
+    port = f":{settings.port}" if settings.port else ""
+    login = f" as {settings.username!r}" if settings.username else ""
+    return f"{protocol} {settings.host}{port}{login}"
+
+
 def check_profile(profile: MediaProfile, plugins: PluginHost) -> list[CheckResult]:
-    """Log in to the incoming and outgoing servers and check the folders, fetching nothing."""
+    """Log in to the incoming and outgoing servers and check the folders, fetching nothing.
+
+    A failure is a line of the result, never an exception: ``profile test`` shows every check.
+    """
     results: list[CheckResult] = []
     if profile.incoming_allowed:
-        try:
-            settings = incoming_settings(profile, plugins)
-            with incoming_protocol(profile, plugins).open_mailbox(settings) as mailbox:
-                mailbox.check()
-            results.append(
-                CheckResult(
-                    "incoming",
-                    True,
-                    f"logged in to {profile.fetch_protocol} {settings.host or ''} and "
-                    f"found folder {settings.folder!r}".replace("  ", " "),
-                )
-            )
-        except ProtocolError as error:
-            results.append(CheckResult("incoming", False, str(error)))
+        results.extend(_check_incoming(profile, plugins))
     if profile.outgoing_allowed:
-        plugin = plugins.protocol(profile.send_protocol)
-        if plugin is None:
-            results.append(
-                CheckResult("outgoing", False, f"Send protocol {profile.send_protocol!r} has no plugin.")
-            )
-        else:
-            try:
-                with plugin.open_sender(outgoing_settings(profile, plugin, plugins)):
-                    pass
-                results.append(
-                    CheckResult(
-                        "outgoing",
-                        True,
-                        f"logged in to {profile.send_protocol} "
-                        f"{profile.outgoing_host or profile.outgoing_folder}",
-                    )
-                )
-            except SendFailure as error:
-                results.append(CheckResult("outgoing", False, error.text))
-        if (
-            profile.outgoing_folder
-            and plugin is not None
-            and not plugin.KEEPS_SENT_COPY
-            and profile.incoming_allowed
-        ):
-            try:
-                settings = incoming_settings(profile, plugins, folder=profile.outgoing_folder)
-                with incoming_protocol(profile, plugins).open_mailbox(settings) as mailbox:
-                    mailbox.check()
-                results.append(
-                    CheckResult("outgoing folder", True, f"found folder {profile.outgoing_folder!r}")
-                )
-            except ProtocolError as error:
-                results.append(CheckResult("outgoing folder", False, str(error)))
+        results.append(_check_outgoing(profile, plugins))
     return results
+
+
+def _check_incoming(profile: MediaProfile, plugins: PluginHost) -> list[CheckResult]:
+    try:
+        plugin = incoming_protocol(profile, plugins)
+        settings = incoming_settings(profile, plugins)
+        with plugin.open_mailbox(settings) as mailbox:
+            mailbox.check()
+            can_keep_copies = type(mailbox).append is not Mailbox.append
+    except (ProtocolError, UserError) as error:
+        return [CheckResult("incoming", False, str(error))]
+    folder = f" and found folder {settings.folder!r}" if settings.host and settings.folder else ""
+    results = [
+        CheckResult("incoming", True, f"logged in to {_where(settings, profile.fetch_protocol)}{folder}")
+    ]
+    sender = plugins.protocol(profile.send_protocol) if profile.outgoing_allowed else None
+    if sender is not None and profile.outgoing_folder and not sender.KEEPS_SENT_COPY:
+        results.append(_check_copy_folder(profile, plugins, plugin, can_keep_copies))
+    return results
+
+
+def _check_copy_folder(
+    profile: MediaProfile, plugins: PluginHost, plugin: ProtocolPlugin, can_keep_copies: bool
+) -> CheckResult:
+    """The outgoing folder, where copies of sent mail go through the incoming server."""
+    folder = profile.outgoing_folder
+    if not can_keep_copies:
+        return CheckResult(
+            "outgoing folder",
+            False,
+            f"Fetch protocol {profile.fetch_protocol!r} cannot keep copies of sent mail, "
+            f"so outgoing folder {folder!r} of profile {profile.name!r} cannot be used.",
+        )
+    try:
+        with plugin.open_mailbox(incoming_settings(profile, plugins, folder=folder)) as mailbox:
+            mailbox.check()
+    except ProtocolError as error:
+        if error.kind != "folder":
+            return CheckResult("outgoing folder", False, str(error))
+        # Storing the first copy creates the folder (Mailbox.append), so a missing one is fine.
+        return CheckResult(
+            "outgoing folder", True, f"{folder!r} does not exist yet; the first sent copy creates it"
+        )
+    return CheckResult("outgoing folder", True, f"found folder {folder!r}")
+
+
+def _check_outgoing(profile: MediaProfile, plugins: PluginHost) -> CheckResult:
+    plugin = plugins.protocol(profile.send_protocol)
+    if plugin is None:
+        return CheckResult(
+            "outgoing",
+            False,
+            f"Send protocol {profile.send_protocol!r} of profile {profile.name!r} has no installed, enabled plugin.",
+        )
+    try:
+        settings = outgoing_settings(profile, plugin, plugins)
+        with plugin.open_sender(settings):
+            pass
+    except SendFailure as error:
+        return CheckResult("outgoing", False, error.text)
+    except UserError as error:
+        return CheckResult("outgoing", False, str(error))
+    return CheckResult("outgoing", True, f"logged in to {_where(settings, profile.send_protocol)}")

@@ -154,9 +154,9 @@ def test_a_local_maildir_kept_on_fetch_is_stored_once_over_several_cycles(
 
 
 def test_an_ews_mailbox_is_fetched_and_emptied_through_the_stand_in(
-    postroom_cli: Cli, database_url: str, ews_server: EwsStandIn
+    postroom_cli: Cli, database_url: str, ews_server: EwsStandIn, tmp_path: Path
 ) -> None:
-    user = f"ews-{abs(hash(database_url)) % 10**8}-{id(postroom_cli)}@example.test"
+    user = f"ews-{tmp_path.name}@example.test"  # a mailbox of this test's own
     ews_server.add_user(user, "ews-password")
     mails = [numbered_mail(n, tag="ews") for n in range(30)]
     for raw in mails:
