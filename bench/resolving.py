@@ -42,7 +42,18 @@ ALL_RESOLVERS = [
     "observer-subject",
 ]
 PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
-WORDS = "order invoice delivery refund account password parcel upgrade contract warranty".split()
+WORDS = [
+    "order",
+    "invoice",
+    "delivery",
+    "refund",
+    "account",
+    "password",
+    "parcel",
+    "upgrade",
+    "contract",
+    "warranty",
+]
 
 
 def seed_tickets(app: Postroom, start: int, count: int, rng: random.Random) -> None:
