@@ -17,6 +17,8 @@ from typing import NamedTuple
 LINEBREAK = re.compile(r"\r\n|\r|\n")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _ENCODED_RUN = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=(?:\s*=\?[^?\s]+\?[bBqQ]\?[^?]*\?=)*")
+_NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
+_URLSAFE = str.maketrans("-_", "+/")
 _PLACEHOLDER = re.compile(r"\x01(\d+)\x02")
 _COMMENT = re.compile(r"\s*\([^()]*\)")
 # Bytes that look like GB2312/EUC text: every 8-bit byte pairs with another in the A1-FE row.
@@ -60,6 +62,8 @@ _UNKNOWN_LABELS = {
     "ucs-2": "utf-16",
 }
 _SINGLE_BYTE = ("iso8859", "cp125", "ascii", "latin", "koi8", "mac-", "cp8", "cp4", "tis")
+# Python codecs that no mail means by a charset label (and that decode junk in surprising ways).
+_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "charmap"})
 _SURROGATE_PRONE = ("utf-7", "utf-16", "utf-32", "hz")
 _RAW_SINGLE = Chain(("utf-8", "cp1252"), "latin-1", False, True)
 
@@ -73,8 +77,11 @@ def label_chain(label: str | None) -> Chain:
     if not label.isascii():
         return _RAW_SINGLE
     try:
-        name = codecs.lookup(_UNKNOWN_LABELS.get(label, label)).name
+        info = codecs.lookup(_UNKNOWN_LABELS.get(label, label))
     except (LookupError, ValueError):
+        return _RAW_SINGLE
+    name = info.name
+    if name in _NOT_CHARSETS or not getattr(info, "_is_text_encoding", True):
         return _RAW_SINGLE
     if name in _CJK:
         tries = _CJK[name]
@@ -120,7 +127,7 @@ def decode_bytes(data: bytes, chain: Chain) -> str:
     for charset in chain.candidates:
         try:
             text = data.decode(charset)
-        except (UnicodeDecodeError, LookupError):
+        except (UnicodeError, LookupError, ValueError):
             continue
         return scrub(text) if charset.startswith(_SURROGATE_PRONE) else text
     if "utf-8" in chain.candidates:
@@ -160,7 +167,7 @@ def _word_bytes(encoding: str, payload: str) -> bytes:
     """The bytes of one encoded word; broken padding and stray characters are tolerated."""
     if encoding in "qQ":
         return binascii.a2b_qp(payload.encode("utf-8", "surrogateescape"), header=True)
-    core = re.sub(r"[^A-Za-z0-9+/]", "", payload.translate(str.maketrans("-_", "+/")))
+    core = _NOT_BASE64.sub("", payload.translate(_URLSAFE))
     if len(core) % 4 == 1:
         core = core[:-1]
     return binascii.a2b_base64(core + "=" * (-len(core) % 4))

@@ -176,11 +176,11 @@ def _date(value: str | None) -> datetime | None:
         return None
     try:
         parsed = email.utils.parsedate_to_datetime(LINEBREAK.sub("", value).strip())
-    except (TypeError, ValueError, IndexError, OverflowError):
+        if parsed.tzinfo is None:  # "-0000" or no zone: the zone is unknown (RFC 5322); UTC is our best guess
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC)
+    except (TypeError, ValueError, IndexError, OverflowError):  # garbage, or a year UTC cannot hold
         return None
-    if parsed.tzinfo is None:  # "-0000" or no zone: RFC 5322 says the zone is unknown; UTC is our best guess
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
 def _repair(raw: bytes) -> tuple[bytes, list[str]]:
@@ -189,7 +189,9 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
     if b"\x00" in raw:
         raw = raw.replace(b"\x00", b"")
         notes.append("NUL bytes removed")
-    if not raw.strip():
+    # A byte-order mark or blank lines before the first header would hide every header.
+    raw = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")
+    if not raw:
         raise MailParseError("The mail is empty." if not notes else "The mail holds nothing but NUL bytes.")
     match = _HEAD_END.search(raw)
     end = match.start() + 1 if match else len(raw)
@@ -197,7 +199,7 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
     lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
     tail = lines.pop() if head.endswith(b"\n") else None
     changed = b"\r\r" in head  # "\r\r\n" would read as an empty line and end the headers early
-    if lines and lines[0].startswith((b"From ", b">From ")):
+    if lines and lines[0].startswith((b"From ", b">From ")) and not _HEADER_LINE.match(lines[0]):
         del lines[0]
         changed = True
         notes.append("mbox From line removed")
@@ -223,6 +225,8 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
 
 def _subparts(part: Message) -> list[Message]:
     """The parts inside a multipart or message/* part (an empty list for a leaf)."""
+    if not part.is_multipart():  # get_payload() of a leaf may decode, and can raise doing so
+        return []
     payload = part.get_payload()
     return [p for p in payload if isinstance(p, Message)] if isinstance(payload, list) else []
 
@@ -327,7 +331,10 @@ def parse_mail(raw: bytes) -> ParsedMail:
         raise MailParseError("The data is not a mail: it has no mail headers.")
     walk = _Walk()
     walk.run(message)
-    top_charset = message.get_content_charset()
+    try:
+        top_charset = message.get_content_charset()
+    except Exception:  # an unreadable charset parameter is only a hint lost
+        top_charset = None
     hints = tuple(dict.fromkeys([*([top_charset] if top_charset else []), *walk.charsets[:1]]))
 
     def first(name: str) -> str | None:

@@ -34,7 +34,7 @@ FW_COLON = "\uff1a"  # the full-width colon Chinese and Japanese clients write
         ("RE : Bonjour", "bonjour"),
         ("Odp: PD: Dzień dobry", "dzień dobry"),
         ("YNT: Merhaba", "merhaba"),
-        ("ΑΠ: ΣΧΕΤ: Γεια σας", "Γεια σας".casefold()),  # casefold turns the final sigma into σ
+        ("ΑΠ: ΣΧΕΤ: Γεια σας", "Γεια σας".casefold()),  # casefold folds the final sigma too
         (f"回复{FW_COLON}转发{FW_COLON}你好", "你好"),
         ("答复: 你好", "你好"),
         ("RE[2]: Hello", "hello"),
