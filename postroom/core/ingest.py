@@ -78,10 +78,18 @@ def _known_keys(session: Session, profile_id: int, keys: Sequence[str]) -> dict[
 class Fetcher:
     """Runs fetch cycles; one instance may serve many profiles and cycles."""
 
-    def __init__(self, app: Postroom, batch_mails: int = BATCH_MAILS, batch_bytes: int = BATCH_BYTES) -> None:
+    def __init__(
+        self,
+        app: Postroom,
+        batch_mails: int = BATCH_MAILS,
+        batch_bytes: int = BATCH_BYTES,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
         if batch_mails < 1:
             raise UserError(f"A fetch batch must hold at least one mail, not {batch_mails}.")
         self.app = app
+        #: Asked between batches: a worker told to stop ends the cycle after the batch in hand.
+        self.should_stop = should_stop or (lambda: False)
         self.batch_mails = batch_mails
         self.batch_bytes = batch_bytes
 
@@ -134,6 +142,8 @@ class Fetcher:
             self._acknowledge(session, profile, mailbox, list(known), report)
         new = [r for r in refs if r.key not in known]
         for batch in _batches(new, self.batch_mails, self.batch_bytes):
+            if self.should_stop():
+                break
             stored_keys = self._store_batch(session, profile, mailbox, batch, report)
             if progress is not None:
                 progress(len(batch), len(new))

@@ -1,0 +1,88 @@
+"""``postroom run`` (the worker) and ``postroom admin token`` (the admin endpoint's token)."""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+from datetime import timedelta
+
+import click
+
+from postroom.cli._common import PostroomGroup, command, state
+from postroom.core.admin_http import new_admin_token
+from postroom.core.errors import UserError
+from postroom.core.runtime import Worker, install_signal_handlers
+
+
+def _listen_address(value: str) -> tuple[str, int]:
+    host, _, port = value.rpartition(":")
+    try:
+        number = int(port)
+    except ValueError:
+        raise UserError(f"--admin-listen takes [HOST:]PORT, not {value!r}.") from None
+    if not 0 <= number <= 65535:
+        raise UserError(f"The admin port must be between 0 and 65535, not {number}.")
+    return host or "127.0.0.1", number
+
+
+@command(None, "run")
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=8,
+    show_default=True,
+    help="Profiles fetched at the same time.",
+)
+@click.option(
+    "--lease",
+    type=click.IntRange(5, 3600),
+    default=60,
+    show_default=True,
+    help="Seconds a fetch lease lasts without renewal (how soon others take over a dead worker).",
+)
+@click.option(
+    "--admin-listen", help="Serve the reload endpoint and /health on [HOST:]PORT (host: 127.0.0.1)."
+)
+@click.option("--verbose", "-v", is_flag=True, help="Log every cycle, not only those that did something.")
+def run_command(threads: int, lease: int, admin_listen: str | None, verbose: bool) -> None:
+    """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
+    logging.basicConfig(
+        level=logging.INFO,
+        format="%(asctime)s %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    app = state().app()
+    worker = Worker(
+        app,
+        threads=threads,
+        lease=timedelta(seconds=lease),
+        admin_address=_listen_address(admin_listen) if admin_listen else None,
+        verbose=verbose,
+    )
+    install_signal_handlers(worker, signal)
+    sys.exit(worker.run())
+
+
+@click.group("admin", cls=PostroomGroup)
+def admin_group() -> None:
+    """The worker's admin endpoint."""
+
+
+@command(admin_group, "token")
+def admin_token() -> None:
+    """Make a new administrator token for the reload endpoint (shown once; replaces the old one)."""
+    app = state().app()
+    with app.transaction() as session:
+        token = new_admin_token(session)
+    click.echo(token)
+    click.echo(
+        "This token is shown once; send it as the 'sessionId' header of "
+        "POST /ameyorestapi/media/messages/reloadMediaProfileConfiguration.",
+        err=True,
+    )
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(run_command)
+    cli.add_command(admin_group)
