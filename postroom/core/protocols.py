@@ -79,6 +79,11 @@ class SendFailure(Exception):
     enhanced status code if the server gave one; ``kind`` says whether this was a reply from
     the server (``protocol``) or a failure to reach it (``connection``, ``unknown-host``,
     ``tls``, ``auth``). ``recipient`` is set when the failure concerns one recipient only.
+
+    ``per_recipient`` is set when the server refused every recipient, each with its own reply:
+    the outbox then retries or fails each recipient by its own category, exactly as for the
+    refused part of a partial refusal (:attr:`SendReport.refused`). The failure's own text and
+    code are then those of the first refusal.
     """
 
     def __init__(
@@ -88,12 +93,14 @@ class SendFailure(Exception):
         reply_code: int | None = None,
         kind: FailureKind = "protocol",
         recipient: str | None = None,
+        per_recipient: dict[str, SendFailure] | None = None,
     ) -> None:
         super().__init__(text)
         self.text = text
         self.reply_code = reply_code
         self.kind: FailureKind = kind
         self.recipient = recipient
+        self.per_recipient = per_recipient
 
 
 @dataclass

@@ -119,10 +119,15 @@ class MaildirSender(Sender):
         refused = {addr: failure for addr in recipients if (failure := refusal(addr)) is not None}
         if recipients and len(refused) == len(recipients):
             first = next(iter(refused.values()))
-            if len(recipients) > 1:
-                # Several recipients, all refused: the failure is no longer about one of them.
-                first.recipient = None
-            raise first
+            # Several recipients, all refused: the failure is no longer about one of them, and
+            # each recipient's own refusal travels along for the outbox.
+            raise SendFailure(
+                first.text,
+                reply_code=first.reply_code,
+                kind=first.kind,
+                recipient=first.recipient if len(recipients) == 1 else None,
+                per_recipient=refused,
+            )
         self.maildir.add(raw)
         return SendReport(refused=refused)
 

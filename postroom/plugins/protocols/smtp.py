@@ -42,10 +42,17 @@ class AllRecipientsRefused(SendFailure):
     part of a partial refusal (``SendReport.refused``).
     """
 
+    per_recipient: dict[str, SendFailure]
+
     def __init__(self, per_recipient: dict[str, SendFailure]) -> None:
         first = next(iter(per_recipient.values()))
-        super().__init__(first.text, reply_code=first.reply_code, kind=first.kind, recipient=first.recipient)
-        self.per_recipient = per_recipient
+        super().__init__(
+            first.text,
+            reply_code=first.reply_code,
+            kind=first.kind,
+            recipient=first.recipient,
+            per_recipient=per_recipient,
+        )
 
 
 @functools.cache
