@@ -155,10 +155,10 @@ def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -
             query = query.where(SMessageSendInfo.state.in_(states))
         if ticket_id is not None:
             query = query.where(SMessageSendInfo.ticket_id == ticket_id)
-        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).tuples().all())
+        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
         documents = [
             _outbox_row(row, message, names)
-            for row, message in session.execute(query.order_by(SMessageSendInfo.id)).tuples()
+            for row, message in session.execute(query.order_by(SMessageSendInfo.id)).all()
         ]
     if as_json:
         print_json(documents)

@@ -208,7 +208,7 @@ class Outbox:
                     select(MessageRaw.message_pk, MessageRaw.raw).where(
                         MessageRaw.message_pk.in_([r.message_pk for r in rows])
                     )
-                ).tuples().all()
+                ).all()
             )
             session.commit()
             # Grouped by profile, so that each profile's server is talked to over one connection.
@@ -323,8 +323,7 @@ class Outbox:
         row.claim_expires_at = None
         if outcome.failures:
             first = outcome.failures[0]
-            prefix = f"{first.recipient}: " if first.recipient else ""
-            row.last_error = (prefix + first.error.text)[:TEXT_LIMIT]
+            row.last_error = _describe(first)[:TEXT_LIMIT]
             row.category, row.policy = first.category.value, first.policy
         else:
             row.last_error = row.category = row.policy = None
@@ -372,6 +371,14 @@ class Outbox:
             events.send_succeeded.send(
                 self, send_info_id=row.id, profile_id=row.media_profile_id, attempts=row.attempts
             )
+
+
+def _describe(failure: _Failure) -> str:
+    """``recipient: 550 5.1.1 text``: the failure as the outbox list shows it."""
+    text, code = failure.error.text, failure.error.reply_code
+    if code is not None and not text.startswith(str(code)):
+        text = f"{code} {text}"
+    return f"{failure.recipient}: {text}" if failure.recipient else text
 
 
 def _fixed_clock(now: datetime) -> Callable[[], datetime]:

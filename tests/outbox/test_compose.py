@@ -208,17 +208,16 @@ def test_a_header_with_a_line_break_is_refused_and_nothing_is_queued(
     assert outbox_rows(app) == []
 
 
-def test_line_breaks_in_a_customers_subject_are_folded_never_passed_through(
-    app: Postroom, desk: Desk
-) -> None:
-    profile_id = _support(desk)
-    # An encoded word may smuggle CR/LF into the decoded subject.
-    ticket_id = desk.ticket(profile_id, subject="=?utf-8?q?Hello=0D=0ABcc=3A_victim=40example=2Enet?=")
+def test_line_breaks_in_a_tickets_subject_are_folded_never_passed_through(app: Postroom, desk: Desk) -> None:
+    ticket_id = desk.ticket(_support(desk))
+    with app.transaction() as session:
+        ticket = session.get(Ticket, ticket_id)
+        assert ticket is not None
+        ticket.subject = "Hello\r\nBcc: victim@example.net"  # however it got there, it must not get out
     queued = queue_reply(app, 1, ticket_id, "Hi.", now=NOW)
     mail = queued_mail(app, queued.send_info_id)
     assert mail["Bcc"] is None
-    assert "\n" not in mail["Subject"] and "\r" not in mail["Subject"]
-    assert mail["Subject"].startswith("Re: [ACME] Hello")
+    assert mail["Subject"] == f"Re: [ACME] Hello Bcc: victim@example.net [#PR-{ticket_id}]"
 
 
 @pytest.mark.parametrize(

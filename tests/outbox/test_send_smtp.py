@@ -1,0 +1,234 @@
+"""Replies sent by ``postroom send`` to real aiosmtpd servers, with the sent copy in a real Dovecot folder."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import text
+
+from postroom.core.app import Postroom
+from postroom.core.compose import queue_reply
+from postroom.core.models import MediaProfile, SendState
+from postroom.core.outbox import Outbox
+from postroom.core.profiles import set_signature
+from tests.outbox.helpers import (
+    CUSTOMER,
+    NOW,
+    Desk,
+    dovecot_user,
+    outbox_rows,
+    outbox_wiring,  # noqa: F401  (fixture)
+    parse,
+    text_and_html,
+)
+from tests.servers.cli import Cli
+from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SMTP_USERNAME, SmtpScript, SmtpServers
+
+pytestmark = pytest.mark.usefixtures("outbox_wiring", "smtp_script")
+
+SIGNATURE = "<p>Best regards, {agent_name}<br>{profile_name} team, ticket {ticket_id} {case_token}</p>"
+
+
+@pytest.fixture
+def desk(app: Postroom) -> Desk:
+    return Desk(app)
+
+
+@pytest.mark.parametrize(("server", "position"), [("starttls", "before"), ("smtps", "after")])
+def test_reply_reaches_the_server_with_every_header_and_a_copy_lands_in_the_sent_folder(
+    app: Postroom,
+    desk: Desk,
+    postroom_cli: Cli,
+    smtp_servers: SmtpServers,
+    dovecot: Dovecot,
+    server: str,
+    position: str,
+) -> None:
+    endpoint = getattr(smtp_servers, server)
+    mailbox_user = dovecot_user(dovecot)
+    profile_id = desk.smtp_profile(
+        "support",
+        endpoint,
+        send_from_name="ACME Support",
+        send_from_address="support@acme.test",
+        subject_prefix="[ACME]",
+        reply_to="help@acme.test",
+        fetch_protocol="imap",
+        incoming_host=dovecot.host,
+        incoming_port=dovecot.imap_port,
+        outgoing_folder="Sent",
+    )
+    with app.transaction() as session:
+        profile = session.get(MediaProfile, profile_id)
+        assert profile is not None
+        set_signature(profile, SIGNATURE, position)
+    postroom_cli.ok("agent", "add", "Alice")
+    ticket_id = desk.ticket(
+        profile_id, subject="Order 4711", message_id="<order.4711@example.org>", to="support@acme.test"
+    )
+    queued = postroom_cli.ok(
+        "ticket", "reply", str(ticket_id), "--body", "It ships today.", "--agent", "Alice", "--json"
+    ).json()
+
+    result = postroom_cli.ok("send", "--now", NOW.isoformat())
+
+    assert result.stdout.strip() == "Sent 1, retry scheduled 0, failed 0."
+    [received] = smtp_servers.received(server)
+    assert (received.tls, received.login) == (True, SMTP_USERNAME)
+    assert (received.envelope_from, received.recipients) == ("support@acme.test", (CUSTOMER,))
+    mail = received.message()
+    assert mail["From"] == "ACME Support <support@acme.test>"
+    assert mail["Subject"] == f"Re: [ACME] Order 4711 [#PR-{ticket_id}]"
+    assert mail["Reply-To"] == "help@acme.test"
+    assert (mail["In-Reply-To"], mail["References"]) == ("<order.4711@example.org>",) * 2
+    assert mail["Message-ID"] == f"<{queued['message_id']}>"
+    body, html = text_and_html(mail)
+    signature = f"Best regards, Alice\nsupport team, ticket {ticket_id} [#PR-{ticket_id}]"
+    assert (body.index(signature) < body.index("> Hello,")) == (position == "before")
+    assert (html.index("Best regards, Alice") < html.index("<blockquote")) == (position == "before")
+
+    copies = [parse(raw) for raw in dovecot.fetch_all(mailbox_user, "Sent")]
+    assert mail["Message-ID"] in [copy["Message-ID"] for copy in copies]
+    [row] = outbox_rows(app)
+    assert (row.state, row.attempts, row.sent_at) == (SendState.SENT, 1, NOW)
+
+
+def test_all_due_replies_of_a_profile_share_one_connection(
+    app: Postroom, desk: Desk, smtp_servers: SmtpServers
+) -> None:
+    profile_id = desk.smtp_profile("support", smtp_servers.starttls)
+    for number in range(3):
+        queue_reply(app, 1, desk.ticket(profile_id, subject=f"Question {number}"), "Answer.", now=NOW)
+
+    report = Outbox(app).send_due(NOW)
+
+    assert (report.claimed, report.sent) == (3, 3)
+    assert len(smtp_servers.received("starttls")) == 3
+    assert smtp_servers.connections("starttls") == 1
+    assert len({mail.peer for mail in smtp_servers.received("starttls")}) == 1
+
+
+def test_seed_mapping_sends_an_m1_tickets_reply_through_m2s_server_and_from(
+    app: Postroom, desk: Desk, smtp_servers: SmtpServers
+) -> None:
+    m1 = desk.smtp_profile(
+        "m1", smtp_servers.starttls, send_from_name="M1 Desk", send_from_address="m1@acme.test"
+    )
+    m2 = desk.smtp_profile(
+        "m2", smtp_servers.smtps, send_from_name="M2 Desk", send_from_address="m2@acme.test"
+    )
+    ticket_id = desk.ticket(m1, to="m1@acme.test")
+    with app.engine.begin() as connection:
+        connection.execute(
+            text(
+                "insert into ic_configuration_parameter (contact_center_id, name, value) "
+                f"values (1, 'mediaProfileMapping', '{{\"{m1}\":\"{m2}\"}}');"
+            )
+        )
+
+    queue_reply(app, 1, ticket_id, "Answered through M2.", now=NOW)
+    Outbox(app).send_due(NOW)
+
+    assert smtp_servers.received("starttls") == []
+    [received] = smtp_servers.received("smtps")
+    assert received.envelope_from == "m2@acme.test"
+    assert received.message()["From"] == "M2 Desk <m2@acme.test>"
+    [row] = outbox_rows(app)
+    assert (row.media_profile_id, row.state) == (m2, SendState.SENT)
+
+
+def test_a_sent_copy_that_cannot_be_stored_leaves_the_mail_sent(
+    app: Postroom, desk: Desk, smtp_servers: SmtpServers, refused_port: int
+) -> None:
+    profile_id = desk.smtp_profile(
+        "support",
+        smtp_servers.plain,
+        fetch_protocol="imap",
+        incoming_host="127.0.0.1",
+        incoming_port=refused_port,
+        outgoing_folder="Sent",
+    )
+    queue_reply(app, 1, desk.ticket(profile_id), "Hi.", now=NOW)
+    queue_reply(app, 1, desk.ticket(profile_id, subject="Other"), "Hi.", now=NOW)
+
+    report = Outbox(app).send_due(NOW)
+
+    assert (report.sent, report.failed, report.copy_errors) == (2, 0, 2)
+    assert [row.state for row in outbox_rows(app)] == [SendState.SENT, SendState.SENT]
+    assert len(smtp_servers.received("plain")) == 2
+
+
+def test_maildir_send_protocol_writes_the_mail_and_keeps_it_as_the_copy(
+    app: Postroom, desk: Desk, tmp_path: Path
+) -> None:
+    sink = tmp_path / "sent"
+    profile_id = desk.profile("demo", send_protocol="maildir", outgoing_folder=str(sink))
+    queued = queue_reply(app, 1, desk.ticket(profile_id), "Hi.", now=NOW)
+
+    report = Outbox(app).send_due(NOW)
+
+    assert (report.sent, report.copy_errors) == (1, 0)
+    [written] = list((sink / "new").iterdir())
+    assert parse(written.read_bytes())["Message-ID"] == f"<{queued.message_id}>"
+
+
+def test_a_reply_is_sent_once_and_not_again(app: Postroom, desk: Desk, smtp_servers: SmtpServers) -> None:
+    profile_id = desk.smtp_profile("support", smtp_servers.plain)
+    queue_reply(app, 1, desk.ticket(profile_id), "Hi.", now=NOW)
+    assert Outbox(app).send_due(NOW).sent == 1
+    assert Outbox(app).send_due(NOW).claimed == 0
+    assert len(smtp_servers.received("plain")) == 1
+
+
+def test_outbox_and_failures_lists_show_the_documented_keys(
+    app: Postroom, desk: Desk, postroom_cli: Cli, smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    profile_id = desk.smtp_profile("support", smtp_servers.plain)
+    ticket_id = desk.ticket(profile_id, cc="ola@example.org")
+    smtp_script.refuse_recipient("ola@example.org", "452 4.2.2 Mailbox full")
+    queued = queue_reply(app, 1, ticket_id, "Hi.", now=NOW)
+    postroom_cli.ok("send", "--now", NOW.isoformat())
+
+    [entry] = postroom_cli.ok("outbox", "list", "--json").json()
+    assert {
+        "id",
+        "ticket_id",
+        "profile",
+        "message_id",
+        "to",
+        "state",
+        "attempts",
+        "next_attempt_at",
+        "last_error",
+    } <= set(entry)
+    assert entry["id"] == queued.send_info_id and entry["ticket_id"] == ticket_id
+    assert (entry["profile"], entry["message_id"], entry["to"]) == (
+        "support",
+        queued.message_id,
+        [CUSTOMER, "ola@example.org"],
+    )
+    assert (entry["state"], entry["attempts"], entry["pending"]) == (
+        "retry-scheduled",
+        1,
+        ["ola@example.org"],
+    )
+    assert entry["next_attempt_at"] == "2031-03-04T10:05:00+00:00"
+    assert entry["last_error"] == "ola@example.org: 452 4.2.2 Mailbox full"
+
+    [failure] = postroom_cli.ok("failures", "list", "--json").json()
+    assert {k: failure[k] for k in failure if k not in ("id", "created_at")} == {
+        "outbox_id": queued.send_info_id,
+        "attempt": 1,
+        "recipient": "ola@example.org",
+        "reply_code": 452,
+        "enhanced_code": "4.2.2",
+        "text": "4.2.2 Mailbox full",
+        "category": "mailbox error",
+        "policy": "progressive retry",
+        "next_attempt_at": "2031-03-04T10:05:00+00:00",
+    }
+    assert postroom_cli.ok("outbox", "list", "--state", "sent", "--json").json() == []
+    table = postroom_cli.ok("failures", "list").stdout
+    assert "mailbox error" in table and "4.2.2" in table
