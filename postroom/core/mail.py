@@ -199,10 +199,13 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
     lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
     tail = lines.pop() if head.endswith(b"\n") else None
     changed = b"\r\r" in head  # "\r\r\n" would read as an empty line and end the headers early
-    if lines and lines[0].startswith((b"From ", b">From ")) and not _HEADER_LINE.match(lines[0]):
-        del lines[0]
+    if lines and lines[0].startswith((b"From ", b">From ")):
         changed = True
-        notes.append("mbox From line removed")
+        if _HEADER_LINE.match(lines[0]):  # "From : x" is a header the stdlib would take for an mbox line
+            lines[0] = b"From:" + lines[0].split(b":", 1)[1]
+        else:
+            del lines[0]
+            notes.append("mbox From line removed")
     is_header = [bool(_HEADER_LINE.match(line)) for line in lines]
     skip = 0
     while skip < min(3, len(lines)) and not is_header[skip]:

@@ -182,6 +182,15 @@ def test_an_mbox_from_line_is_stripped() -> None:
     assert (parsed.from_address, parsed.subject) == ("ann@example.com", "hi")
 
 
+def test_a_byte_order_mark_or_blank_lines_before_the_headers_are_skipped() -> None:
+    assert parse_mail(b"\xef\xbb\xbfFrom: ann@example.com\nSubject: bom\n\nbody\n").subject == "bom"
+    assert parse_mail(b"\r\n\r\nFrom: ann@example.com\r\nSubject: blank\r\n\r\nbody").subject == "blank"
+
+
+def test_a_from_header_with_a_blank_before_its_colon_is_not_an_mbox_line() -> None:
+    assert parse_mail(b"From : Ann <ann@example.com>\nSubject: x\n\nbody\n").from_address == "ann@example.com"
+
+
 def test_a_junk_line_before_the_headers_is_skipped() -> None:
     raw = b"---- Original email message ----\r\nFrom: ann@example.com\r\nSubject: Contact\r\n\r\nbody\r\n"
     assert parse_mail(raw).subject == "Contact"
@@ -330,6 +339,7 @@ def test_a_message_id_without_brackets_is_kept() -> None:
         ("Fri,  6 Jan 2017 19:23:41 +0100 (CET)", datetime(2017, 1, 6, 18, 23, 41, tzinfo=UTC)),
         ("24 Sep 2018 10:22:54 -0000", datetime(2018, 9, 24, 10, 22, 54, tzinfo=UTC)),
         ("not a date at all", None),
+        ("Fri, 31 Dec 9999 23:30:00 -0100", None),  # after year 9999 in UTC
     ],
 )
 def test_dates_are_utc_and_garbage_is_none(value: str, expected: datetime | None) -> None:
