@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from datetime import date, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
 from postroom.core import events
@@ -19,7 +20,7 @@ from postroom.core.app import Postroom
 from postroom.core.connections import incoming_protocol, incoming_settings
 from postroom.core.errors import UserError
 from postroom.core.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
-from postroom.core.pipeline import InboundPipeline
+from postroom.core.pipeline import InboundPipeline, StoreResult
 from postroom.core.protocols import Mailbox, MailRef, ProtocolError
 
 log = logging.getLogger(__name__)
@@ -180,26 +181,48 @@ class Fetcher:
         report: FetchReport,
     ) -> list[str]:
         """Download and store one batch in one transaction; returns the keys now safely in the ledger."""
-        pipeline = InboundPipeline(session, self.app.plugins, profile)
-        done: list[str] = []
+        downloaded: list[tuple[str, bytes]] = []
         for mail in mailbox.fetch([r.key for r in batch]):
             report.fetched += 1
             events.message_fetched.send(self, profile_id=profile.id, mailbox_key=mail.key, size=len(mail.raw))
-            result = pipeline.store(mail.key, mail.raw)
+            downloaded.append((mail.key, mail.raw))
+        try:
+            results = InboundPipeline(session, self.app.plugins, profile).store_batch(downloaded)
+        except (OperationalError, InterfaceError):
+            raise  # the database itself is gone: the cycle stops, nothing was acknowledged
+        except SQLAlchemyError:
+            # One mail the database refuses must not block the mailbox for ever: store one by one.
+            log.exception(
+                "profile %s: a batch could not be stored; storing its mails one by one", profile.name
+            )
+            session.rollback()
+            results = [self._store_alone(session, profile, key, raw) for key, raw in downloaded]
+        for result in results:
             if result.outcome == LedgerOutcome.DUPLICATE:
                 report.duplicates += 1
             elif result.outcome == LedgerOutcome.QUARANTINED:
                 report.quarantined += 1
             else:
                 report.stored += 1
-            done.append(mail.key)
         session.commit()
         # Let the batch's raw bytes go: only the profile (and its resolver list) stays in the session.
         keep = {id(profile), *(id(r) for r in profile.resolvers)}
         for instance in list(session):
-            if id(instance) not in keep and instance in session:  # expunge cascades
+            if id(instance) not in keep and instance in session:  # an expunge cascades to related rows
                 session.expunge(instance)
-        return done
+        return [key for key, _raw in downloaded]
+
+    def _store_alone(self, session: Session, profile: MediaProfile, key: str, raw: bytes) -> StoreResult:
+        """Store one mail in a savepoint; if the database refuses it, keep it raw and quarantined with the reason."""
+        pipeline = InboundPipeline(session, self.app.plugins, profile)
+        try:
+            with session.begin_nested():
+                return pipeline.store(key, raw)
+        except (OperationalError, InterfaceError):
+            raise
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}"[:2000])
 
     def _mark_error(self, session: Session, profile: MediaProfile, reason: str, kind: str) -> None:
         profile.status = ProfileStatus.ERROR

@@ -9,16 +9,17 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from sqlalchemy import select, update
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core import events
 from postroom.core.bounces import bounced_message_ids, failed_recipients
 from postroom.core.configuration import failure_mail_addresses
-from postroom.core.directory import customer_for_sender, find_customer_by_address
+from postroom.core.directory import customer_for_sender, customers_by_address, find_customer_by_address
 from postroom.core.mail import MailParseError, ParsedMail, parse_mail
 from postroom.core.models import (
     Customer,
@@ -36,6 +37,7 @@ from postroom.core.models import (
     utcnow,
 )
 from postroom.core.plugins import PluginHost
+from postroom.core.raw_store import insert_raws
 from postroom.core.resolving import ResolverContext
 from postroom.core.routing import RouteChoice
 from postroom.core.subjects import normalise_subject
@@ -57,6 +59,21 @@ class StoreResult:
     message_pk: int | None = None
 
 
+@dataclass
+class _Entry:
+    """One mail of a batch being stored: its new message, or (a duplicate) the message it repeats."""
+
+    key: str
+    raw: bytes
+    parsed: ParsedMail | str  # the parsed mail, or why it could not be parsed
+    message: Message | int  # a Message of this batch, or the primary key of an earlier one
+    is_new: bool
+
+    @property
+    def message_pk(self) -> int:
+        return self.message.id if isinstance(self.message, Message) else self.message
+
+
 def _text(value: str | None, limit: int) -> str | None:
     return value[:limit] if value else value
 
@@ -68,6 +85,8 @@ class InboundPipeline:
         self.session = session
         self.plugins = plugins
         self.profile = profile
+        #: Sender address -> customer, while a batch is processed inside one savepoint.
+        self.known_customers: dict[str, Customer] | None = None
 
     @cached_property
     def failure_addresses(self) -> set[str]:
@@ -81,66 +100,124 @@ class InboundPipeline:
 
     def store(self, mailbox_key: str, raw: bytes) -> StoreResult:
         """Store one fetched mail with its ledger row, then route and resolve it."""
+        return self.store_batch([(mailbox_key, raw)])[0]
+
+    def store_batch(self, mails: Sequence[tuple[str, bytes]]) -> list[StoreResult]:
+        """Store a batch of fetched ``(mailbox key, raw)`` mails with their ledger rows; route and resolve each.
+
+        Each mail is parsed once; one query finds the Message-IDs already stored and one
+        statement each writes the messages, their raw bytes, addresses and ledger rows. A repeated
+        Message-ID (also within the batch) is recorded as a duplicate of the message that has it.
+        """
+        parsed = [self._parse(key, raw) for key, raw in mails]
+        wanted = {p.message_id[:998] for p in parsed if isinstance(p, ParsedMail) and p.message_id}
+        originals: dict[str, Message | int] = dict(self._stored_message_ids(wanted))
+        entries: list[_Entry] = []
+        for (key, raw), result in zip(mails, parsed, strict=True):
+            message_id = (
+                result.message_id[:998] if isinstance(result, ParsedMail) and result.message_id else None
+            )
+            original = originals.get(message_id) if message_id else None
+            if original is not None:
+                entries.append(_Entry(key, raw, result, original, is_new=False))
+                continue
+            message = (
+                self._new_message(result) if isinstance(result, ParsedMail) else self._quarantined(result)
+            )
+            if message_id:
+                originals[message_id] = message
+            entries.append(_Entry(key, raw, result, message, is_new=True))
+        new = [e for e in entries if e.is_new]
+        self.session.add_all(e.message for e in new)
+        self.session.flush()
+        insert_raws(self.session, [(e.message_pk, e.raw) for e in new])
+        addresses = [row for e in new for row in self._addresses(e)]
+        if addresses:
+            self.session.execute(insert(MessageAddress), addresses)
+        results = [self._announce_and_process(e) for e in entries]
+        self._insert_ledger(entries, results)
+        return results
+
+    def quarantine(self, mailbox_key: str, raw: bytes, reason: str) -> StoreResult:
+        """Keep a mail raw and quarantined with ``reason``, with its ledger row; nothing is parsed."""
+        entry = _Entry(mailbox_key, raw, reason, self._quarantined(reason), is_new=True)
+        self.session.add(entry.message)
+        self.session.flush()
+        insert_raws(self.session, [(entry.message_pk, raw)])
+        result = self._announce_and_process(entry)
+        self._insert_ledger([entry], [result])
+        return result
+
+    def _insert_ledger(self, entries: Sequence[_Entry], results: Sequence[StoreResult]) -> None:
+        rows = [
+            {
+                "media_profile_id": self.profile.id,
+                "mailbox_key": e.key,
+                "outcome": r.outcome,
+                "message_pk": r.message_pk,
+            }
+            for e, r in zip(entries, results, strict=True)
+        ]
+        self.session.execute(insert(FetchLedger), rows)
+
+    def _parse(self, mailbox_key: str, raw: bytes) -> ParsedMail | str:
+        """The parsed mail, or the reason it cannot be parsed."""
         try:
-            parsed = parse_mail(raw)
+            return parse_mail(raw)
         except MailParseError as error:
-            return self._quarantine_raw(mailbox_key, raw, str(error))
+            return str(error)
         except Exception as error:  # the parser must never stop a mailbox
             log.exception("parser failed on %s of profile %s", mailbox_key, self.profile.name)
-            return self._quarantine_raw(
-                mailbox_key, raw, f"The mail could not be parsed ({type(error).__name__})."
+            return f"The mail could not be parsed ({type(error).__name__})."
+
+    def _stored_message_ids(self, message_ids: set[str]) -> dict[str, int]:
+        """Message-ID -> message of those already stored as inbound mail of this profile (one indexed query)."""
+        if not message_ids:
+            return {}
+        rows = self.session.execute(
+            select(Message.message_id, func.min(Message.id))
+            .where(
+                Message.media_profile_id == self.profile.id,
+                Message.message_id.in_(message_ids),
+                Message.direction == Direction.INBOUND,
             )
-        if parsed.message_id and self._is_duplicate(parsed.message_id):
-            self._ledger(mailbox_key, LedgerOutcome.DUPLICATE, None)
+            .group_by(Message.message_id)
+        )
+        return {message_id: pk for message_id, pk in rows if message_id}
+
+    def _announce_and_process(self, entry: _Entry) -> StoreResult:
+        """Send the mail's signal, route and resolve a new parsed mail, and say how it ended."""
+        parsed, message = entry.parsed, entry.message
+        if not entry.is_new:
+            assert isinstance(parsed, ParsedMail) and parsed.message_id
             events.message_duplicate.send(
-                self, profile_id=self.profile.id, mailbox_key=mailbox_key, message_id=parsed.message_id
+                self, profile_id=self.profile.id, mailbox_key=entry.key, message_id=parsed.message_id
             )
-            return StoreResult(LedgerOutcome.DUPLICATE)
-        message = self._new_message(parsed, raw)
-        self._ledger(mailbox_key, LedgerOutcome.STORED, message.id)
+            return StoreResult(LedgerOutcome.DUPLICATE, entry.message_pk)
+        assert isinstance(message, Message)
+        if not isinstance(parsed, ParsedMail):
+            events.message_quarantined.send(
+                self, profile_id=self.profile.id, message_pk=message.id, reason=message.reason
+            )
+            return StoreResult(LedgerOutcome.QUARANTINED, message.id)
+        events.message_stored.send(
+            self, profile_id=self.profile.id, message_pk=message.id, message_id=parsed.message_id
+        )
         self.process(message, parsed)
-        return StoreResult(LedgerOutcome.STORED, message.id)
+        quarantined = message.status == MessageStatus.QUARANTINED
+        return StoreResult(LedgerOutcome.QUARANTINED if quarantined else LedgerOutcome.STORED, message.id)
 
-    def _is_duplicate(self, message_id: str) -> bool:
-        return (
-            self.session.scalar(
-                select(Message.id)
-                .where(
-                    Message.media_profile_id == self.profile.id,
-                    Message.message_id == message_id[:998],
-                    Message.direction == Direction.INBOUND,
-                )
-                .limit(1)
-            )
-            is not None
-        )
-
-    def _ledger(self, key: str, outcome: LedgerOutcome, message_pk: int | None) -> None:
-        self.session.add(
-            FetchLedger(
-                media_profile_id=self.profile.id, mailbox_key=key, outcome=outcome, message_pk=message_pk
-            )
-        )
-
-    def _quarantine_raw(self, key: str, raw: bytes, reason: str) -> StoreResult:
-        message = Message(
+    def _quarantined(self, reason: str) -> Message:
+        return Message(
             contact_center_id=self.profile.contact_center_id,
             media_profile_id=self.profile.id,
             direction=Direction.INBOUND,
             status=MessageStatus.QUARANTINED,
             reason=reason,
         )
-        message.raw = MessageRaw(raw=raw)
-        self.session.add(message)
-        self.session.flush()
-        self._ledger(key, LedgerOutcome.QUARANTINED, message.id)
-        events.message_quarantined.send(
-            self, profile_id=self.profile.id, message_pk=message.id, reason=reason
-        )
-        return StoreResult(LedgerOutcome.QUARANTINED, message.id)
 
-    def _new_message(self, parsed: ParsedMail, raw: bytes) -> Message:
-        message = Message(
+    def _new_message(self, parsed: ParsedMail) -> Message:
+        return Message(
             contact_center_id=self.profile.contact_center_id,
             media_profile_id=self.profile.id,
             direction=Direction.INBOUND,
@@ -161,21 +238,45 @@ class InboundPipeline:
                 [{"name": a.name, "content_type": a.content_type, "size": a.size} for a in parsed.attachments]
             ),
         )
-        message.raw = MessageRaw(raw=raw)
-        self.session.add(message)
-        self.session.flush()
+
+    @staticmethod
+    def _addresses(entry: _Entry) -> list[dict[str, object]]:
+        """The message_address rows of a stored mail: its sender, To and Cc, each role and address once."""
+        parsed = entry.parsed
+        if not isinstance(parsed, ParsedMail):
+            return []
         addresses = [("from", parsed.from_address)] if parsed.from_address else []
         addresses += [("to", a) for a in parsed.to] + [("cc", a) for a in parsed.cc]
-        self.session.add_all(
-            MessageAddress(message_pk=message.id, role=role, address=address[:255])
+        return [
+            {"message_pk": entry.message_pk, "role": role, "address": address[:255]}
             for role, address in dict.fromkeys(addresses)
-        )
-        events.message_stored.send(
-            self, profile_id=self.profile.id, message_pk=message.id, message_id=parsed.message_id
-        )
-        return message
+        ]
 
     # --- processing ---------------------------------------------------------------------------
+
+    def process_batch(self, mails: Sequence[tuple[Message, ParsedMail]]) -> None:
+        """Process stored mails in order inside one savepoint; if anything breaks, redo them one by one.
+
+        The common case costs one SAVEPOINT for the batch; only a batch holding a mail that breaks
+        a plugin pays a savepoint per mail, so that mail alone is quarantined.
+        """
+        if not mails:
+            return
+        try:
+            with self.session.begin_nested():
+                self.known_customers = customers_by_address(
+                    self.session,
+                    self.profile.contact_center_id,
+                    [p.from_address for _, p in mails if p.from_address],
+                )
+                for message, parsed in mails:
+                    self._process(message, parsed)
+        except Exception:
+            log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
+            for message, parsed in mails:
+                self.process(message, parsed)
+        finally:
+            self.known_customers = None
 
     def process(self, message: Message, parsed: ParsedMail) -> None:
         """Filter, route and resolve a stored mail; a failing plugin quarantines it (savepoint)."""
@@ -222,7 +323,11 @@ class InboundPipeline:
             return
         customer = (
             customer_for_sender(
-                self.session, self.profile.contact_center_id, parsed.from_address, parsed.from_name
+                self.session,
+                self.profile.contact_center_id,
+                parsed.from_address,
+                parsed.from_name,
+                self.known_customers,
             )
             if parsed.from_address
             else None
