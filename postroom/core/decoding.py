@@ -175,18 +175,18 @@ def _word_bytes(encoding: str, payload: str) -> bytes:
 
 def _decode_run(run: str, hints: tuple[str, ...]) -> str:
     """Decode adjacent encoded words; words in one charset are joined first (split multibyte characters)."""
-    pieces: list[tuple[str, bytes]] = []
+    pieces: list[tuple[str, list[bytes]]] = []
     for match in _ENCODED_WORD.finditer(run):
         label = match.group(1).split("*", 1)[0].lower()
         data = _word_bytes(match.group(2), match.group(3))
         if pieces and pieces[-1][0] == label:
-            pieces[-1] = (label, pieces[-1][1] + data)
+            pieces[-1][1].append(data)
         else:
-            pieces.append((label, data))
+            pieces.append((label, [data]))
     out = []
-    for label, data in pieces:
+    for label, chunks in pieces:
         chain = label_chain(label)
-        out.append(decode_bytes(data, chain if chain is not _RAW_SINGLE else raw_chain(hints, False)))
+        out.append(decode_bytes(b"".join(chunks), chain if chain is not _RAW_SINGLE else raw_chain(hints, False)))
     return "".join(out)
 
 

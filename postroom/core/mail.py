@@ -101,7 +101,11 @@ class AttachmentInfo:
 
 @dataclass
 class ParsedMail:
-    """The fields of one inbound mail; ``headers`` is the parsed message (policy.default) for filters."""
+    """The fields of one inbound mail.
+
+    ``headers`` is the parsed message with policy.default, for filters that need more than the fields;
+    :meth:`header` reads it without ever raising, where ``headers["x"]`` may raise on a broken header.
+    """
 
     raw: bytes = field(repr=False)
     message_id: str | None
@@ -325,6 +329,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
     fixed, notes = _repair(raw)
     try:
         message = BytesParser(policy=_PARSE_POLICY).parsebytes(fixed)
+    except RecursionError as error:
+        raise MailParseError("The mail's MIME parts are nested too deeply to read.") from error
     except Exception as error:  # the parser is meant never to raise; if it does, the mail is unusable
         raise MailParseError(f"The mail could not be parsed ({type(error).__name__}: {error}).") from error
     index: dict[str, list[str]] = {}

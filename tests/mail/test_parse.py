@@ -366,6 +366,15 @@ def test_filters_get_decoded_headers_and_a_policy_default_message() -> None:
     assert parsed.header("X-Missing") is None
     assert parsed.headers["from"].addresses[0].username == "ann"
     assert json.dumps(parsed.header_all("to")) == '["desk@example.com"]'
+    body = parsed.headers.get_body(("plain",))
+    assert body is not None and body.get_content() == "Hello.\r\n"
+
+
+def test_mime_nested_beyond_reason_is_refused_in_one_sentence() -> None:
+    nesting = "".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(3000))
+    raw = mail("From: a@example.com", "Content-Type: multipart/mixed; boundary=b0", body=nesting.encode())
+    with pytest.raises(MailParseError, match="nested too deeply"):
+        parse_mail(raw)
 
 
 # --- bodies and attachments -------------------------------------------------------------------------
