@@ -10,7 +10,10 @@ import mailbox
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from postroom.core.app import Postroom
+from postroom.core.models import MessageRaw
 from tests.inbound.mailboxes import (
     add_dovecot_profile,
     fetch_reports,
@@ -38,7 +41,12 @@ def test_one_fetch_stores_all_50_mails_and_delete_on_fetch_empties_the_mailbox(
 
     report = fetch_reports(postroom_cli)["support"]
 
-    assert (report["fetched"], report["stored"], report["deleted"], report["error"]) == (MAILS, MAILS, MAILS, None)
+    assert (report["fetched"], report["stored"], report["deleted"], report["error"]) == (
+        MAILS,
+        MAILS,
+        MAILS,
+        None,
+    )
     assert stored_message_ids(database_url) == {message_id_of(m): 1 for m in mails}
     assert dovecot.count(user) == 0
 
@@ -182,3 +190,26 @@ def test_an_ews_mailbox_is_fetched_and_emptied_through_the_stand_in(
     assert stored_message_ids(database_url) == {message_id_of(m): 1 for m in mails}
     assert ews_server.items(user) == []
     assert fetch_reports(postroom_cli)["support"]["fetched"] == 0
+
+
+def test_raw_bytes_are_stored_exactly_as_the_server_sent_them_big_or_small(
+    postroom_cli: Cli, database_url: str, dovecot: Dovecot
+) -> None:
+    user, _ = dovecot.new_user("raw")
+    big = numbered_mail(1).replace(
+        b"Hello, this is mail 1.", b"A" * 76 + b"\r\n" + b"0123456789ABCDEF" * 200_000
+    )
+    eight_bit = numbered_mail(2).replace(b"Hello", "Grüße \u00ff".encode("latin-1"))
+    dovecot.deliver_many(user, [big, eight_bit, numbered_mail(3)])
+    served = dovecot.fetch_all(user)
+    add_dovecot_profile(postroom_cli, dovecot, user, "imap")
+
+    postroom_cli.ok("fetch", "--batch-size", "2")
+
+    app = Postroom(database_url)
+    try:
+        with app.sessions() as session:
+            stored = session.scalars(select(MessageRaw.raw).order_by(MessageRaw.message_pk)).all()
+    finally:
+        app.dispose()
+    assert [bytes(raw) for raw in stored] == served
