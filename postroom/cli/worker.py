@@ -12,7 +12,16 @@ import click
 from postroom.cli._common import PostroomGroup, command, state
 from postroom.core.admin_http import new_admin_token
 from postroom.core.errors import UserError
+from postroom.core.ingest import BATCH_MAILS
 from postroom.core.runtime import Worker, install_signal_handlers
+
+
+class _WorkerSaysItOnce(logging.Filter):
+    """The fetcher logs a profile's failure and the worker logs it again with its timing and next try:
+    in the worker's log, only the worker's line is kept."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.name == "postroom.core.ingest" and record.levelno == logging.WARNING)
 
 
 def _listen_address(value: str) -> tuple[str, int]:
@@ -44,14 +53,23 @@ def _listen_address(value: str) -> tuple[str, int]:
 @click.option(
     "--admin-listen", help="Serve the reload endpoint and /health on [HOST:]PORT (host: 127.0.0.1)."
 )
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=BATCH_MAILS,
+    show_default=True,
+    help="Mails downloaded and committed together; a stop request is honoured between batches.",
+)
 @click.option("--verbose", "-v", is_flag=True, help="Log every cycle, not only those that did something.")
-def run_command(threads: int, lease: int, admin_listen: str | None, verbose: bool) -> None:
+def run_command(threads: int, lease: int, admin_listen: str | None, batch_size: int, verbose: bool) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
     logging.basicConfig(
         level=logging.INFO,
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_WorkerSaysItOnce())
     app = state().app()
     worker = Worker(
         app,
@@ -59,6 +77,7 @@ def run_command(threads: int, lease: int, admin_listen: str | None, verbose: boo
         lease=timedelta(seconds=lease),
         admin_address=_listen_address(admin_listen) if admin_listen else None,
         verbose=verbose,
+        batch_mails=batch_size,
     )
     install_signal_handlers(worker, signal)
     sys.exit(worker.run())

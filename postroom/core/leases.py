@@ -56,15 +56,18 @@ def claim_due_profiles(
 
 def renew_leases(
     session: Session, worker: str, profile_ids: Sequence[int], now: datetime, lease: timedelta
-) -> None:
-    """Extend this worker's leases on the profiles it is still fetching."""
-    if profile_ids:
-        session.execute(
-            update(MediaProfile)
-            .where(MediaProfile.id.in_(profile_ids), MediaProfile.lease_owner == worker)
-            .values(lease_expires_at=now + lease)
-            .execution_options(synchronize_session=False)
-        )
+) -> set[int]:
+    """Extend this worker's leases on the profiles it is still fetching; returns those it still holds."""
+    if not profile_ids:
+        return set()
+    renewed = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.id.in_(profile_ids), MediaProfile.lease_owner == worker)
+        .values(lease_expires_at=now + lease)
+        .returning(MediaProfile.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(renewed.scalars())
 
 
 def backoff(interval: int, consecutive_failures: int) -> timedelta:
@@ -75,12 +78,22 @@ def backoff(interval: int, consecutive_failures: int) -> timedelta:
     return max(timedelta(seconds=interval), min(doubled, MAX_BACKOFF))
 
 
-def release_profile(session: Session, worker: str, profile_id: int, now: datetime) -> datetime | None:
-    """Give a profile back after its cycle and schedule its next fetch; returns when that is."""
+def release_profile(
+    session: Session, worker: str, profile_id: int, now: datetime, started_at: datetime | None = None
+) -> datetime | None:
+    """Give a profile back after its cycle and schedule its next fetch; returns when that is.
+
+    A healthy profile is fetched every ``fetch_interval`` seconds counted from the start of its
+    cycles, so a cycle's own length does not stretch the interval (a cycle longer than the
+    interval is followed at once by the next); a profile in error waits its backoff from now.
+    """
     profile = session.get(MediaProfile, profile_id, populate_existing=True)
     if profile is None or profile.lease_owner != worker:
         return None  # our lease expired and someone else took it: leave their schedule alone
-    profile.next_fetch_at = now + backoff(profile.fetch_interval, profile.consecutive_failures)
+    if profile.consecutive_failures <= 0 and started_at is not None:
+        profile.next_fetch_at = max(now, started_at + timedelta(seconds=profile.fetch_interval))
+    else:
+        profile.next_fetch_at = now + backoff(profile.fetch_interval, profile.consecutive_failures)
     profile.lease_owner = None
     profile.lease_expires_at = None
     return profile.next_fetch_at

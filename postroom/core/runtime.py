@@ -17,17 +17,17 @@ import time
 import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import func, select
 
 from postroom.core import configuration
-from postroom.core.admin_http import AdminServer, token_matches
+from postroom.core.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.app import Postroom
 from postroom.core.errors import UserError
-from postroom.core.ingest import Fetcher, FetchReport
+from postroom.core.ingest import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.leases import claim_due_profiles, release_all, release_profile, renew_leases
 from postroom.core.models import MediaProfile, ProfileStatus, utcnow
 from postroom.core.outbox import Outbox
@@ -37,6 +37,8 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
+#: After the database failed the scheduler, wait this long before asking it again.
+DATABASE_RETRY = 5.0
 
 
 def worker_id() -> str:
@@ -59,8 +61,9 @@ class SqliteWorkerLock:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             handle.close()
+            database = self.path.with_suffix("")
             raise UserError(
-                f"Another postroom worker is already running on the SQLite database {self.path.with_suffix('')}; "
+                f"Another postroom worker is already running on the SQLite database {database}; "
                 "SQLite supports one worker — use PostgreSQL to run several."
             ) from None
         handle.write(str(os.getpid()))
@@ -86,6 +89,7 @@ class Worker:
         tick: float = 0.5,
         admin_address: tuple[str, int] | None = None,
         verbose: bool = False,
+        batch_mails: int = BATCH_MAILS,
     ) -> None:
         self.app = app
         self.id = worker_id()
@@ -93,15 +97,17 @@ class Worker:
         self.lease = lease
         self.tick = tick
         self.verbose = verbose
+        self.batch_mails = batch_mails
+        #: Set when a fetch thread becomes free, so the scheduler refills it without waiting a tick.
+        self.wake = threading.Event()
         self.stopping = threading.Event()
         self.in_flight: dict[int, Future[FetchReport]] = {}
         self.lock = threading.Lock()
         self.generation = -1
         self.last_reload = time.monotonic()
         self.cycles = 0
+        self.admin_address = admin_address
         self.admin: AdminServer | None = None
-        if admin_address is not None:
-            self.admin = AdminServer(*admin_address, self._check_token, self._reload_now, self.health)
         self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -109,16 +115,43 @@ class Worker:
     def stop(self, *_: Any) -> None:
         """Ask the worker to finish what it holds and return (safe from a signal handler)."""
         self.stopping.set()
+        self.wake.set()
 
     def run(self) -> int:
+        # The lock comes first: a second worker on one SQLite file must say so, not fight over the port.
         if self.sqlite_lock is not None:
             self.sqlite_lock.acquire()
-        log.info("worker %s started on %s", self.id, self.app.engine.url.render_as_string(hide_password=True))
-        if self.admin is not None:
-            self.admin.start()
-            host, port = self.admin.address
-            log.info("admin endpoint on http://%s:%s (reload: POST %s)", host, port, "/ameyorestapi/...")
-        fetcher = Fetcher(self.app, should_stop=self.stopping.is_set)
+        log.info(
+            "worker %s started on %s (%d fetch threads, lease %d s)",
+            self.id,
+            self.app.engine.url.render_as_string(hide_password=True),
+            self.threads,
+            self.lease.total_seconds(),
+        )
+        try:
+            if self.admin_address is not None:
+                self.admin = self._start_admin(*self.admin_address)
+            return self._run()
+        finally:
+            if self.admin is not None:
+                self.admin.stop()
+            if self.sqlite_lock is not None:
+                self.sqlite_lock.release()
+
+    def _start_admin(self, host: str, port: int) -> AdminServer:
+        try:
+            admin = AdminServer(host, port, self._check_token, self._reload_now, self.health)
+        except OSError as error:
+            raise UserError(
+                f"The admin endpoint cannot listen on {host}:{port}: {error.strerror or error}."
+            ) from None
+        admin.start()
+        bound_host, bound_port = admin.address
+        log.info("admin endpoint on http://%s:%s (reload: POST %s)", bound_host, bound_port, RELOAD_PATH)
+        return admin
+
+    def _run(self) -> int:
+        fetcher = Fetcher(self.app, batch_mails=self.batch_mails, should_stop=self.stopping.is_set)
         helpers = [
             threading.Thread(target=self._drain_outbox, name="postroom-outbox", daemon=True),
             threading.Thread(target=self._renew_leases, name="postroom-leases", daemon=True),
@@ -128,19 +161,22 @@ class Worker:
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-fetch") as pool:
                 while not self.stopping.is_set():
-                    self._check_generation()
-                    self._schedule(pool, fetcher)
-                    self.stopping.wait(self.tick)
-                log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
+                    self.wake.clear()
+                    try:
+                        self._check_generation()
+                        self._schedule(pool, fetcher)
+                    except Exception:
+                        # A database that went away must not end the worker: it comes back.
+                        log.exception("the scheduler could not reach the database; trying again")
+                        self.stopping.wait(DATABASE_RETRY)
+                    self.wake.wait(self.tick)
+                with self.lock:
+                    log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
         finally:
             for thread in helpers:
                 thread.join(timeout=60)
             with self.app.transaction() as session:
                 released = release_all(session, self.id)
-            if self.admin is not None:
-                self.admin.stop()
-            if self.sqlite_lock is not None:
-                self.sqlite_lock.release()
             log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
         return 0
 
@@ -159,7 +195,9 @@ class Worker:
                 self.in_flight[profile_id] = future
 
     def _fetch_one(self, fetcher: Fetcher, profile_id: int) -> FetchReport:
+        started_at = utcnow()
         started = time.monotonic()
+        next_at: datetime | None = None
         try:
             report = fetcher.fetch_profile(profile_id)
         except UserError as error:  # deleted meanwhile
@@ -168,42 +206,70 @@ class Worker:
             log.exception("fetch of profile %s failed unexpectedly", profile_id)
             report = FetchReport(str(profile_id), error="internal error")
         finally:
+            # Measured before the lease is given back: the cycle lies wholly inside the lease.
+            elapsed = time.monotonic() - started
+            # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
+            # back for one somebody took from us.
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+                self.cycles += 1
             try:
                 with self.app.transaction() as session:
-                    next_at = release_profile(session, self.id, profile_id, utcnow())
+                    next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
             finally:
-                with self.lock:
-                    self.in_flight.pop(profile_id, None)
-        self.cycles += 1
-        elapsed = time.monotonic() - started
+                self.wake.set()
+        self._log_cycle(report, started_at, elapsed, next_at)
+        return report
+
+    def _log_cycle(
+        self, report: FetchReport, started_at: datetime, elapsed: float, next_at: datetime | None
+    ) -> None:
+        """One line per cycle that did something or failed; with ``--verbose``, per cycle, with its start."""
+        if self.verbose:
+            took = f"{elapsed:.3f} s from {started_at.astimezone():%H:%M:%S.%f}"
+        else:
+            took = f"{elapsed:.2f} s"
         if report.error:
             log.warning(
-                "profile %s: %s (next try %s)",
+                "profile %s: %s (%s; next try %s)",
                 report.profile,
                 report.error,
-                next_at.strftime("%H:%M:%S") if next_at else "by another worker",
+                took,
+                next_at.astimezone().strftime("%H:%M:%S") if next_at else "by another worker",
             )
-        elif report.fetched or self.verbose:
+        elif report.fetched or report.deleted or self.verbose:
             log.info(
-                "profile %s: fetched %d, stored %d, duplicates %d, quarantined %d, deleted %d (%.2f s)",
+                "profile %s: fetched %d, stored %d, duplicates %d, quarantined %d, deleted %d (%s)",
                 report.profile,
                 report.fetched,
                 report.stored,
                 report.duplicates,
                 report.quarantined,
                 report.deleted,
-                elapsed,
+                took,
             )
-        return report
 
     def _renew_leases(self) -> None:
+        """Extend the leases of the profiles being fetched, three times a lease, so none expires under us."""
         interval = max(self.lease.total_seconds() / 3, 0.2)
         while not self.stopping.wait(interval):
             with self.lock:
-                held = list(self.in_flight)
-            if held:
+                held = dict(self.in_flight)
+            if not held:
+                continue
+            try:
                 with self.app.transaction() as session:
-                    renew_leases(session, self.id, held, utcnow(), self.lease)
+                    kept = renew_leases(session, self.id, list(held), utcnow(), self.lease)
+            except Exception:
+                log.exception("renewing fetch leases failed; trying again")
+                continue
+            with self.lock:
+                # Still the same fetch as before the renewal, so the lease was never given back meanwhile.
+                lost = sorted(p for p, f in held.items() if p not in kept and self.in_flight.get(p) is f)
+            if lost:
+                # Only a pause longer than the lease (or a clock jump) gets here; the ledger still
+                # keeps a mail from being stored twice.
+                log.warning("lost the fetch lease of profile(s) %s to another worker", lost)
 
     # --- sending --------------------------------------------------------------------------------
 
@@ -229,6 +295,8 @@ class Worker:
         if generation != self.generation or stale:
             if self.generation >= 0 and generation != self.generation:
                 log.info("configuration generation %d picked up", generation)
+            elif self.generation < 0:
+                log.info("configuration generation %d loaded", generation)
             self.generation = generation
             self.last_reload = time.monotonic()
             self.app.reload_plugins()

@@ -1,0 +1,84 @@
+"""The worker fetches each profile on its interval: new mail is on a ticket soon after it arrives,
+and a profile in error backs off (doubling) without slowing the healthy ones.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import timedelta
+from itertools import pairwise
+
+from sqlalchemy import select
+
+from postroom.core.app import Postroom
+from postroom.core.models import Message
+from tests.inbound.mailboxes import numbered_mail
+from tests.servers.dovecot import Dovecot
+from tests.worker.workers import Workers, add_dovecot_profile, wait_until
+
+INTERVAL = 2
+
+
+def _ticket_of(app: Postroom, message_id: str) -> int | None:
+    with app.sessions() as session:
+        return session.scalar(select(Message.ticket_id).where(Message.message_id == message_id))
+
+
+def test_a_mail_appended_to_a_watched_mailbox_is_on_a_ticket_within_the_interval_plus_two_seconds(
+    sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    user, _ = dovecot.new_user("watched")
+    add_dovecot_profile(sqlite_app, dovecot, "watched", user, interval=INTERVAL)
+    worker = workers.start("solo", sqlite_url, "--verbose")
+    worker.wait_for_log(r"profile watched: fetched 0")
+
+    lags = []
+    # Each mail lands at another point of the profile's cycle: just after, midway, just before.
+    for number, pause in enumerate([0.1, 0.9, 1.7]):
+        time.sleep(pause)
+        appended = time.monotonic()
+        dovecot.deliver(user, numbered_mail(number, tag="watched"))
+        wait_until(
+            lambda n=number: _ticket_of(sqlite_app, f"watched-{n}@example.org"),  # type: ignore[misc]
+            INTERVAL + 10,
+            f"mail {number} on a ticket",
+            worker.log,
+            every=0.02,
+        )
+        lags.append(time.monotonic() - appended)
+
+    assert max(lags) <= INTERVAL + 2, f"APPEND to ticket took {[round(lag, 2) for lag in lags]} s"
+
+
+def test_a_profile_with_a_wrong_password_backs_off_doubling_while_a_good_one_keeps_its_interval(
+    sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    bad_user, _ = dovecot.new_user("backoff")
+    good_user, _ = dovecot.new_user("steady")
+    add_dovecot_profile(sqlite_app, dovecot, "refused", bad_user, password="not-the-password")
+    add_dovecot_profile(sqlite_app, dovecot, "healthy", good_user)
+    worker = workers.start("solo", sqlite_url, "--verbose")
+
+    # Failures 1, 2 and 3 wait 2, 4 and 8 s: the third failure comes about 6 s after the first.
+    wait_until(
+        lambda: len([c for c in worker.cycles() if c.profile == "refused"]) >= 3,
+        25,
+        "3 failed cycles",
+        worker.log,
+    )
+    worker.kill()
+
+    cycles = worker.cycles()
+    refused = [c for c in cycles if c.profile == "refused"]
+    healthy = [c for c in cycles if c.profile == "healthy"]
+    assert all(c.error and "refused the login" in c.error for c in refused)
+    assert "not-the-password" not in worker.log()
+    waits = [b.start - a.end for a, b in pairwise(refused)]
+    assert timedelta(seconds=2) <= waits[0] < timedelta(seconds=3), waits
+    assert timedelta(seconds=4) <= waits[1] < timedelta(seconds=5), waits
+    # Meanwhile the healthy profile was fetched every second, counted from the start of each cycle.
+    during = [c for c in healthy if refused[0].start <= c.start <= refused[2].start]
+    assert len(during) >= 5
+    assert all(not c.error for c in healthy)
+    starts = [b.start - a.start for a, b in pairwise(during)]
+    assert all(timedelta(seconds=1) <= gap < timedelta(seconds=1.7) for gap in starts), starts
