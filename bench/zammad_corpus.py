@@ -77,8 +77,11 @@ def score(corpus: Path, read: Callable[[bytes], Fields]) -> tuple[list[int], lis
             got = read(raw)
         except (MailParseError, Exception) as error:  # a baseline crash is a miss on every field
             got = (f"<{type(error).__name__}: {error}>",) * 3
-        wanted = ((want["subject"] or "").strip(), (want["from_email"] or "").lower(),
-                  (want["from_display_name"] or "").strip())
+        wanted = (
+            (want["subject"] or "").strip(),
+            (want["from_email"] or "").lower(),
+            (want["from_display_name"] or "").strip(),
+        )
         values = (got[0].strip(), got[1].lower(), got[2].strip())
         for i, label in enumerate(("subject", "sender", "display name")):
             if values[i] == wanted[i]:

@@ -63,7 +63,9 @@ _UNKNOWN_LABELS = {
 }
 _SINGLE_BYTE = ("iso8859", "cp125", "ascii", "latin", "koi8", "mac-", "cp8", "cp4", "tis")
 # Python codecs that no mail means by a charset label (and that decode junk in surprising ways).
-_NOT_CHARSETS = frozenset({"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "charmap"})
+_NOT_CHARSETS = frozenset(
+    {"idna", "punycode", "unicode-escape", "raw-unicode-escape", "undefined", "charmap"}
+)
 _SURROGATE_PRONE = ("utf-7", "utf-16", "utf-32", "hz")
 _RAW_SINGLE = Chain(("utf-8", "cp1252"), "latin-1", False, True)
 
@@ -186,7 +188,9 @@ def _decode_run(run: str, hints: tuple[str, ...]) -> str:
     out = []
     for label, chunks in pieces:
         chain = label_chain(label)
-        out.append(decode_bytes(b"".join(chunks), chain if chain is not _RAW_SINGLE else raw_chain(hints, False)))
+        out.append(
+            decode_bytes(b"".join(chunks), chain if chain is not _RAW_SINGLE else raw_chain(hints, False))
+        )
     return "".join(out)
 
 

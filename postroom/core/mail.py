@@ -40,7 +40,9 @@ class _RawPolicy(email.policy.Compat32):
 class _TolerantMessage(EmailMessage):
     """EmailMessage whose parameter lookups survive malformed RFC 2231 parameters (the stdlib raises)."""
 
-    def get_param(self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True) -> Any:
+    def get_param(
+        self, param: str, failobj: Any = None, header: str = "content-type", unquote: bool = True
+    ) -> Any:
         try:
             return super().get_param(param, failobj, header, unquote)
         except Exception:  # e.g. TypeError from decode_params on "name*0=a; name*=b"

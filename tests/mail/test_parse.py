@@ -137,7 +137,9 @@ def test_an_unknown_charset_falls_back_to_utf8_then_cp1252() -> None:
 
 
 def test_a_body_labelled_utf8_that_is_latin1_is_read_as_cp1252() -> None:
-    parsed = simple("Content-Type: text/plain; charset=utf-8", body="Prix: 10 € \u2013 “net”".encode("cp1252"))
+    parsed = simple(
+        "Content-Type: text/plain; charset=utf-8", body="Prix: 10 € \u2013 “net”".encode("cp1252")
+    )
     assert parsed.text == "Prix: 10 € \u2013 “net”"
 
 
@@ -153,7 +155,8 @@ def test_truncated_mime_yields_the_parts_that_are_there() -> None:
         "From: a@example.com",
         'Content-Type: multipart/mixed; boundary="XX"',
         body=b"--XX\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee attached.\r\n--XX\r\n"
-        b"Content-Type: image/png; name=shot.png\r\nContent-Transfer-Encoding: base64\r\n\r\n" + picture[:700],
+        b"Content-Type: image/png; name=shot.png\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+        + picture[:700],
     )
     parsed = parse_mail(raw)
     assert parsed.text == "See attached."  # the line break before a boundary belongs to the boundary
@@ -226,7 +229,7 @@ def test_random_damage_never_raises_anything_but_mail_parse_error() -> None:
         damaged = bytearray(base[: rng.randrange(1, len(base) + 1)])
         for _ in range(rng.randrange(0, 6)):
             if damaged:
-                damaged[rng.randrange(len(damaged))] = rng.choice(b"\x00\r\n:;=?<>\"\x80\xff-b")
+                damaged[rng.randrange(len(damaged))] = rng.choice(b'\x00\r\n:;=?<>"\x80\xff-b')
         with contextlib.suppress(MailParseError):
             parse_mail(bytes(damaged))
 
@@ -285,19 +288,34 @@ def test_a_raw_shift_jis_subject_is_read_with_the_mails_japanese_charset() -> No
 @pytest.mark.parametrize(
     ("header", "address", "name"),
     [
-        (b"From: =?Windows-1252?Q?Hans_B=C4KO?= =?iso-8859-15?q?Sch=F6nland?= <Me@Bogen.net>",
-         "me@bogen.net", "Hans BÄKOSchönland"),
-        (b"From: =?iso-8859-1?Q?B=FCrling,=20Andreas?= <smith@example.com>", "smith@example.com",
-         "Bürling, Andreas"),
+        (
+            b"From: =?Windows-1252?Q?Hans_B=C4KO?= =?iso-8859-15?q?Sch=F6nland?= <Me@Bogen.net>",
+            "me@bogen.net",
+            "Hans BÄKOSchönland",
+        ),
+        (
+            b"From: =?iso-8859-1?Q?B=FCrling,=20Andreas?= <smith@example.com>",
+            "smith@example.com",
+            "Bürling, Andreas",
+        ),
         (b"From: marc.smith@example.com (Marc Smith)", "marc.smith@example.com", "Marc Smith"),
-        (b"From: MAILER-DAEMON (Mail Delivery System) <postmaster@example.com>", "postmaster@example.com",
-         "MAILER-DAEMON"),
+        (
+            b"From: MAILER-DAEMON (Mail Delivery System) <postmaster@example.com>",
+            "postmaster@example.com",
+            "MAILER-DAEMON",
+        ),
         (b'From: "Yangzhou Lighting " <>, "LTD" <ly@example.com>', "ly@example.com", "LTD"),
         ("From: Ups Rémi <r@example.com>".encode(), "r@example.com", "Ups Rémi"),
-        (b'From: "Smith, Karoline" <Karoline.Smith@Example.com>', "karoline.smith@example.com",
-         "Smith, Karoline"),
-        (b"From: =?ISO-2022-JP?B?g2OBW4OLIEVYQU1QTEU=?= <bar@example.org>", "bar@example.org",
-         "ツール EXAMPLE"),
+        (
+            b'From: "Smith, Karoline" <Karoline.Smith@Example.com>',
+            "karoline.smith@example.com",
+            "Smith, Karoline",
+        ),
+        (
+            b"From: =?ISO-2022-JP?B?g2OBW4OLIEVYQU1QTEU=?= <bar@example.org>",
+            "bar@example.org",
+            "ツール EXAMPLE",
+        ),
     ],
 )
 def test_senders_and_display_names_survive_broken_syntax(header: bytes, address: str, name: str) -> None:
@@ -329,7 +347,10 @@ def test_message_ids_lose_brackets_and_blanks() -> None:
 
 
 def test_a_message_id_without_brackets_is_kept() -> None:
-    assert simple("Message-Id: 20180802145828.58E7@mail.example.cz").message_id == "20180802145828.58E7@mail.example.cz"
+    assert (
+        simple("Message-Id: 20180802145828.58E7@mail.example.cz").message_id
+        == "20180802145828.58E7@mail.example.cz"
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,7 +392,9 @@ def test_filters_get_decoded_headers_and_a_policy_default_message() -> None:
 
 
 def test_mime_nested_beyond_reason_is_refused_in_one_sentence() -> None:
-    nesting = "".join(f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(3000))
+    nesting = "".join(
+        f"--b{i}\r\nContent-Type: multipart/mixed; boundary=b{i + 1}\r\n\r\n" for i in range(3000)
+    )
     raw = mail("From: a@example.com", "Content-Type: multipart/mixed; boundary=b0", body=nesting.encode())
     with pytest.raises(MailParseError, match="nested too deeply"):
         parse_mail(raw)
@@ -391,7 +414,7 @@ def _nested_mail() -> bytes:
         b"--alt\r\nContent-Type: text/plain; charset=iso-8859-1\r\nContent-Transfer-Encoding: quoted-printable"
         b"\r\n\r\nGr=FC=DFe\r\n"
         b"--alt\r\nContent-Type: multipart/related; boundary=rel\r\n\r\n"
-        b"--rel\r\nContent-Type: text/html\r\n\r\n<html><head><meta charset=\"windows-1252\"></head>"
+        b'--rel\r\nContent-Type: text/html\r\n\r\n<html><head><meta charset="windows-1252"></head>'
         b"<body>\x93hi\x94</body></html>\r\n"
         b"--rel\r\nContent-Type: image/png\r\nContent-ID: <logo>\r\nContent-Transfer-Encoding: base64\r\n\r\n"
         + base64.encodebytes(b"P" * 300)
@@ -454,13 +477,18 @@ def test_a_single_part_attachment_mail_has_no_body() -> None:
 
 def _zammad_corpus() -> Path | None:
     repo = Path(__file__).resolve().parents[2]
-    for candidate in (repo.parent / "shared" / "corpora" / "zammad-mail", Path("/work/shared/corpora/zammad-mail")):
+    for candidate in (
+        repo.parent / "shared" / "corpora" / "zammad-mail",
+        Path("/work/shared/corpora/zammad-mail"),
+    ):
         if (candidate / "expected.json").is_file():
             return candidate
     return None
 
 
-@pytest.mark.skipif(_zammad_corpus() is None, reason="the shared Zammad mail corpus is not beside this checkout")
+@pytest.mark.skipif(
+    _zammad_corpus() is None, reason="the shared Zammad mail corpus is not beside this checkout"
+)
 def test_the_zammad_corpus_scores_at_least_104_subjects_and_102_senders() -> None:
     import sys
 

@@ -99,7 +99,9 @@ def test_a_reply_and_its_original_normalise_the_same() -> None:
     ("prefix", "ticket_id", "expected"),
     [("PR", 42, "[#PR-42]"), (None, 7, "[#PR-7]"), ("", 7, "[#PR-7]"), ("ACME-EU", 1, "[#ACME-EU-1]")],
 )
-def test_case_tokens_have_the_form_hash_prefix_dash_id(prefix: str | None, ticket_id: int, expected: str) -> None:
+def test_case_tokens_have_the_form_hash_prefix_dash_id(
+    prefix: str | None, ticket_id: int, expected: str
+) -> None:
     token = format_case_token(prefix, ticket_id)
     assert token == expected
     assert CASE_TOKEN_RE.fullmatch(token)
@@ -139,7 +141,9 @@ def test_case_tokens_are_found_as_written_in_order() -> None:
         ("Re: Re: Hello", "", "Re: Hello"),
     ],
 )
-def test_the_prefix_is_added_once_after_one_reply_marker(subject: str, prefix: str | None, expected: str) -> None:
+def test_the_prefix_is_added_once_after_one_reply_marker(
+    subject: str, prefix: str | None, expected: str
+) -> None:
     assert add_subject_prefix(subject, prefix) == expected
 
 
