@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from postroom.core import events
 from postroom.core.configuration import profile_mapping
@@ -166,6 +166,7 @@ def answered_message(session: Session, ticket: Ticket) -> Message | None:
     """The newest inbound mail of the ticket that is not a bounce: the mail the reply answers."""
     message: Message | None = session.scalar(
         select(Message)
+        .options(undefer(Message.text_body), undefer(Message.html_body))
         .where(
             Message.ticket_id == ticket.id,
             Message.direction == Direction.INBOUND,
@@ -296,6 +297,7 @@ def compose_reply(
     message = Message(
         contact_center_id=ticket.contact_center_id,
         media_profile_id=profile.id,
+        ticket_id=ticket.id,
         customer_id=ticket.customer_id,
         agent_id=agent.id if agent else None,
         direction=Direction.OUTBOUND,
@@ -322,7 +324,6 @@ def compose_reply(
         MessageAddress(message_pk=message.id, role=role, address=address.lower()[:255])
         for role, address in dict.fromkeys(roles)
     )
-    append_message(session, ticket, message)
     send_info = SMessageSendInfo(
         message_pk=message.id,
         ticket_id=ticket.id,
@@ -335,6 +336,7 @@ def compose_reply(
         next_attempt_at=draft.date,
     )
     session.add(send_info)
+    append_message(session, ticket, message)
     session.flush()
     return QueuedReply(
         send_info_id=send_info.id,

@@ -14,7 +14,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -201,7 +202,7 @@ class Outbox:
     ) -> None:
         claimed_at = time.monotonic()
         held = set(ids)
-        with self.app.sessions() as session:
+        with self._outcome_session() as session:
             rows = session.scalars(select(SMessageSendInfo).where(SMessageSendInfo.id.in_(ids))).all()
             raws = dict(
                 session.execute(
@@ -220,12 +221,35 @@ class Outbox:
                     continue  # the lease ran out and another sender took the row over
                 profile = session.get(MediaProfile, row.media_profile_id) if row.media_profile_id else None
                 outcome = self._attempt(session, row, raws.get(row.message_pk), profile, connections, clock())
-                session.commit()
+                session.commit()  # each outcome on its own: a crash resends at most the mail in flight
                 self._announce(row, outcome, report)
                 if outcome.first_delivery and profile is not None:
                     raw = raws.get(row.message_pk)
                     if raw is not None and not connections.store_sent_copy(profile, raw):
                         report.copy_errors += 1
+
+    @contextmanager
+    def _outcome_session(self) -> Iterator[Session]:
+        """A session on one connection for a whole batch, its outcomes committed one by one.
+
+        On PostgreSQL those commits are asynchronous (``synchronous_commit off``): they do not wait
+        for the WAL flush, and the worst a database crash can do is lose the last fraction of a
+        second of outcomes, whose mails are then sent again after the lease, which at-least-once
+        delivery allows. The claim itself is committed synchronously.
+        """
+        postgresql = is_postgresql(self.app.engine)
+        with self.app.engine.connect() as connection:
+            if postgresql:
+                connection.exec_driver_sql("SET synchronous_commit TO OFF")
+                connection.commit()
+            try:
+                with Session(bind=connection, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                if postgresql and not connection.invalidated:
+                    connection.rollback()
+                    connection.exec_driver_sql("RESET synchronous_commit")
+                    connection.commit()
 
     def _attempt(
         self,

@@ -203,7 +203,7 @@ def text_and_html(message: EmailMessage) -> tuple[str, str]:
     text = message.get_body(("plain",))
     markup = message.get_body(("html",))
     assert text is not None and markup is not None
-    contents = (text.get_content(), markup.get_content())  # type: ignore[attr-defined]
+    contents = (text.get_content(), markup.get_content())
     return contents[0].replace("\r\n", "\n"), contents[1].replace("\r\n", "\n")
 
 

@@ -24,7 +24,7 @@ from tests.outbox.helpers import (
 )
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SMTP_USERNAME, SmtpScript, SmtpServers
+from tests.servers.smtp import SMTP_USERNAME, ServerName, SmtpScript, SmtpServers
 
 pytestmark = pytest.mark.usefixtures("outbox_wiring", "smtp_script")
 
@@ -43,7 +43,7 @@ def test_reply_reaches_the_server_with_every_header_and_a_copy_lands_in_the_sent
     postroom_cli: Cli,
     smtp_servers: SmtpServers,
     dovecot: Dovecot,
-    server: str,
+    server: ServerName,
     position: str,
 ) -> None:
     endpoint = getattr(smtp_servers, server)

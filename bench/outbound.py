@@ -1,0 +1,247 @@
+"""Benchmark: N replies through ``postroom send`` versus raw smtplib sending the same N mails on one connection.
+
+Run ``python -m bench.outbound`` (SQLite in a temporary directory) or add
+``--database-url postgresql+psycopg2://postgres@127.0.0.1:5432/postgres`` to run on a throwaway
+database created on that PostgreSQL server. An aiosmtpd server runs in its own process, so that
+neither client shares an interpreter with it; both are timed in the same run. The target is a
+ratio of at most 2 between ``postroom send`` (a real process, start-up included) and smtplib.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import smtplib
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from email.utils import make_msgid
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.engine import make_url
+
+from postroom.core.app import Postroom
+from postroom.core.compose import compose_reply
+from postroom.core.directory import add_campaign, add_queue
+from postroom.core.models import MediaProfile, Message, MessageRaw, SendState, SMessageSendInfo, Ticket
+from postroom.core.outbox import Outbox
+from postroom.core.pipeline import InboundPipeline
+from postroom.core.profiles import ProfileFields, create_profile
+from postroom.core.routing import add_rule
+
+# Runs the CLI with the outbox commands even where postroom/cli/__init__.py does not register them yet.
+_POSTROOM = (
+    "import sys; from postroom.cli import cli, outbox; "
+    "'send' in cli.commands or outbox.register(cli); sys.exit(cli(prog_name='postroom'))"
+)
+_SERVER = """
+import sys, threading
+from aiosmtpd.controller import Controller
+class Counter:
+    count = 0
+    lock = threading.Lock()
+    async def handle_DATA(self, server, session, envelope):
+        with self.lock:
+            self.count += 1
+        return "250 2.0.0 OK"
+handler = Counter()
+controller = Controller(handler, hostname="127.0.0.1", port=int(sys.argv[1]), ready_timeout=15)
+controller.start()
+print("ready", flush=True)
+for line in sys.stdin:
+    if line.strip() == "count":
+        print(handler.count, flush=True)
+    else:
+        break
+controller.stop()
+"""
+
+
+class SmtpServerProcess:
+    """aiosmtpd in a child process that answers ``count`` on its standard input."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.process = subprocess.Popen(
+            [sys.executable, "-c", _SERVER, str(self.port)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self.process.stdout is not None and self.process.stdout.readline().strip() == "ready"
+
+    def count(self) -> int:
+        assert self.process.stdin is not None and self.process.stdout is not None
+        self.process.stdin.write("count\n")
+        self.process.stdin.flush()
+        return int(self.process.stdout.readline())
+
+    def stop(self) -> None:
+        assert self.process.stdin is not None
+        self.process.stdin.write("quit\n")
+        self.process.stdin.close()
+        self.process.wait(timeout=15)
+
+
+@contextmanager
+def scratch_database(url: str | None, directory: Path) -> Iterator[str]:
+    """The SQLite file in ``directory``, or a database of its own on the given PostgreSQL server."""
+    if url is None:
+        yield f"sqlite:///{directory / 'bench.sqlite'}"
+        return
+    name = f"postroom_bench_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield make_url(url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def queue_replies(app: Postroom, port: int, count: int, tickets: int = 10) -> None:
+    """A profile sending to the benchmark server, a few tickets, and ``count`` composed replies."""
+    with app.transaction() as session:
+        campaign = add_campaign(session, 1, "Bench")
+        queue = add_queue(session, campaign, "All")
+        profile = create_profile(
+            session,
+            app.plugins,
+            1,
+            "bench",
+            ProfileFields(
+                send_protocol="smtp",
+                outgoing_host="127.0.0.1",
+                outgoing_port=port,
+                send_from_name="Bench Desk",
+                send_from_address="desk@bench.test",
+                subject_prefix="[Bench]",
+            ),
+        )
+        add_rule(session, profile, campaign, queue)
+        pipeline = InboundPipeline(session, app.plugins, profile)
+        for number in range(tickets):
+            raw = (
+                f"From: Customer {number} <customer{number}@example.org>\r\nTo: desk@bench.test\r\n"
+                f"Subject: Question {number}\r\nMessage-ID: {make_msgid(domain='example.org')}\r\n\r\n"
+                "Hello, where is my parcel?\r\n"
+            ).encode()
+            pipeline.store(f"bench/{number}", raw)
+    with app.transaction() as session:
+        all_tickets = list(session.scalars(select(Ticket).order_by(Ticket.id)))
+        for number in range(count):
+            compose_reply(session, app.plugins, all_tickets[number % len(all_tickets)], f"Answer {number}.")
+
+
+def raw_smtplib(app: Postroom, port: int) -> float:
+    """Seconds smtplib needs for the same mails, envelope and bytes, over one connection."""
+    with app.sessions() as session:
+        mails = session.execute(
+            select(SMessageSendInfo.envelope_from, SMessageSendInfo.pending_recipients, MessageRaw.raw)
+            .join(MessageRaw, MessageRaw.message_pk == SMessageSendInfo.message_pk)
+            .order_by(SMessageSendInfo.id)
+        ).all()
+    started = time.perf_counter()
+    with smtplib.SMTP("127.0.0.1", port) as client:
+        for envelope_from, recipients, raw in mails:
+            client.sendmail(envelope_from or "", json.loads(recipients), raw)
+    return time.perf_counter() - started
+
+
+def _postroom_send(url: str) -> float:
+    """Seconds one ``postroom send`` process takes, start to exit."""
+    started = time.perf_counter()
+    subprocess.run(
+        [sys.executable, "-c", _POSTROOM, "send", "--database-url", url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return time.perf_counter() - started
+
+
+def requeue(app: Postroom, recipients: dict[int, str]) -> None:
+    """Put every sent reply back in the queue, with its recipients pending again."""
+    with app.transaction() as session:
+        for row in session.scalars(select(SMessageSendInfo)):
+            row.state, row.attempts, row.sent_at = SendState.QUEUED, 0, None
+            row.claimed_by, row.claim_expires_at = None, None
+            row.pending_recipients = recipients[row.id]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--database-url", help="a PostgreSQL server URL (a scratch database is made there)")
+    parser.add_argument("--count", type=int, default=1000)
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="prbench") as directory:
+        os.environ["POSTROOM_HOME"] = directory
+        server = SmtpServerProcess()
+        try:
+            with scratch_database(args.database_url, Path(directory)) as url:
+                app = Postroom(url)
+                app.init()
+                started = time.perf_counter()
+                queue_replies(app, server.port, args.count)
+                compose_seconds = time.perf_counter() - started
+
+                with app.sessions() as session:
+                    pending = dict(
+                        session.execute(
+                            select(SMessageSendInfo.id, SMessageSendInfo.pending_recipients)
+                        ).all()
+                    )
+                smtplib_seconds = raw_smtplib(app, server.port)
+                assert server.count() == args.count
+
+                process_seconds = _postroom_send(url)
+                assert server.count() == 2 * args.count
+                startup_seconds = _postroom_send(url)  # nothing due: start-up, plugins, one empty claim
+                assert server.count() == 2 * args.count
+
+                requeue(app, pending)
+                started = time.perf_counter()
+                report = Outbox(app).send_due()
+                in_process_seconds = time.perf_counter() - started
+                assert report.sent == args.count and server.count() == 3 * args.count, (
+                    report,
+                    server.count(),
+                )
+                with app.sessions() as session:
+                    assert session.query(Message).count() >= args.count
+                    assert session.query(MediaProfile).count() == 1
+                app.dispose()
+        finally:
+            server.stop()
+
+    database = "PostgreSQL" if args.database_url else "SQLite"
+    marginal = process_seconds - startup_seconds
+    rows = [
+        ("compose + queue (one transaction)", compose_seconds, None),
+        ("raw smtplib, one connection", smtplib_seconds, None),
+        ("postroom send (process, wall time)", process_seconds, process_seconds / smtplib_seconds),
+        ("  of which start-up (empty queue)", startup_seconds, None),
+        ("  sending alone", marginal, marginal / smtplib_seconds),
+        ("Outbox.send_due (in process)", in_process_seconds, in_process_seconds / smtplib_seconds),
+    ]
+    print(f"{args.count} replies, {database}, aiosmtpd in its own process")
+    for label, seconds, ratio in rows:
+        rate = f"{args.count / seconds:8.0f}/s" if not label.startswith("  of which") else " " * 10
+        print(f"  {label:36} {seconds:6.2f} s {rate}" + (f"  ratio {ratio:.2f}" if ratio else ""))
+
+
+if __name__ == "__main__":
+    main()
