@@ -163,7 +163,8 @@ def own_addresses(session: Session, contact_center_id: int) -> set[str]:
 
 
 def answered_message(session: Session, ticket: Ticket) -> Message | None:
-    """The newest inbound mail of the ticket that is not a bounce: the mail the reply answers."""
+    """The mail a reply answers: the ticket's newest inbound mail that is no bounce, nor an auto-reply
+    (an out-of-office answer to an earlier reply) unless there is nothing else."""
     message: Message | None = session.scalar(
         select(Message)
         .options(undefer(Message.text_body), undefer(Message.html_body))
@@ -172,7 +173,7 @@ def answered_message(session: Session, ticket: Ticket) -> Message | None:
             Message.direction == Direction.INBOUND,
             Message.is_failure_mail.is_(False),
         )
-        .order_by(Message.id.desc())
+        .order_by(Message.is_auto_reply, Message.id.desc())
         .limit(1)
     )
     return message

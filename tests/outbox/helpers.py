@@ -149,6 +149,7 @@ def customer_mail(
     message_id: str | None = None,
     references: str | None = None,
     body: str = "Hello,\nmy parcel has not arrived.\nCarla\n",
+    headers: dict[str, str] | None = None,
 ) -> bytes:
     """A customer's plain-text mail, as a mail client writes it."""
     message = EmailMessage(policy=email.policy.SMTP)
@@ -162,6 +163,8 @@ def customer_mail(
     if references:
         message["References"] = references
         message["In-Reply-To"] = references.split()[-1]
+    for name, value in (headers or {}).items():
+        message[name] = value
     message.set_content(body)
     return message.as_bytes()
 

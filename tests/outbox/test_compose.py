@@ -110,6 +110,24 @@ def test_reply_has_the_profiles_sender_prefix_reply_to_threading_and_case_token(
     ]
 
 
+def test_a_customers_out_of_office_answer_is_not_the_mail_a_reply_answers(app: Postroom, desk: Desk) -> None:
+    profile_id = _support(desk)
+    ticket_id = desk.ticket(profile_id, message_id="<question@example.org>")
+    first = queue_reply(app, 1, ticket_id, "We are on it.", now=NOW)
+    out_of_office = desk.ticket(
+        profile_id,
+        subject=f"Automatic reply: {first.subject}",
+        references=f"<{first.message_id}>",
+        headers={"Auto-Submitted": "auto-replied"},
+        body="I am out of the office until Monday.",
+    )
+    assert out_of_office == ticket_id
+    second = queue_reply(app, 1, ticket_id, "Here is the tracking number.", now=NOW)
+    mail = queued_mail(app, second.send_info_id)
+    assert mail["In-Reply-To"] == "<question@example.org>"
+    assert "out of the office" not in text_and_html(mail)[0]
+
+
 def test_the_subject_prefix_and_case_token_are_never_doubled(app: Postroom, desk: Desk) -> None:
     profile_id = _support(desk)
     ticket_id = desk.ticket(profile_id, subject="Order 4711")
