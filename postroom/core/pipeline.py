@@ -134,7 +134,16 @@ class InboundPipeline:
         addresses = [row for e in new for row in self._addresses(e)]
         if addresses:
             self.session.execute(insert(MessageAddress), addresses)
-        results = [self._announce_and_process(e) for e in entries]
+        for entry in entries:
+            self._announce(entry)
+        self.process_batch(
+            [
+                (e.message, e.parsed)
+                for e in new
+                if isinstance(e.message, Message) and isinstance(e.parsed, ParsedMail)
+            ]
+        )
+        results = [self._outcome(e) for e in entries]
         self._insert_ledger(entries, results)
         return results
 
@@ -144,7 +153,8 @@ class InboundPipeline:
         self.session.add(entry.message)
         self.session.flush()
         insert_raws(self.session, [(entry.message_pk, raw)])
-        result = self._announce_and_process(entry)
+        self._announce(entry)
+        result = self._outcome(entry)
         self._insert_ledger([entry], [result])
         return result
 
@@ -185,27 +195,34 @@ class InboundPipeline:
         )
         return {message_id: pk for message_id, pk in rows if message_id}
 
-    def _announce_and_process(self, entry: _Entry) -> StoreResult:
-        """Send the mail's signal, route and resolve a new parsed mail, and say how it ended."""
+    def _announce(self, entry: _Entry) -> None:
+        """Send the signal that says what became of a mail of the batch."""
         parsed, message = entry.parsed, entry.message
         if not entry.is_new:
             assert isinstance(parsed, ParsedMail) and parsed.message_id
             events.message_duplicate.send(
                 self, profile_id=self.profile.id, mailbox_key=entry.key, message_id=parsed.message_id
             )
-            return StoreResult(LedgerOutcome.DUPLICATE, entry.message_pk)
-        assert isinstance(message, Message)
-        if not isinstance(parsed, ParsedMail):
+        elif isinstance(parsed, ParsedMail):
+            events.message_stored.send(
+                self, profile_id=self.profile.id, message_pk=entry.message_pk, message_id=parsed.message_id
+            )
+        else:
+            assert isinstance(message, Message)
             events.message_quarantined.send(
                 self, profile_id=self.profile.id, message_pk=message.id, reason=message.reason
             )
-            return StoreResult(LedgerOutcome.QUARANTINED, message.id)
-        events.message_stored.send(
-            self, profile_id=self.profile.id, message_pk=message.id, message_id=parsed.message_id
+
+    @staticmethod
+    def _outcome(entry: _Entry) -> StoreResult:
+        """How a mail of the batch ended, once processed: a plugin that broke on it quarantined it."""
+        if not entry.is_new:
+            return StoreResult(LedgerOutcome.DUPLICATE, entry.message_pk)
+        assert isinstance(entry.message, Message)
+        quarantined = entry.message.status == MessageStatus.QUARANTINED
+        return StoreResult(
+            LedgerOutcome.QUARANTINED if quarantined else LedgerOutcome.STORED, entry.message_pk
         )
-        self.process(message, parsed)
-        quarantined = message.status == MessageStatus.QUARANTINED
-        return StoreResult(LedgerOutcome.QUARANTINED if quarantined else LedgerOutcome.STORED, message.id)
 
     def _quarantined(self, reason: str) -> Message:
         return Message(
