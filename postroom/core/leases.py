@@ -99,6 +99,31 @@ def release_profile(
     return profile.next_fetch_at
 
 
+def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, datetime]]:
+    """Bring forward the next fetch of healthy profiles whose interval was shortened since it was planned.
+
+    Without it a profile changed from an hourly to a ten-second interval would wait out the old
+    hour. Returns the profiles moved, with their new time.
+    """
+    profiles = session.scalars(
+        select(MediaProfile).where(
+            *_fetchable(),  # type: ignore[arg-type]
+            MediaProfile.consecutive_failures == 0,
+            MediaProfile.next_fetch_at > now,
+            MediaProfile.last_fetch_at.is_not(None),
+            or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
+        )
+    )
+    moved = []
+    for profile in profiles:
+        assert profile.next_fetch_at is not None and profile.last_fetch_at is not None
+        due = max(now, profile.last_fetch_at + timedelta(seconds=profile.fetch_interval))
+        if due < profile.next_fetch_at:
+            profile.next_fetch_at = due
+            moved.append((profile.name, due))
+    return moved
+
+
 def release_all(session: Session, worker: str) -> int:
     """Give back every lease of this worker (on shutdown); the profiles stay due."""
     result = session.execute(

@@ -28,7 +28,13 @@ from postroom.core.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.app import Postroom
 from postroom.core.errors import UserError
 from postroom.core.ingest import BATCH_MAILS, Fetcher, FetchReport
-from postroom.core.leases import claim_due_profiles, release_all, release_profile, renew_leases
+from postroom.core.leases import (
+    claim_due_profiles,
+    release_all,
+    release_profile,
+    renew_leases,
+    reschedule_to_intervals,
+)
 from postroom.core.models import MediaProfile, ProfileStatus, utcnow
 from postroom.core.outbox import Outbox
 
@@ -300,6 +306,14 @@ class Worker:
             self.generation = generation
             self.last_reload = time.monotonic()
             self.app.reload_plugins()
+            with self.app.transaction() as session:
+                moved = reschedule_to_intervals(session, utcnow())
+            for name, due in moved:
+                log.info(
+                    "profile %s: fetch interval shortened; next fetch at %s",
+                    name,
+                    f"{due.astimezone():%H:%M:%S}",
+                )
 
     def _check_token(self, offered: str | None) -> bool:
         with self.app.sessions() as session:

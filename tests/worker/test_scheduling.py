@@ -13,6 +13,7 @@ from sqlalchemy import select
 from postroom.core.app import Postroom
 from postroom.core.models import Message
 from tests.inbound.mailboxes import numbered_mail
+from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
 from tests.worker.workers import Workers, add_dovecot_profile, wait_until
 
@@ -82,3 +83,23 @@ def test_a_profile_with_a_wrong_password_backs_off_doubling_while_a_good_one_kee
     assert all(not c.error for c in healthy)
     starts = [b.start - a.start for a, b in pairwise(during)]
     assert all(timedelta(seconds=1) <= gap < timedelta(seconds=1.7) for gap in starts), starts
+
+
+def test_a_shortened_fetch_interval_takes_effect_after_postroom_reload(
+    sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    user, _ = dovecot.new_user("hourly")
+    add_dovecot_profile(sqlite_app, dovecot, "hourly", user, interval=3600)
+    worker = workers.start("solo", sqlite_url, "--verbose")
+    worker.wait_for_log(r"profile hourly: fetched 0")
+    dovecot.deliver(user, numbered_mail(1, tag="hourly"))
+
+    cli = Cli(sqlite_url)
+    cli.ok("profile", "modify", "hourly", "--fetch-interval", "2")
+    cli.ok("reload")
+
+    # Not an hour after the first cycle: two seconds after it, or at once if those have passed.
+    wait_until(lambda: _ticket_of(sqlite_app, "hourly-1@example.org"), 10, "the mail on a ticket", worker.log)
+    worker.wait_for_log(r"profile hourly: fetch interval shortened; next fetch at ")
+    first, second = worker.cycles()[:2]
+    assert timedelta(seconds=2) <= second.start - first.start < timedelta(seconds=6)

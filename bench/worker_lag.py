@@ -1,0 +1,265 @@
+"""Fetch lag of one ``postroom run`` worker: how long a mail waits in its mailbox before it is stored.
+
+    python -m bench.worker_lag [--profiles 200] [--interval 10] [--duration 60] [--threads 8]
+                               [--database postgresql|sqlite] [--pg-url URL]
+
+Starts its own Dovecot (the test suite's helper) with one user per profile, makes that many
+routed IMAP profiles with the given fetch interval, starts one worker, waits until every
+profile has been fetched once, then for ``--duration`` seconds delivers mails at random times
+to random mailboxes. Fetch lag = the message's ``created_at`` minus the moment its APPEND
+returned. Prints p50/p95/max against the target p95 <= interval + 1 s (exit status 1 if missed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from email.utils import format_datetime
+from pathlib import Path
+
+from sqlalchemy import create_engine, func, select, text
+from sqlalchemy.engine import make_url
+
+from postroom.core.app import Postroom
+from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
+from postroom.core.models import MediaProfile, Message, utcnow
+from postroom.core.profiles import ProfileFields, create_profile
+from postroom.core.routing import add_rule
+from tests.servers.certs import make_certificate
+from tests.servers.dovecot import Dovecot, free_ports
+
+DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
+
+
+@contextmanager
+def fresh_database(kind: str, server_url: str, directory: Path) -> Iterator[str]:
+    """A new, initialised database of the given kind, removed afterwards."""
+    if kind == "sqlite":
+        url = f"sqlite:///{directory / 'lag.sqlite'}"
+        Postroom(url).init()
+        yield url
+        return
+    name = f"postroom_lag_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    app = Postroom(url)
+    app.init()
+    app.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(
+                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
+            )
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        admin.dispose()
+
+
+def make_profiles(app: Postroom, dovecot: Dovecot, count: int, interval: int) -> list[str]:
+    """``count`` Dovecot users, each with a routed IMAP profile; returns the users, in profile order."""
+    users = [dovecot.new_user("lag")[0] for _ in range(count)]
+    with app.transaction() as session:
+        campaign = add_campaign(session, DEFAULT_CONTACT_CENTER_ID, "Support")
+        queue = add_queue(session, campaign, "First line")
+        for number, user in enumerate(users):
+            profile = create_profile(
+                session,
+                app.plugins,
+                DEFAULT_CONTACT_CENTER_ID,
+                f"lag{number:03}",
+                ProfileFields(
+                    username=user,
+                    password=dovecot.passwords[user],
+                    fetch_protocol="imap",
+                    incoming_host=dovecot.host,
+                    incoming_port=dovecot.imap_port,
+                    fetch_interval=interval,
+                    delete_on_fetch=number % 2 == 0,
+                    tls_verify=False,
+                ),
+            )
+            add_rule(session, profile, campaign, queue)
+    return users
+
+
+def mail(number: int) -> bytes:
+    lines = [
+        f"From: Customer {number} <customer{number}@example.org>",
+        "To: support@example.test",
+        f"Subject: Lag probe {number}",
+        f"Date: {format_datetime(datetime.now().astimezone())}",
+        f"Message-ID: <lag-{number}@example.org>",
+        "MIME-Version: 1.0",
+        "Content-Type: text/plain; charset=utf-8",
+    ]
+    return ("\r\n".join(lines) + f"\r\n\r\nProbe {number}.\r\n").encode()
+
+
+def deliver(dovecot: Dovecot, users: list[str], duration: float, seed: int) -> dict[str, datetime]:
+    """Mails at random times (exponential gaps, about 5 a second) to random users; Message-ID -> APPEND done."""
+    chance = random.Random(seed)
+    delivered: dict[str, datetime] = {}
+    deadline = time.monotonic() + duration
+    number = 0
+    while time.monotonic() < deadline:
+        time.sleep(chance.expovariate(5.0))
+        with dovecot.client(chance.choice(users)) as client:
+            client.append("INBOX", mail(number), flags=())
+            delivered[f"lag-{number}@example.org"] = utcnow()
+        number += 1
+    return delivered
+
+
+def stored_at(app: Postroom, message_ids: list[str]) -> dict[str, datetime]:
+    with app.sessions() as session:
+        rows = session.execute(
+            select(Message.message_id, Message.created_at).where(Message.message_id.in_(message_ids))
+        )
+        return {message_id: created for message_id, created in rows if message_id}
+
+
+def wait_for(what: str, timeout: float, done: Callable[[], bool]) -> None:
+    deadline = time.monotonic() + timeout
+    while not done():
+        if time.monotonic() > deadline:
+            raise SystemExit(f"timed out after {timeout:.0f} s waiting for {what}")
+        time.sleep(0.2)
+
+
+def percentile(values: list[float], fraction: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def run(args: argparse.Namespace, dovecot: Dovecot, directory: Path) -> int:
+    with fresh_database(args.database, args.pg_url, directory) as url:
+        app = Postroom(url)
+        started = time.monotonic()
+        users = make_profiles(app, dovecot, args.profiles, args.interval)
+        print(f"{args.profiles} Dovecot users and profiles made in {time.monotonic() - started:.1f} s")
+        (admin_port,) = free_ports(1)
+        env = {**os.environ, "POSTROOM_DATABASE_URL": url}
+        command = [sys.executable, "-m", "postroom", "run", "--threads", str(args.threads)]
+        command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+        log_path = directory / "worker.log"
+        with log_path.open("wb") as log:
+            worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+        try:
+            return measure(args, app, dovecot, users, worker, admin_port, log_path)
+        finally:
+            if worker.poll() is None:
+                worker.send_signal(signal.SIGTERM)
+                try:
+                    worker.wait(30)
+                except subprocess.TimeoutExpired:
+                    worker.kill()
+            app.dispose()
+
+
+def fetched_once(app: Postroom) -> bool:
+    with app.sessions() as session:
+        waiting = session.scalar(select(func.count()).where(MediaProfile.last_fetch_at.is_(None)))
+    return waiting == 0
+
+
+def cycles_so_far(port: int) -> int:
+    """How many fetch cycles the worker has run, from its /health document."""
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        return int(json.loads(response.read())["cycles"])
+
+
+def measure(
+    args: argparse.Namespace,
+    app: Postroom,
+    dovecot: Dovecot,
+    users: list[str],
+    worker: subprocess.Popen[bytes],
+    admin_port: int,
+    log_path: Path,
+) -> int:
+    wait_for("every profile's first fetch", 120, lambda: fetched_once(app))
+    cycles_before = cycles_so_far(admin_port)
+    started = time.monotonic()
+    delivered = deliver(dovecot, users, args.duration, args.seed)
+    elapsed = time.monotonic() - started
+    cycles = cycles_so_far(admin_port) - cycles_before
+    ids = list(delivered)
+    wait_for(
+        "every delivered mail to be stored",
+        2 * args.interval + 30,
+        lambda: len(stored_at(app, ids)) == len(ids),
+    )
+    stored = stored_at(app, ids)
+    lags = [(stored[m] - delivered[m]) / timedelta(seconds=1) for m in ids]
+    if worker.poll() is not None:
+        raise SystemExit(f"the worker exited early:\n{log_path.read_text()}")
+
+    target = args.interval + 1.0
+    p95 = percentile(lags, 0.95)
+    print(
+        f"worker: {args.threads} fetch threads, {args.database}; {cycles} cycles in {elapsed:.0f} s "
+        f"({cycles / elapsed:.1f}/s; {args.profiles / args.interval:.1f}/s due)"
+    )
+    print(f"{len(lags)} mails delivered at random to {args.profiles} profiles over {elapsed:.0f} s")
+    print(
+        f"fetch lag  p50 {percentile(lags, 0.5):.2f} s   p95 {p95:.2f} s   max {max(lags):.2f} s   "
+        f"mean {statistics.fmean(lags):.2f} s"
+    )
+    verdict = "met" if p95 <= target else "MISSED"
+    print(f"target     p95 <= interval + 1 s = {target:.0f} s: {verdict}")
+    return 0 if p95 <= target else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profiles", type=int, default=200, help="profiles, one Dovecot user each (200)")
+    parser.add_argument("--interval", type=int, default=10, help="fetch interval of every profile, s (10)")
+    parser.add_argument("--duration", type=float, default=60.0, help="how long mail is delivered, s (60)")
+    parser.add_argument("--threads", type=int, default=8, help="the worker's --threads (8)")
+    parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
+    parser.add_argument(
+        "--pg-url",
+        default=os.environ.get("POSTROOM_BENCH_PG_URL", DEFAULT_PG),
+        help="PostgreSQL server on which a fresh database is made and dropped afterwards",
+    )
+    parser.add_argument("--seed", type=int, default=20241129)
+    args = parser.parse_args(argv)
+
+    base = Path(tempfile.mkdtemp(prefix="dvl", dir="/tmp"))
+    base.chmod(0o755)
+    (base / "cert").mkdir(mode=0o755)
+    home = base / "home"
+    home.mkdir()
+    # The worker process must decrypt the passwords this process stored: one data directory for both.
+    os.environ["POSTROOM_HOME"] = str(home)
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    dovecot = Dovecot(base, make_certificate(base / "cert"))
+    dovecot.start()
+    try:
+        return run(args, dovecot, home)
+    finally:
+        dovecot.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
