@@ -76,8 +76,21 @@ class AdminServer:
                 self.wfile.write(body)
 
             def do_POST(self) -> None:
-                length = int(self.headers.get("Content-Length") or 0)
-                if length:
+                try:
+                    self._post()
+                except Exception:
+                    # Say so to the caller (curl shows it) instead of dropping the connection.
+                    log.exception("admin: the reload failed")
+                    self._reply(
+                        500, {"status": "error", "message": "The reload failed; see the worker's log."}
+                    )
+
+            def _post(self) -> None:
+                try:
+                    length = int(self.headers.get("Content-Length") or 0)
+                except ValueError:
+                    length = 0
+                if length > 0:
                     self.rfile.read(min(length, 1 << 16))
                 if self.path.split("?")[0] != RELOAD_PATH:
                     self._reply(404, {"status": "error", "message": "Not found."})
@@ -103,7 +116,15 @@ class AdminServer:
                 if self.path.split("?")[0] != HEALTH_PATH:
                     self._reply(404, {"status": "error", "message": "Not found."})
                     return
-                self._reply(200, server.health())
+                try:
+                    document = server.health()
+                except Exception:  # e.g. the database is down: unhealthy (the details go to the log only)
+                    log.exception("admin: the health check failed")
+                    self._reply(
+                        503, {"status": "error", "message": "The health check failed; see the worker's log."}
+                    )
+                    return
+                self._reply(200, document)
 
         self.check_token = check_token
         self.reload = reload

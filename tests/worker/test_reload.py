@@ -12,6 +12,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -139,6 +140,9 @@ def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_co
     assert status == 200, answer
     assert answer["status"] == "ok"
     worker.wait_for_log(rf"configuration generation {answer['generation']} picked up")
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        health = json.loads(response.read())
+    assert (health["status"], health["generation"]) == ("ok", answer["generation"])
 
     # Now both a default-retry and a progressive-retry failure stop after one retry.
     unidentified = queue_reply(pg_app, 1, first_ticket, "Your parcel is on its way, really.")
@@ -162,3 +166,14 @@ def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_co
 
     worker.send_signal(signal.SIGTERM)
     assert worker.wait(30) == 0, worker.log()
+
+
+def test_an_admin_port_already_in_use_is_named_in_one_sentence(sqlite_url: str, workers: Workers) -> None:
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        port = taken.getsockname()[1]
+        worker = workers.start("admin", sqlite_url, "--admin-listen", str(port))
+
+        assert worker.wait(30) == 1
+    assert worker.log().strip().splitlines()[-1] == (
+        f"Error: The admin endpoint cannot listen on 127.0.0.1:{port}: Address already in use."
+    )
