@@ -25,6 +25,7 @@ from postroom.core.decoding import (
     parse_addresses,
     scrub,
 )
+from postroom.core.large_mail import cut_large_bodies
 
 
 class _RawPolicy(email.policy.Compat32):
@@ -107,6 +108,8 @@ class ParsedMail:
 
     ``headers`` is the parsed message with policy.default, for filters that need more than the fields;
     :meth:`header` reads it without ever raising, where ``headers["x"]`` may raise on a broken header.
+    In a very large mail the big base64 bodies of non-text parts are not in ``headers`` but only in
+    ``raw`` (see large_mail.py); their attachments are listed with their real sizes all the same.
     """
 
     raw: bytes = field(repr=False)
@@ -201,7 +204,7 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
         raise MailParseError("The mail is empty." if not notes else "The mail holds nothing but NUL bytes.")
     match = _HEAD_END.search(raw)
     end = match.start() + 1 if match else len(raw)
-    head, rest = raw[:end], raw[end:]
+    head = raw[:end]  # the body is sliced off only when something changes: it can be 25 MB
     lines = [line.rstrip(b"\r") for line in head.split(b"\n")]
     tail = lines.pop() if head.endswith(b"\n") else None
     changed = b"\r\r" in head  # "\r\r\n" would read as an empty line and end the headers early
@@ -229,7 +232,7 @@ def _repair(raw: bytes) -> tuple[bytes, list[str]]:
                 notes.append("unindented header continuation repaired")
     if not changed:
         return raw, notes
-    return b"\n".join(lines) + (b"\n" if tail is not None else b"") + rest, notes
+    return b"\n".join(lines) + (b"\n" if tail is not None else b"") + raw[end:], notes
 
 
 def _subparts(part: Message) -> list[Message]:
@@ -252,7 +255,9 @@ def _embedded_size(part: Message) -> int:
 class _Walk:
     """One pass over the MIME tree: body texts, attachments, declared charsets, defects."""
 
-    def __init__(self) -> None:
+    def __init__(self, cut_out: dict[bytes, int] | None = None) -> None:
+        #: Markers of bodies cut out of a large mail (large_mail.py) and their real decoded sizes.
+        self.cut_out = cut_out or {}
         self.text: list[str] = []
         self.html: list[str] = []
         self.attachments: list[AttachmentInfo] = []
@@ -294,7 +299,7 @@ class _Walk:
             body = scrub(decode_bytes(data, label_chain(charset or "us-ascii")))
             (self.html if subtype == "html" else self.text).append(body.replace("\r\n", "\n"))
             return
-        self.attachments.append(AttachmentInfo(filename or None, ctype, len(data)))
+        self.attachments.append(AttachmentInfo(filename or None, ctype, self.cut_out.get(data, len(data))))
 
     def _embedded(self, part: Message, ctype: str) -> None:
         name = part.get_filename()
@@ -329,6 +334,7 @@ def parse_mail(raw: bytes) -> ParsedMail:
         raise MailParseError("The mail is not bytes.")
     raw = bytes(raw)
     fixed, notes = _repair(raw)
+    fixed, cut_out = cut_large_bodies(fixed)
     try:
         message = BytesParser(policy=_PARSE_POLICY).parsebytes(fixed)
     except RecursionError as error:
@@ -340,7 +346,8 @@ def parse_mail(raw: bytes) -> ParsedMail:
         index.setdefault(key.strip().lower(), []).append(value)
     if not _MAIL_HEADERS.intersection(index):
         raise MailParseError("The data is not a mail: it has no mail headers.")
-    walk = _Walk()
+    walk = _Walk(cut_out)
+    del fixed  # a repaired copy of a big mail need not live on
     walk.run(message)
     try:
         top_charset = message.get_content_charset()

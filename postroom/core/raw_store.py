@@ -2,8 +2,8 @@
 
 On PostgreSQL (psycopg2) the bytes are streamed with a binary ``COPY ... FROM STDIN``: passed as
 a parameter, a mail is escaped into a query string about four times its size (a 25 MB mail would
-cost 100 MB more memory) and the server has to parse that text back. Elsewhere one executemany
-INSERT serves the batch.
+cost 100 MB more memory) and the server has to parse that text back. On SQLite big mails go in
+through blob I/O for the same reason; otherwise one executemany INSERT serves the batch.
 """
 
 from __future__ import annotations
@@ -13,13 +13,15 @@ import struct
 from collections.abc import Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import insert
+from sqlalchemy import func, insert
 from sqlalchemy.orm import Session
 
 from postroom.core.models import MessageRaw
 
-#: Bytes handed to psycopg2 at a time.
+#: Bytes handed to the database driver at a time.
 CHUNK = 512 * 1024
+#: From this size on, SQLite gets a mail through blob I/O rather than as a parameter.
+BIG = 1024 * 1024
 # COPY's binary format: a signature, flags and header-extension length, then per row the field
 # count and each field as a 4-byte length and its bytes, and -1 as the trailer.
 _HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
@@ -79,4 +81,26 @@ def insert_raws(session: Session, rows: Sequence[tuple[int, bytes]]) -> None:
                 size=CHUNK,
             )
         return
+    if dialect.name == "sqlite":
+        _insert_sqlite(session, connection.connection.dbapi_connection, rows)
+        return
     session.execute(insert(MessageRaw), [{"message_pk": pk, "raw": raw} for pk, raw in rows])
+
+
+def _insert_sqlite(session: Session, dbapi_connection: Any, rows: Sequence[tuple[int, bytes]]) -> None:
+    """Small mails in one executemany; a big one as a zeroblob filled in chunks through blob I/O.
+
+    Bound as a parameter, SQLite copies a blob once to bind it and once more to build the row.
+    """
+    small = [{"message_pk": pk, "raw": raw} for pk, raw in rows if len(raw) < BIG]
+    if small:
+        session.execute(insert(MessageRaw), small)
+    for message_pk, raw in rows:
+        if len(raw) < BIG:
+            continue
+        session.execute(insert(MessageRaw).values(message_pk=message_pk, raw=func.zeroblob(len(raw))))
+        # message_pk is the table's INTEGER PRIMARY KEY, so it is the rowid blobopen asks for.
+        with dbapi_connection.blobopen(MessageRaw.__tablename__, "raw", message_pk) as blob:
+            view = memoryview(raw)
+            for start in range(0, len(view), CHUNK):
+                blob.write(view[start : start + CHUNK])

@@ -74,6 +74,7 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
         raise connection_failure(error, WHAT, settings) from error
     except imaplib.IMAP4.error as error:
         raise not_this_protocol(settings) from error
+    quiet_imaplib(client)
     try:
         with talking_to(settings):
             if not implicit_tls:
@@ -87,6 +88,26 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
         close_quietly(client)
         raise
     return client
+
+
+class _ImaplibDebugLevel:
+    """imaplib's debug level: imapclient's 5 while the ``imapclient.imaplib`` logger shows debug messages, else 0.
+
+    imapclient sets the level to 5 and sends imaplib's messages to that logger, but imaplib builds
+    them first, among them the repr of every response with the fetched mails: a 25 MB mail cost
+    60 MB more memory and the time to format it, for a logger that is usually off. imaplib only
+    ever asks ``debug >= n``, so this answers from the logger's level at the time of asking.
+    """
+
+    LOGGER = logging.getLogger("imapclient.imaplib")
+
+    def __ge__(self, level: int) -> bool:
+        return level <= 5 and self.LOGGER.isEnabledFor(logging.DEBUG)
+
+
+def quiet_imaplib(client: IMAPClient) -> None:
+    """Let imaplib format its debug messages only while someone reads them (see _ImaplibDebugLevel)."""
+    client._imap.debug = _ImaplibDebugLevel()
 
 
 def not_this_protocol(settings: ConnectionSettings) -> ProtocolError:
