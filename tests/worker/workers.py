@@ -31,6 +31,7 @@ from postroom.core.models import (
     LedgerOutcome,
     MediaProfile,
     Message,
+    MessageStatus,
     Queue,
 )
 from postroom.core.profiles import ProfileFields, create_profile
@@ -235,6 +236,13 @@ def ledger_outcomes(app: Postroom) -> Counter[str]:
     with app.sessions() as session:
         rows = session.execute(select(FetchLedger.outcome, func.count()).group_by(FetchLedger.outcome))
         return Counter({LedgerOutcome(outcome).value: count for outcome, count in rows})
+
+
+def quarantine_reasons(app: Postroom) -> list[str]:
+    """Why each quarantined mail was quarantined (for failure messages)."""
+    with app.sessions() as session:
+        rows = session.scalars(select(Message.reason).where(Message.status == MessageStatus.QUARANTINED))
+        return [reason or "" for reason in rows]
 
 
 def profile_ids(app: Postroom) -> dict[str, int]:
