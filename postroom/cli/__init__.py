@@ -7,7 +7,7 @@ from importlib import metadata
 import click
 
 from postroom import __version__
-from postroom.cli import admin, directory, fetching, profiles, routing, tickets, worker
+from postroom.cli import admin, demo, directory, fetching, outbox, profiles, routing, tickets, worker
 from postroom.cli._common import PostroomGroup, command, database_option, state
 from postroom.core.app import Postroom
 from postroom.core.errors import UserError
@@ -32,7 +32,7 @@ def init_command() -> None:
     click.echo(f"The postroom database is ready ({app.engine.url.render_as_string(hide_password=True)}).")
 
 
-for module in (profiles, directory, routing, tickets, fetching, admin, worker):
+for module in (profiles, directory, routing, tickets, fetching, outbox, admin, worker, demo):
     module.register(cli)
 
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import case, select
 from sqlalchemy.orm import Session, undefer
 
 from postroom.core import events
@@ -163,8 +163,10 @@ def own_addresses(session: Session, contact_center_id: int) -> set[str]:
 
 
 def answered_message(session: Session, ticket: Ticket) -> Message | None:
-    """The mail a reply answers: the ticket's newest inbound mail that is no bounce, nor an auto-reply
-    (an out-of-office answer to an earlier reply) unless there is nothing else."""
+    """The mail a reply answers: the ticket's newest inbound mail from the ticket's customer (a Cc'd
+    colleague's answer does not make them the addressee), then from anyone; never a bounce, and an
+    auto-reply (an out-of-office answer to an earlier reply) only when there is nothing else."""
+    from_customer = Message.customer_id == ticket.customer_id if ticket.customer_id is not None else None
     message: Message | None = session.scalar(
         select(Message)
         .options(undefer(Message.text_body), undefer(Message.html_body))
@@ -173,7 +175,11 @@ def answered_message(session: Session, ticket: Ticket) -> Message | None:
             Message.direction == Direction.INBOUND,
             Message.is_failure_mail.is_(False),
         )
-        .order_by(Message.is_auto_reply, Message.id.desc())
+        .order_by(
+            Message.is_auto_reply,
+            *([case((from_customer, 0), else_=1)] if from_customer is not None else []),
+            Message.id.desc(),
+        )
         .limit(1)
     )
     return message

@@ -192,16 +192,46 @@ def add_customer_email(session: Session, customer: Customer, address: str) -> No
         session.flush()
 
 
+def customers_by_address(session: Session, contact_center_id: int, addresses: list[str]) -> dict[str, Customer]:
+    """The customers owning any of these addresses, keyed by address (one indexed query)."""
+    wanted = list(dict.fromkeys(normalise_address(a) for a in addresses if a))
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(CustomerEmail.address, Customer)
+        .join(Customer, Customer.id == CustomerEmail.customer_id)
+        .where(CustomerEmail.contact_center_id == contact_center_id, CustomerEmail.address.in_(wanted))
+    ).all()
+    return {address: customer for address, customer in rows}
+
+
 def customer_for_sender(
-    session: Session, contact_center_id: int, address: str, display_name: str | None
+    session: Session,
+    contact_center_id: int,
+    address: str,
+    display_name: str | None,
+    known: dict[str, Customer] | None = None,
 ) -> Customer:
-    """The sender's customer account, created on first contact (named after the display name)."""
-    found = find_customer_by_address(session, contact_center_id, address)
+    """The sender's customer account, created on first contact (named after the display name).
+
+    ``known`` is a cache of address -> customer (see :func:`customers_by_address`); a customer
+    created here is added to it. With a cache the caller runs inside a savepoint of its own,
+    so creation needs none.
+    """
+    normalised = normalise_address(address)
+    if known is not None and normalised in known:
+        return known[normalised]
+    found = None if known is not None else find_customer_by_address(session, contact_center_id, address)
     if found is not None:
         return found
     name = (display_name or "").strip() or parseaddr(address)[1] or address
     customer = Customer(contact_center_id=contact_center_id, name=name[:255])
-    customer.emails = [CustomerEmail(contact_center_id=contact_center_id, address=normalise_address(address))]
+    customer.emails = [CustomerEmail(contact_center_id=contact_center_id, address=normalised)]
+    if known is not None:
+        session.add(customer)
+        session.flush()
+        known[normalised] = customer
+        return customer
     # A savepoint: two workers meeting the same new sender at once must not fail a whole batch.
     try:
         with session.begin_nested():

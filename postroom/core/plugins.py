@@ -53,6 +53,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("observer-resolver", "postroom.plugins.resolvers.observer"),
     ("routing-rules", "postroom.plugins.routing_rules"),
     ("auto-reply-filter", "postroom.plugins.auto_reply_filter"),
+    ("signature", "postroom.plugins.signature"),
 )
 
 _KIND_HOOKS = {

@@ -92,14 +92,23 @@ def get_rule(session: Session, contact_center_id: int, rule_id: int) -> RoutingR
 
 
 def enabled_rules(session: Session, profile_id: int) -> list[RoutingRule]:
-    """A profile's enabled rules in the order they are tried (served by the rule index)."""
-    return list(
-        session.scalars(
-            select(RoutingRule)
-            .where(RoutingRule.media_profile_id == profile_id, RoutingRule.enabled.is_(True))
-            .order_by(RoutingRule.priority, RoutingRule.id)
+    """A profile's enabled rules in the order they are tried (served by the rule index).
+
+    Read once per session: a fetch session routes a whole cycle with the rules it started with,
+    and rule changes re-route held mail in a session of their own.
+    """
+    key = ("postroom.enabled_rules", profile_id)
+    cached: list[RoutingRule] | None = session.info.get(key)
+    if cached is None:
+        cached = list(
+            session.scalars(
+                select(RoutingRule)
+                .where(RoutingRule.media_profile_id == profile_id, RoutingRule.enabled.is_(True))
+                .order_by(RoutingRule.priority, RoutingRule.id)
+            )
         )
-    )
+        session.info[key] = cached
+    return cached
 
 
 def _matches(pattern: str | None, values: list[str]) -> bool:

@@ -163,9 +163,8 @@ def create_ticket(
         last_activity_at=now,
     )
     session.add(ticket)
-    session.flush()
+    session.flush()  # the id names the case token; the token itself goes out with the next flush
     ticket.case_token = format_case_token(None, ticket.id)
-    session.flush()
     events.ticket_created.send(
         create_ticket, ticket_id=ticket.id, campaign_id=campaign_id, customer_id=customer_id
     )
@@ -177,13 +176,11 @@ def append_message(session: Session, ticket: Ticket, message: Message) -> None:
     if message.direction == Direction.INBOUND:
         message.status = MessageStatus.TICKETED
     ticket.last_activity_at = utcnow()
-    session.flush()
     events.ticket_updated.send(append_message, ticket_id=ticket.id, change="appended")
 
 
 def escalate(session: Session, ticket: Ticket, reason: str) -> None:
     ticket.escalated = True
-    session.flush()
     events.ticket_escalated.send(escalate, ticket_id=ticket.id, reason=reason)
 
 

@@ -33,15 +33,21 @@ def auto_reply_reason(message: ParsedMail) -> str | None:
 
 
 def _own_addresses(profile: MediaProfile) -> set[str]:
+    """The send-from and reply-to addresses of every profile of the centre, read once per session."""
     session = object_session(profile)
     if session is None:
         return {a.lower() for a in (profile.send_from_address, profile.reply_to_address) if a}
+    key = ("postroom.own_addresses", profile.contact_center_id)
+    if key in session.info:
+        cached: set[str] = session.info[key]
+        return cached
     rows = session.execute(
         select(func.lower(MediaProfile.send_from_address), func.lower(MediaProfile.reply_to_address)).where(
             MediaProfile.contact_center_id == profile.contact_center_id, MediaProfile.deleted_at.is_(None)
         )
     ).all()
-    return {address for row in rows for address in row if address}
+    session.info[key] = {address for row in rows for address in row if address}
+    return session.info[key]
 
 
 @hookimpl

@@ -106,6 +106,7 @@ class Message(Base):
     created_at: Mapped[timestamp]
 
     raw: Mapped[MessageRaw | None] = relationship(uselist=False, cascade="all, delete-orphan", lazy="raise")
+    addresses: Mapped[list[MessageAddress]] = relationship(cascade="all, delete-orphan", lazy="raise")
 
 
 class MessageRaw(Base):
@@ -149,3 +150,5 @@ class FetchLedger(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     fetched_at: Mapped[timestamp]
     deleted_at: Mapped[datetime | None]
+
+    message: Mapped[Message | None] = relationship(lazy="raise")

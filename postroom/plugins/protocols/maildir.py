@@ -98,17 +98,24 @@ def refusal(recipient: str) -> SendFailure | None:
             reply_code=550,
             recipient=recipient,
         )
+    if local.lower().startswith("busy"):
+        return SendFailure(
+            f"452 4.2.2 <{address}>: Mailbox full, try again later",
+            reply_code=452,
+            recipient=recipient,
+        )
     return None
 
 
 class MaildirSender(Sender):
     """Writes each sent mail, raw, into ``new/`` of a local Maildir (atomically: tmp/, then a rename).
 
-    So that ``postroom demo`` can show a refused recipient and a retry without any network,
-    this sink refuses, like a mail server would with ``550 5.1.1``, every recipient whose
+    So that ``postroom demo`` can show refusals and a retry without any network, this sink answers
+    like a mail server would: ``550 5.1.1`` (unknown user, never retried) for every recipient whose
     domain ends in ``.invalid`` (reserved by RFC 2606, never a real domain) or whose local part
-    starts with ``refuse``. When every recipient is refused nothing is written and the first
-    refusal is raised; otherwise the mail is written once and the refusals are reported.
+    starts with ``refuse``, and ``452 4.2.2`` (mailbox full, retried later) for every recipient
+    whose local part starts with ``busy``. When every recipient is refused nothing is written and
+    the first refusal is raised; otherwise the mail is written once and the refusals are reported.
     """
 
     def __init__(self, path: Path) -> None:
