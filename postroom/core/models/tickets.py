@@ -106,7 +106,6 @@ class Message(Base):
     created_at: Mapped[timestamp]
 
     raw: Mapped[MessageRaw | None] = relationship(uselist=False, cascade="all, delete-orphan", lazy="raise")
-    addresses: Mapped[list[MessageAddress]] = relationship(cascade="all, delete-orphan", lazy="raise")
 
 
 class MessageRaw(Base):
@@ -150,5 +149,3 @@ class FetchLedger(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     fetched_at: Mapped[timestamp]
     deleted_at: Mapped[datetime | None]
-
-    message: Mapped[Message | None] = relationship(lazy="raise")
