@@ -27,14 +27,14 @@ from postroom.core.models import MediaProfile, Message, MessageStatus
 PROGRESS_THRESHOLD = 50
 
 
-def _progress_printer() -> Any:
+def _progress_printer(profile: str) -> Any:
     """A progress callback drawing a click progress bar once a cycle is big enough to deserve one."""
     bar: Any = None
 
     def advance(done: int, total: int) -> None:
         nonlocal bar
         if bar is None and total >= PROGRESS_THRESHOLD and sys.stderr.isatty():
-            bar = click.progressbar(length=total, label="fetching", file=sys.stderr)
+            bar = click.progressbar(length=total, label=f"fetching {profile}", file=sys.stderr)
             bar.__enter__()
         if bar is not None:
             bar.update(done)
@@ -70,11 +70,11 @@ def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> N
             chosen = [profile]
         else:
             chosen = fetchable_profiles(session, cc)
-        targets = [p.id for p in chosen]
+        targets = [(p.id, p.name) for p in chosen]
     fetcher = Fetcher(app, batch_mails=batch_size)
     reports = [
-        fetcher.fetch_profile(profile_id, progress=None if as_json else _progress_printer())
-        for profile_id in targets
+        fetcher.fetch_profile(profile_id, progress=None if as_json else _progress_printer(name))
+        for profile_id, name in targets
     ]
     if as_json:
         print_json([vars(r) for r in reports])

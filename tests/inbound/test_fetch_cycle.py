@@ -6,14 +6,23 @@ and on PostgreSQL (the ``database_url`` fixture).
 
 from __future__ import annotations
 
+import logging
 import mailbox
+import os
+import pty
+import select as io_select
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
+from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.ingest import Fetcher
 from postroom.core.models import MessageRaw
+from postroom.core.profiles import get_profile
 from tests.inbound.mailboxes import (
     add_dovecot_profile,
     fetch_reports,
@@ -213,3 +222,59 @@ def test_raw_bytes_are_stored_exactly_as_the_server_sent_them_big_or_small(
     finally:
         app.dispose()
     assert [bytes(raw) for raw in stored] == served
+
+
+def test_a_terminal_sees_a_progress_bar_while_a_big_cycle_runs(
+    postroom_cli: Cli, database_url: str, tmp_path: Path
+) -> None:
+    folder = mailbox.Maildir(tmp_path / "Maildir", create=True)
+    for n in range(60):
+        folder.add(numbered_mail(n))
+    _maildir_profile(postroom_cli, tmp_path / "Maildir")
+    controller, terminal = pty.openpty()
+    try:
+        completed = subprocess.run(
+            [sys.executable, "-m", "postroom", "fetch", "--batch-size", "20"],
+            env={**os.environ, "POSTROOM_DATABASE_URL": database_url},
+            stdout=subprocess.PIPE,
+            stderr=terminal,
+            timeout=120,
+        )
+        os.close(terminal)
+        drawn = b""
+        while io_select.select([controller], [], [], 0.5)[0]:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the terminal side is closed and everything was read
+                break
+            if not chunk:
+                break
+            drawn += chunk
+    finally:
+        os.close(controller)
+
+    assert completed.returncode == 0
+    assert b"fetching support" in drawn and b"100%" in drawn
+    assert b"fetching" not in completed.stdout  # the bar goes to the terminal, the table to stdout
+
+
+def test_imap_batches_keep_within_their_byte_limit(
+    postroom_cli: Cli, database_url: str, dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, _ = dovecot.new_user("bytes")
+    padding = b"\r\n".join([b"x" * 76] * 4000)  # about 300 KB each
+    dovecot.deliver_many(user, [numbered_mail(n).replace(b"Hello", padding) for n in range(6)])
+    add_dovecot_profile(postroom_cli, dovecot, user, "imap")
+    app = Postroom(database_url)
+    try:
+        with app.sessions() as session:
+            profile_id = get_profile(session, "support", DEFAULT_CONTACT_CENTER_ID).id
+        # imapclient logs every command it sends at debug level: count the downloads.
+        with caplog.at_level(logging.DEBUG, logger="imapclient.imaplib"):
+            report = Fetcher(app, batch_mails=100, batch_bytes=700_000).fetch_profile(profile_id)
+    finally:
+        app.dispose()
+
+    assert (report.stored, report.error) == (6, None)
+    downloads = [r for r in caplog.records if "> " in r.getMessage() and "BODY.PEEK[]" in r.getMessage()]
+    assert len(downloads) == 3

@@ -27,6 +27,8 @@ from postroom.plugins.protocols.base import (
 log = logging.getLogger(__name__)
 
 WHAT = "IMAP server"
+#: UIDs per command when asking for sizes (about 7 KB of command line).
+SIZE_QUERY_UIDS = 1000
 
 
 def server_text(error: BaseException) -> str:
@@ -196,12 +198,17 @@ class ImapMailbox(Mailbox):
         """Every mail in the folder by UID (oldest first); with ``since``, by IMAP internal date.
 
         Mails flagged ``\\Deleted`` but not yet expunged are still in the folder and are
-        listed; the fetch ledger keeps them from being stored twice.
+        listed; the fetch ledger keeps them from being stored twice. Sizes come along
+        (``UID FETCH ... RFC822.SIZE``) so that the core can keep a batch within its byte limit.
         """
         criteria: list[Any] = ["SINCE", since] if since else ["ALL"]
+        sizes: dict[int, Any] = {}
         with talking_to(self.settings):
             uids = sorted(self.client.search(criteria))
-        return [MailRef(self._key(uid)) for uid in uids]
+            # In slices: a command line listing tens of thousands of UIDs is over servers' limits.
+            for start in range(0, len(uids), SIZE_QUERY_UIDS):
+                sizes.update(self.client.fetch(uids[start : start + SIZE_QUERY_UIDS], ["RFC822.SIZE"]))
+        return [MailRef(self._key(uid), sizes.get(uid, {}).get(b"RFC822.SIZE")) for uid in uids]
 
     def fetch(self, keys: Sequence[str]) -> Iterator[FetchedMail]:
         """All the given mails in one ``UID FETCH``, yielded in the order asked for."""
