@@ -128,7 +128,9 @@ def test_cpython_test_mails_and_broken_mails_are_all_stored_or_quarantined(
     assert dovecot.count(user) == 0
     ledger, messages = _stored(database_url)
     assert len(ledger) == len(raws)
-    by_status = {status: [m for m in messages if m.status == status] for status in {m.status for m in messages}}
+    by_status = {
+        status: [m for m in messages if m.status == status] for status in {m.status for m in messages}
+    }
     quarantined = by_status.pop(MessageStatus.QUARANTINED)
     assert len(quarantined) == report["quarantined"]
     assert sum(len(m) for m in by_status.values()) == report["stored"]

@@ -94,8 +94,16 @@ def test_maildir_fetches_only_files_delivered_inside_the_window(
     old_file = next((tmp_path / "Maildir" / "new").glob(f"{old_key}*"))
     os.utime(old_file, (OLD.timestamp(), OLD.timestamp()))
     postroom_cli.ok(
-        "profile", "add", "support", "--fetch-protocol", "maildir", "--incoming-folder",
-        str(tmp_path / "Maildir"), "--fetch-last-days", "7", "--delete-on-fetch",
+        "profile",
+        "add",
+        "support",
+        "--fetch-protocol",
+        "maildir",
+        "--incoming-folder",
+        str(tmp_path / "Maildir"),
+        "--fetch-last-days",
+        "7",
+        "--delete-on-fetch",
     )
 
     assert fetch_reports(postroom_cli)["support"]["stored"] == 1
@@ -111,8 +119,19 @@ def test_ews_fetches_only_mail_received_inside_the_window(
     ews_server.deliver(user, numbered_mail(1), received=OLD)
     ews_server.deliver(user, numbered_mail(2), received=RECENT)
     postroom_cli.ok(
-        "profile", "add", "support", "--username", user, "--password-stdin", "--fetch-protocol", "ews",
-        "--incoming-host", ews_server.endpoint, "--fetch-last-days", "7", "--delete-on-fetch",
+        "profile",
+        "add",
+        "support",
+        "--username",
+        user,
+        "--password-stdin",
+        "--fetch-protocol",
+        "ews",
+        "--incoming-host",
+        ews_server.endpoint,
+        "--fetch-last-days",
+        "7",
+        "--delete-on-fetch",
         input="pw\n",
     )
 

@@ -118,8 +118,21 @@ def test_each_kind_of_server_failure_is_one_readable_sentence_on_the_profile(
     elif case == "not imap":
         port = str(dovecot.pop3_port)
     postroom_cli.ok(
-        "profile", "add", "support", "--username", user, "--password-stdin", "--fetch-protocol", "imap",
-        "--incoming-host", host, "--incoming-port", port, "--incoming-folder", folder, "--no-tls-verify",
+        "profile",
+        "add",
+        "support",
+        "--username",
+        user,
+        "--password-stdin",
+        "--fetch-protocol",
+        "imap",
+        "--incoming-host",
+        host,
+        "--incoming-port",
+        port,
+        "--incoming-folder",
+        folder,
+        "--no-tls-verify",
         input=password + "\n",
     )
 
@@ -167,8 +180,16 @@ def test_profile_test_shows_every_check_and_fails_when_the_outgoing_server_is_do
     user, _ = dovecot.new_user("check")
     port = free_port()
     add_dovecot_profile(
-        postroom_cli, dovecot, user, "imaps", "--send-protocol", "smtp", "--outgoing-host", "127.0.0.1",
-        "--outgoing-port", str(port),
+        postroom_cli,
+        dovecot,
+        user,
+        "imaps",
+        "--send-protocol",
+        "smtp",
+        "--outgoing-host",
+        "127.0.0.1",
+        "--outgoing-port",
+        str(port),
     )
 
     result = postroom_cli.run("profile", "test", "support")
@@ -196,8 +217,20 @@ def test_profile_test_says_ok_for_working_servers_and_names_a_missing_sent_folde
     inbox, sent = f"In-{tmp_path.name}", f"Sent-{tmp_path.name}"  # this test's own folders
     dovecot.deliver(user, numbered_mail(1), folder=inbox)
     add_dovecot_profile(
-        postroom_cli, dovecot, user, "imap", "--incoming-folder", inbox, "--send-protocol", "smtp",
-        "--outgoing-host", smtp.host, "--outgoing-port", str(smtp.port), "--outgoing-folder", sent,
+        postroom_cli,
+        dovecot,
+        user,
+        "imap",
+        "--incoming-folder",
+        inbox,
+        "--send-protocol",
+        "smtp",
+        "--outgoing-host",
+        smtp.host,
+        "--outgoing-port",
+        str(smtp.port),
+        "--outgoing-folder",
+        sent,
         "--delete-on-fetch",
     )
 
@@ -215,7 +248,10 @@ def test_profile_test_says_ok_for_working_servers_and_names_a_missing_sent_folde
     assert stored_message_ids(database_url) == {}
 
     dovecot.create_folder(user, sent)
-    assert f"ok     outgoing folder: found folder {sent!r}" in postroom_cli.ok("profile", "test", "support").stdout
+    assert (
+        f"ok     outgoing folder: found folder {sent!r}"
+        in postroom_cli.ok("profile", "test", "support").stdout
+    )
 
 
 def test_profile_test_with_a_wrong_password_fails_with_exit_1_naming_the_login(
