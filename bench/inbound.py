@@ -60,7 +60,7 @@ WORDS = [
 
 
 def generate_mails(count: int, seed: int) -> list[bytes]:
-    """Plain, multipart/alternative, and (one in ten) mixed with a 50-200 KB attachment; non-ASCII subjects."""
+    """Plain, multipart/alternative, one in ten with a 50-200 KB attachment; non-ASCII subjects."""
     rng = random.Random(seed)
     mails = []
     for n in range(count):
@@ -339,8 +339,9 @@ def peak_memory(dovecot: Dovecot, args: argparse.Namespace, directory: Path) -> 
     big, _ = dovecot.new_user("big")
     dovecot.deliver(big, raw)
     lines = [
-        f"peak memory of a 'postroom fetch' process for a mailbox holding one {len(raw) / 2**20:.1f} MiB mail;",
-        "growth = its peak RSS (ru_maxrss from wait4) minus the peak of the same command on an empty mailbox:",
+        f"peak memory of a 'postroom fetch' process for a mailbox holding one {len(raw) / 2**20:.1f} MiB"
+        " mail; growth = its peak RSS (ru_maxrss from wait4)",
+        "minus the peak of the same command on an empty mailbox:",
     ]
     for label in ("SQLite", "PostgreSQL"):
         with fresh_database(label, args.database_url, directory) as url:

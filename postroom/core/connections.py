@@ -36,7 +36,8 @@ def incoming_protocol(profile: MediaProfile, plugins: PluginHost) -> ProtocolPlu
     plugin = plugins.protocol(profile.fetch_protocol)
     if plugin is None:
         raise ProtocolError(
-            f"Fetch protocol {profile.fetch_protocol!r} of profile {profile.name!r} has no installed, enabled plugin.",
+            f"Fetch protocol {profile.fetch_protocol!r} of profile {profile.name!r} "
+            "has no installed, enabled plugin.",
             "protocol",
         )
     return plugin
@@ -145,7 +146,8 @@ def _check_outgoing(profile: MediaProfile, plugins: PluginHost) -> CheckResult:
         return CheckResult(
             "outgoing",
             False,
-            f"Send protocol {profile.send_protocol!r} of profile {profile.name!r} has no installed, enabled plugin.",
+            f"Send protocol {profile.send_protocol!r} of profile {profile.name!r} "
+            "has no installed, enabled plugin.",
         )
     try:
         settings = outgoing_settings(profile, plugin, plugins)

@@ -95,7 +95,7 @@ class Fetcher:
         self.batch_bytes = batch_bytes
 
     def fetch_profile(self, profile_id: int, progress: Progress | None = None) -> FetchReport:
-        """One cycle for one profile; a server failure marks the profile in error and is reported, not raised."""
+        """One cycle for one profile; a server failure marks the profile in error and is reported."""
         with self.app.sessions() as session:
             profile = session.get(MediaProfile, profile_id)
             if profile is None or profile.deleted_at is not None:
@@ -213,7 +213,7 @@ class Fetcher:
         return [key for key, _raw in downloaded]
 
     def _store_alone(self, session: Session, profile: MediaProfile, key: str, raw: bytes) -> StoreResult:
-        """Store one mail in a savepoint; if the database refuses it, keep it raw and quarantined with the reason."""
+        """Store one mail in a savepoint; if the database refuses it, quarantine it raw with the reason."""
         pipeline = InboundPipeline(session, self.app.plugins, profile)
         try:
             with session.begin_nested():

@@ -84,7 +84,7 @@ BROKEN: dict[str, bytes] = {
 
 
 def deliver_files(dovecot: Dovecot, user: str, raws: list[bytes]) -> None:
-    """Write mails into ``user``'s Maildir as a local delivery agent would: into tmp/, then renamed to new/."""
+    """Write mails into ``user``'s Maildir as a delivery agent would: into tmp/, then renamed to new/."""
     dovecot.count(user)  # the first login makes Dovecot create the Maildir
     home = dovecot.base / "mail" / user
     for number, raw in enumerate(raws):

@@ -1,4 +1,4 @@
-"""One ``postroom fetch`` against real Dovecot (imap, imaps, pop3, pop3s), a local Maildir and the EWS stand-in.
+"""``postroom fetch`` against real Dovecot (imap, imaps, pop3, pop3s), a local Maildir and the EWS stand-in.
 
 Profiles are made with ``postroom profile add`` as an operator would; every test runs on SQLite
 and on PostgreSQL (the ``database_url`` fixture).
