@@ -1,8 +1,8 @@
 """The admin endpoint of ``postroom run --admin-listen``: the seed's curl reload command with the token
 ``postroom admin token`` made, a wrong token refused with 401, and a changed ``maxRetryCount`` counting.
 
-Replies are queued with ``queue_reply`` (what ``postroom ticket reply`` calls) and sent by the
-worker's outbox thread to a real aiosmtpd server that refuses the recipient.
+Replies are queued with ``postroom ticket reply`` and sent by the worker's outbox thread to a real
+aiosmtpd server that refuses the recipient; ``outbox list`` and ``failures list`` show the attempts.
 """
 
 from __future__ import annotations
@@ -17,15 +17,15 @@ import subprocess
 import sys
 import urllib.error
 import urllib.request
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
-from sqlalchemy import select, text
+from sqlalchemy import text
 
 from postroom.core.admin_http import RELOAD_PATH
 from postroom.core.app import Postroom
-from postroom.core.compose import QueuedReply, queue_reply
-from postroom.core.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 from tests.outbox.helpers import CUSTOMER, Desk
+from tests.servers.cli import Cli
 from tests.servers.smtp import SmtpScript, SmtpServers, free_port
 from tests.worker.workers import Workers, wait_until
 
@@ -73,23 +73,15 @@ def _reload(port: int, token: str | None) -> tuple[int, dict[str, object]]:
         return error.code, json.loads(error.read())
 
 
-def _settled(app: Postroom, reply: QueuedReply) -> SMessageSendInfo | None:
-    """The reply's outbox row once it has failed for good (None while it is still being tried)."""
-    with app.sessions() as session:
-        row = session.scalar(select(SMessageSendInfo).where(SMessageSendInfo.message_pk == reply.message_pk))
-        return row if row is not None and row.state == SendState.FAILED else None
+def _reply(cli: Cli, ticket_id: int, body: str) -> int:
+    """``postroom ticket reply``; the outbox id of the queued reply."""
+    return int(cli.ok("ticket", "reply", str(ticket_id), "--body", body, "--json").json()["outbox_id"])
 
 
-def _failures(app: Postroom, reply: QueuedReply) -> list[FailedMessageSendInfo]:
-    with app.sessions() as session:
-        return list(
-            session.scalars(
-                select(FailedMessageSendInfo)
-                .join(SMessageSendInfo, SMessageSendInfo.id == FailedMessageSendInfo.send_info_id)
-                .where(SMessageSendInfo.message_pk == reply.message_pk)
-                .order_by(FailedMessageSendInfo.id)
-            )
-        )
+def _failed(cli: Cli, outbox_id: int) -> dict[str, Any] | None:
+    """The reply's ``outbox list`` entry once it has failed for good (None while it is still being tried)."""
+    [row] = [r for r in cli.ok("outbox", "list", "--json").json() if r["id"] == outbox_id]
+    return row if row["state"] == "failed" else None
 
 
 def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_count_count(
@@ -122,9 +114,11 @@ def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_co
     assert token not in worker.log()
 
     # With the seed's defaults (maxRetryCount 3) an unidentified error is tried four times.
-    before = queue_reply(pg_app, 1, first_ticket, "Your parcel is on its way.")
-    row = wait_until(lambda: _settled(pg_app, before), 20, "the first reply to fail", worker.log)
-    assert row.attempts == 4
+    cli = Cli(pg_database_url)
+    before = _reply(cli, first_ticket, "Your parcel is on its way.")
+    assert (
+        wait_until(lambda: _failed(cli, before), 20, "the first reply to fail", worker.log)["attempts"] == 4
+    )
 
     # The seed's SQL, then its curl command: the worker picks up the new generation.
     with pg_app.engine.begin() as connection:
@@ -145,23 +139,23 @@ def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_co
     assert (health["status"], health["generation"]) == ("ok", answer["generation"])
 
     # Now both a default-retry and a progressive-retry failure stop after one retry.
-    unidentified = queue_reply(pg_app, 1, first_ticket, "Your parcel is on its way, really.")
-    full = queue_reply(pg_app, 1, second_ticket, "Here is your invoice.")
-    for queued in (unidentified, full):
-        row = wait_until(lambda q=queued: _settled(pg_app, q), 20, "the reply to fail", worker.log)  # type: ignore[misc]
-        assert row.attempts == 2
-    assert [(f.attempt, f.policy) for f in _failures(pg_app, unidentified)] == [
-        (1, "default retry"),
-        (2, "default retry"),
+    unidentified = _reply(cli, first_ticket, "Your parcel is on its way, really.")
+    full = _reply(cli, second_ticket, "Here is your invoice.")
+    for outbox_id in (unidentified, full):
+        row = wait_until(lambda i=outbox_id: _failed(cli, i), 20, "the reply to fail", worker.log)  # type: ignore[misc]
+        assert row["attempts"] == 2
+    failures = cli.ok("failures", "list", "--outbox", str(unidentified), "--json").json()
+    assert [(f["attempt"], f["category"], f["policy"]) for f in failures] == [
+        (1, "unidentified error", "default retry"),
+        (2, "unidentified error", "default retry"),
     ]
-    first, second = _failures(pg_app, full)
-    assert (first.policy, first.category, second.policy) == (
-        "progressive retry",
-        "mailbox error",
-        "progressive retry",
-    )
-    assert first.next_attempt_at is not None and second.next_attempt_at is None
-    assert second.created_at - first.created_at >= timedelta(seconds=1)  # 1 x progressiveRetryInterval
+    first, second = cli.ok("failures", "list", "--outbox", str(full), "--json").json()
+    assert (first["enhanced_code"], first["category"]) == ("4.2.2", "mailbox error")
+    assert (first["policy"], second["policy"]) == ("progressive retry", "progressive retry")
+    assert first["next_attempt_at"] is not None and second["next_attempt_at"] is None
+    # The retry waited 1 x progressiveRetryInterval.
+    waited = datetime.fromisoformat(second["created_at"]) - datetime.fromisoformat(first["created_at"])
+    assert waited >= timedelta(seconds=1)
     assert smtp_servers.received() == []
 
     worker.send_signal(signal.SIGTERM)

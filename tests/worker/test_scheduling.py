@@ -103,5 +103,6 @@ def test_a_shortened_fetch_interval_takes_effect_after_postroom_reload(
     # Not an hour after the first cycle: two seconds after it, or at once if those have passed.
     wait_until(lambda: _ticket_of(sqlite_app, "hourly-1@example.org"), 10, "the mail on a ticket", worker.log)
     worker.wait_for_log(r"profile hourly: fetch interval shortened; next fetch at ")
+    wait_until(lambda: len(worker.cycles()) >= 2, 5, "the second cycle's log line", worker.log)
     first, second = worker.cycles()[:2]
     assert timedelta(seconds=2) <= second.start - first.start < timedelta(seconds=6)
