@@ -7,6 +7,7 @@ import email.policy
 from collections import Counter
 from datetime import datetime
 from email.utils import format_datetime
+from typing import Any
 
 from sqlalchemy import func, select
 
@@ -101,7 +102,7 @@ def ledger_size(database_url: str, profile: str = "support") -> int:
         app.dispose()
 
 
-def fetch_reports(cli: Cli, *args: str) -> dict[str, dict[str, object]]:
+def fetch_reports(cli: Cli, *args: str) -> dict[str, dict[str, Any]]:
     """``postroom fetch --json``: each profile's report by profile name."""
     result = cli.run("fetch", "--json", *args)
     assert result.exit_code in (0, 1), result.stderr
