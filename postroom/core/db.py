@@ -36,10 +36,12 @@ def database_url(explicit: str | None = None) -> str:
 
 def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     # WAL lets the CLI read while a worker writes; foreign keys are off by default in SQLite.
+    # synchronous=FULL: a commit is on disk before postroom deletes the mail on the server, even
+    # across a power cut (NORMAL in WAL mode may lose the last commits then).
     cursor = dbapi_connection.cursor()
     cursor.execute("PRAGMA journal_mode=WAL")
     cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA synchronous=FULL")
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.close()
 

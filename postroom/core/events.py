@@ -21,10 +21,11 @@ message_fetched = _signals.signal(
 )
 message_stored = _signals.signal(
     "message-stored",
-    doc="""An inbound mail was committed to the database.
+    doc="""An inbound mail was written to the database, in the transaction of its fetch batch.
 
-    kwargs: profile_id (int), message_pk (int), message_id (str | None). Fires after the commit,
-    once per stored mail; not for duplicates.""",
+    kwargs: profile_id (int), message_pk (int), message_id (str | None). Fires once per stored
+    mail, before its batch commits (the batch may still roll back if the database fails; the mail
+    is then fetched again); not for duplicates.""",
 )
 message_duplicate = _signals.signal(
     "message-duplicate",
