@@ -222,6 +222,12 @@ class Worker:
             try:
                 with self.app.transaction() as session:
                     next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+            except Exception:
+                log.exception(
+                    "could not give back the lease of profile %s; it runs out in %d s",
+                    profile_id,
+                    self.lease.total_seconds(),
+                )
             finally:
                 self.wake.set()
         self._log_cycle(report, started_at, elapsed, next_at)

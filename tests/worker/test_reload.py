@@ -18,6 +18,7 @@ import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
+from functools import partial
 from typing import Any
 
 from sqlalchemy import text
@@ -50,7 +51,8 @@ def _admin_token(database_url: str) -> str:
 
 
 def _reload(port: int, token: str | None) -> tuple[int, dict[str, object]]:
-    """The seed's command: ``curl -X POST http://127.0.0.1:PORT/...reloadMediaProfileConfiguration -H "sessionId: TOKEN"``."""
+    """The seed's command, ``curl -X POST http://127.0.0.1:PORT/ameyorestapi/media/messages/
+    reloadMediaProfileConfiguration -H "sessionId: TOKEN"``: the status and the JSON answer."""
     url = f"http://127.0.0.1:{port}{RELOAD_PATH}"
     if shutil.which("curl"):
         header = [] if token is None else ["-H", f"sessionId: {token}"]
@@ -142,7 +144,7 @@ def test_the_seeds_curl_reload_with_the_admin_token_makes_a_changed_max_retry_co
     unidentified = _reply(cli, first_ticket, "Your parcel is on its way, really.")
     full = _reply(cli, second_ticket, "Here is your invoice.")
     for outbox_id in (unidentified, full):
-        row = wait_until(lambda i=outbox_id: _failed(cli, i), 20, "the reply to fail", worker.log)  # type: ignore[misc]
+        row = wait_until(partial(_failed, cli, outbox_id), 20, "the reply to fail", worker.log)
         assert row["attempts"] == 2
     failures = cli.ok("failures", "list", "--outbox", str(unidentified), "--json").json()
     assert [(f["attempt"], f["category"], f["policy"]) for f in failures] == [

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from functools import partial
 from itertools import pairwise
 
 from sqlalchemy import select
@@ -40,7 +41,7 @@ def test_a_mail_appended_to_a_watched_mailbox_is_on_a_ticket_within_the_interval
         appended = time.monotonic()
         dovecot.deliver(user, numbered_mail(number, tag="watched"))
         wait_until(
-            lambda n=number: _ticket_of(sqlite_app, f"watched-{n}@example.org"),  # type: ignore[misc]
+            partial(_ticket_of, sqlite_app, f"watched-{number}@example.org"),
             INTERVAL + 10,
             f"mail {number} on a ticket",
             worker.log,
