@@ -5,11 +5,21 @@ from __future__ import annotations
 from email.utils import parseaddr
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session, selectinload
 
 from postroom.core.errors import NotFoundError, UserError
-from postroom.core.models import Agent, Campaign, ContactCenter, Customer, CustomerEmail, MediaProfile, Queue
+from postroom.core.models import (
+    Agent,
+    Campaign,
+    ContactCenter,
+    Customer,
+    CustomerEmail,
+    MediaProfile,
+    Queue,
+    utcnow,
+)
 from postroom.core.profiles import get_profile
 from postroom.core.validation import check_address, check_single_line
 
@@ -192,7 +202,9 @@ def add_customer_email(session: Session, customer: Customer, address: str) -> No
         session.flush()
 
 
-def customers_by_address(session: Session, contact_center_id: int, addresses: list[str]) -> dict[str, Customer]:
+def customers_by_address(
+    session: Session, contact_center_id: int, addresses: list[str]
+) -> dict[str, Customer]:
     """The customers owning any of these addresses, keyed by address (one indexed query)."""
     wanted = list(dict.fromkeys(normalise_address(a) for a in addresses if a))
     if not wanted:
@@ -215,34 +227,53 @@ def customer_for_sender(
     """The sender's customer account, created on first contact (named after the display name).
 
     ``known`` is a cache of address -> customer (see :func:`customers_by_address`); a customer
-    created here is added to it. With a cache the caller runs inside a savepoint of its own,
-    so creation needs none.
+    created here is added to it. Two workers meeting the same new sender at once both end with
+    the one customer that got the address (see :func:`_claim_address`), never with an error.
     """
     normalised = normalise_address(address)
     if known is not None and normalised in known:
         return known[normalised]
     found = None if known is not None else find_customer_by_address(session, contact_center_id, address)
-    if found is not None:
-        return found
-    name = (display_name or "").strip() or parseaddr(address)[1] or address
-    customer = Customer(contact_center_id=contact_center_id, name=name[:255])
-    customer.emails = [CustomerEmail(contact_center_id=contact_center_id, address=normalised)]
+    if found is None:
+        name = (display_name or "").strip() or parseaddr(address)[1] or address
+        found = _create_customer(session, contact_center_id, normalised, name[:255])
     if known is not None:
-        session.add(customer)
-        session.flush()
-        known[normalised] = customer
+        known[normalised] = found
+    return found
+
+
+def _create_customer(session: Session, contact_center_id: int, address: str, name: str) -> Customer:
+    customer = Customer(contact_center_id=contact_center_id, name=name)
+    session.add(customer)
+    session.flush()
+    if _claim_address(session, contact_center_id, customer.id, address):
         return customer
-    # A savepoint: two workers meeting the same new sender at once must not fail a whole batch.
-    try:
-        with session.begin_nested():
-            session.add(customer)
-            session.flush()
-    except IntegrityError:
-        existing = find_customer_by_address(session, contact_center_id, address)
-        if existing is None:
-            raise
-        return existing
-    return customer
+    # Another transaction took the address first: use its customer, drop ours.
+    session.delete(customer)
+    session.flush()
+    owner = find_customer_by_address(session, contact_center_id, address)
+    if owner is None:  # pragma: no cover - the conflicting row was committed, so it is visible
+        raise UserError(f"The customer for {address!r} could not be created.")
+    return owner
+
+
+def _claim_address(session: Session, contact_center_id: int, customer_id: int, address: str) -> bool:
+    """Give ``address`` to the customer unless another one has it; True when it was ours to take.
+
+    ``INSERT ... ON CONFLICT DO NOTHING`` waits for a concurrent insert of the same address to
+    commit and then does nothing, so no exception (and no savepoint) is needed.
+    """
+    dialect = session.get_bind().dialect.name
+    make_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = (
+        make_insert(CustomerEmail)
+        .values(
+            contact_center_id=contact_center_id, customer_id=customer_id, address=address, created_at=utcnow()
+        )
+        .on_conflict_do_nothing(index_elements=["contact_center_id", "address"])
+        .returning(CustomerEmail.id)
+    )
+    return session.execute(statement).first() is not None
 
 
 def list_customers(session: Session, contact_center_id: int) -> list[Customer]:

@@ -289,6 +289,8 @@ class InboundPipeline:
                 for message, parsed in mails:
                     self._process(message, parsed)
         except Exception:
+            # The cache may name customers the rolled-back savepoint created: drop it first.
+            self.known_customers = None
             log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
             for message, parsed in mails:
                 self.process(message, parsed)
