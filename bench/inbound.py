@@ -29,9 +29,9 @@ from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
+from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
 from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.ingest import Fetcher
@@ -40,7 +40,6 @@ from postroom.plugins.protocols.imap import quiet_imaplib
 from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot
 
-DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 BATCH = 100
 SUBJECTS = [
     "Grüße aus Köln \u2013 Rechnung Nr. {n}",
@@ -162,24 +161,6 @@ def make_profile(app: Postroom, dovecot: Dovecot, user: str, name: str = "bench"
         return profile.id
 
 
-@contextmanager
-def fresh_postgresql(server_url: str) -> Iterator[str]:
-    """A throw-away database on the PostgreSQL server of ``server_url``, dropped afterwards."""
-    name = f"postroom_bench_{uuid.uuid4().hex[:10]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
-
-
 def postroom_fetch(url: str, dovecot: Dovecot, user: str, profiler: cProfile.Profile | None) -> float:
     """(c) postroom's fetch cycle, as ``postroom fetch`` runs it, into the database at ``url``."""
     app = Postroom(url)
@@ -247,7 +228,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--mails", type=int, default=2000, help="how many mails to load (default 2000)")
     parser.add_argument(
         "--database-url",
-        default=os.environ.get("POSTROOM_BENCH_PG_URL", DEFAULT_PG),
+        default=DEFAULT_PG_URL,
         help="a PostgreSQL server URL; fresh databases are created on it and dropped afterwards",
     )
     parser.add_argument("--seed", type=int, default=20240501)
@@ -287,7 +268,7 @@ def run(dovecot: Dovecot, base: Path, args: argparse.Namespace) -> None:
     time_b = best(args.repeat, lambda: raw_fetch(dovecot, user, stdlib_parse))
 
     def into_postgresql() -> float:
-        with fresh_postgresql(args.database_url) as url:
+        with scratch_postgresql(args.database_url) as url:
             return postroom_fetch(url, dovecot, user, None)
 
     sqlite_dir = Path(tempfile.mkdtemp(prefix="prb"))
@@ -297,7 +278,7 @@ def run(dovecot: Dovecot, base: Path, args: argparse.Namespace) -> None:
             postroom_fetch(f"sqlite:///{sqlite_dir / f'bench-{n}.sqlite'}", dovecot, user, None)
             for n in range(args.repeat)
         )
-        with fresh_postgresql(args.database_url) as url:
+        with scratch_postgresql(args.database_url) as url:
             cli_database(url, dovecot, user, "bench")
             time_cli, _ = run_cli_fetch(url, "bench")
         memory = peak_memory(dovecot, args, sqlite_dir)
@@ -319,7 +300,7 @@ def run(dovecot: Dovecot, base: Path, args: argparse.Namespace) -> None:
     if args.profile:
         # A run of its own: cProfile slows Python code down about twofold, so it is never the timed one.
         profiler = cProfile.Profile()
-        with fresh_postgresql(args.database_url) as url:
+        with scratch_postgresql(args.database_url) as url:
             postroom_fetch(url, dovecot, user, profiler)
         profiler.dump_stats(args.profile)
         print(f"\ncProfile of (c) on PostgreSQL written to {args.profile}; the top by cumulative time:")
@@ -360,7 +341,7 @@ def peak_memory(dovecot: Dovecot, args: argparse.Namespace, directory: Path) -> 
 @contextmanager
 def fresh_database(label: str, server_url: str, directory: Path) -> Iterator[str]:
     if label == "PostgreSQL":
-        with fresh_postgresql(server_url) as url:
+        with scratch_postgresql(server_url) as url:
             yield url
     else:
         yield f"sqlite:///{directory / f'mem-{uuid.uuid4().hex}.sqlite'}"

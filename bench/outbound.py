@@ -17,15 +17,14 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from email.utils import make_msgid
 from pathlib import Path
 
-from sqlalchemy import create_engine, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import select
 
+from bench.scratch import scratch_postgresql
 from postroom.core.app import Postroom
 from postroom.core.compose import compose_reply
 from postroom.core.directory import add_campaign, add_queue
@@ -99,16 +98,8 @@ def scratch_database(url: str | None, directory: Path) -> Iterator[str]:
     if url is None:
         yield f"sqlite:///{directory / 'bench.sqlite'}"
         return
-    name = f"postroom_bench_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with scratch_postgresql(url) as scratch:
+        yield scratch
 
 
 def queue_replies(app: Postroom, port: int, count: int, tickets: int = 10) -> None:

@@ -19,13 +19,15 @@ import shutil
 import tempfile
 import time
 import uuid
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 
-from sqlalchemy import create_engine, insert, select, text
+from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
+from bench.scratch import scratch_postgresql
 from postroom.core import directory, profiles, routing
 from postroom.core.app import Postroom
 from postroom.core.ingest import Fetcher
@@ -41,7 +43,6 @@ ALL_RESOLVERS = [
     "subject-profile-customer",
     "observer-subject",
 ]
-PG_ADMIN = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 WORDS = [
     "order",
     "invoice",
@@ -202,14 +203,12 @@ def main() -> None:
     args = parser.parse_args()
     rng = random.Random(4711)
     workdir = Path(tempfile.mkdtemp(prefix="prbench"))
-    created = None
-    url = args.database_url
-    if url is None:
-        created = f"postroom_bench_{uuid.uuid4().hex[:8]}"
-        admin = create_engine(PG_ADMIN, isolation_level="AUTOCOMMIT")
-        with admin.connect() as connection:
-            connection.execute(text(f'CREATE DATABASE "{created}"'))
-        url = make_url(PG_ADMIN).set(database=created).render_as_string(hide_password=False)
+    with ExitStack() as stack:
+        url = args.database_url or stack.enter_context(scratch_postgresql())
+        measure(url, args, rng, workdir)
+
+
+def measure(url: str, args: argparse.Namespace, rng: random.Random, workdir: Path) -> None:
     try:
         app = Postroom(url)
         setup(app, workdir / "inbox")
@@ -227,9 +226,6 @@ def main() -> None:
         app.dispose()
     finally:
         shutil.rmtree(workdir, ignore_errors=True)
-        if created:
-            with admin.connect() as connection:
-                connection.execute(text(f'DROP DATABASE IF EXISTS "{created}" WITH (FORCE)'))
 
 
 if __name__ == "__main__":

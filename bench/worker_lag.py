@@ -24,16 +24,15 @@ import sys
 import tempfile
 import time
 import urllib.request
-import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.utils import format_datetime
 from pathlib import Path
 
-from sqlalchemy import create_engine, func, select, text
-from sqlalchemy.engine import make_url
+from sqlalchemy import func, select
 
+from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
 from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
 from postroom.core.models import MediaProfile, Message, utcnow
@@ -41,8 +40,6 @@ from postroom.core.profiles import ProfileFields, create_profile
 from postroom.core.routing import add_rule
 from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot, free_ports
-
-DEFAULT_PG = "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"
 
 
 @contextmanager
@@ -53,23 +50,9 @@ def fresh_database(kind: str, server_url: str, directory: Path) -> Iterator[str]
         Postroom(url).init()
         yield url
         return
-    name = f"postroom_lag_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    app = Postroom(url)
-    app.init()
-    app.dispose()
-    try:
+    with scratch_postgresql(server_url, prefix="postroom_lag") as url:
+        Postroom(url).init()
         yield url
-    finally:
-        with admin.connect() as connection:
-            connection.execute(
-                text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = :n"), {"n": name}
-            )
-            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
-        admin.dispose()
 
 
 def make_profiles(app: Postroom, dovecot: Dovecot, count: int, interval: int) -> list[str]:
@@ -241,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--database", choices=["postgresql", "sqlite"], default="postgresql")
     parser.add_argument(
         "--pg-url",
-        default=os.environ.get("POSTROOM_BENCH_PG_URL", DEFAULT_PG),
+        default=DEFAULT_PG_URL,
         help="PostgreSQL server on which a fresh database is made and dropped afterwards",
     )
     parser.add_argument("--seed", type=int, default=20241129)
