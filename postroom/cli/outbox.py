@@ -8,6 +8,7 @@ policies, never for production.
 from __future__ import annotations
 
 import json
+import sys
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -74,7 +75,7 @@ def reply(
         raise UserError("Give the reply text with exactly one of --body or --body-file.")
     if body_file is not None:
         try:
-            body = click.get_text_stream("stdin").read() if str(body_file) == "-" else body_file.read_text()
+            body = sys.stdin.read() if str(body_file) == "-" else body_file.read_text()
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"The reply file {str(body_file)!r} cannot be read: {error}.") from error
     app = state().app()
