@@ -23,6 +23,8 @@ class SMessageSendInfo(Base):
         Index(None, "state", "next_attempt_at"),
         Index(None, "message_pk"),
         Index(None, "ticket_id"),
+        # A bounce names the Message-ID of the mail it returns.
+        Index(None, "message_id"),
     )
 
     id: Mapped[big_pk]

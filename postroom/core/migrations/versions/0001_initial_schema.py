@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 18:22:49.270153
+Create Date: 2026-11-29 19:21:44.820024
 """
 
 from __future__ import annotations
@@ -501,6 +501,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_s_message_send_info")),
     )
     with op.batch_alter_table("s_message_send_info", schema=None) as batch_op:
+        batch_op.create_index(batch_op.f("ix_s_message_send_info_message_id"), ["message_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_s_message_send_info_message_pk"), ["message_pk"], unique=False)
         batch_op.create_index(
             batch_op.f("ix_s_message_send_info_state_next_attempt_at"),
@@ -547,6 +548,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_s_message_send_info_ticket_id"))
         batch_op.drop_index(batch_op.f("ix_s_message_send_info_state_next_attempt_at"))
         batch_op.drop_index(batch_op.f("ix_s_message_send_info_message_pk"))
+        batch_op.drop_index(batch_op.f("ix_s_message_send_info_message_id"))
 
     op.drop_table("s_message_send_info")
     op.drop_table("message_raw")
