@@ -16,14 +16,6 @@ from postroom.core.ingest import BATCH_MAILS
 from postroom.core.runtime import Worker, install_signal_handlers
 
 
-class _WorkerSaysItOnce(logging.Filter):
-    """The fetcher logs a profile's failure and the worker logs it again with its timing and next try:
-    in the worker's log, only the worker's line is kept."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.name == "postroom.core.ingest" and record.levelno == logging.WARNING)
-
-
 def _listen_address(value: str) -> tuple[str, int]:
     host, _, port = value.rpartition(":")
     try:
@@ -68,8 +60,6 @@ def run_command(threads: int, lease: int, admin_listen: str | None, batch_size: 
         format="%(asctime)s %(levelname)s %(message)s",
         stream=sys.stderr,
     )
-    for handler in logging.getLogger().handlers:
-        handler.addFilter(_WorkerSaysItOnce())
     app = state().app()
     worker = Worker(
         app,

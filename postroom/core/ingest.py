@@ -230,7 +230,7 @@ class Fetcher:
         profile.consecutive_failures += 1
         profile.last_fetch_at = utcnow()
         session.commit()
-        log.warning("profile %s: %s", profile.name, reason)
+        log.debug("profile %s: %s", profile.name, reason)  # the caller reports it (fetch, the worker)
         events.profile_error.send(self, profile_id=profile.id, reason=reason, kind=kind)
 
     def _mark_ok(self, session: Session, profile: MediaProfile) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import imaplib
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
@@ -83,8 +84,12 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
                 if client.has_capability("STARTTLS"):
                     client.starttls(context)
                 else:
-                    log.warning("The %s %s:%s offers no STARTTLS; logging in unencrypted.",
-                                WHAT, settings.host, settings.port)
+                    log.warning(
+                        "The %s %s:%s offers no STARTTLS; logging in unencrypted.",
+                        WHAT,
+                        settings.host,
+                        settings.port,
+                    )
         login(client, settings)
     except BaseException:
         close_quietly(client)
@@ -175,7 +180,10 @@ class ImapMailbox(Mailbox):
 
     def _missing_folder(self, folder: str, reason: str = "") -> ProtocolError:
         where = f"{WHAT} {self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r})"
-        if reason and "NONEXISTENT" not in reason.upper():
+        # Dovecot appends its timings, "(0.002 + 0.000 + 0.001 secs)": noise in an operator's message.
+        reason = re.sub(r"\s*\([\d.+ ]+secs\)\s*$", "", reason).rstrip(".")
+        missing = "NONEXISTENT" in reason.upper() or re.search(r"does(n't| not) exist", reason, re.IGNORECASE)
+        if reason and not missing:
             return ProtocolError(
                 f"The folder {folder!r} cannot be opened on the {where}: {reason}.", "folder"
             )
@@ -252,7 +260,10 @@ class ImapMailbox(Mailbox):
         else:
             log.info(
                 "Leaving %d mails flagged \\Deleted in %r on %s:%s: other mails are flagged too.",
-                len(self._awaiting_expunge), self.folder, self.settings.host, self.settings.port,
+                len(self._awaiting_expunge),
+                self.folder,
+                self.settings.host,
+                self.settings.port,
             )
 
     def check(self) -> None:
