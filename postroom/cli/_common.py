@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import json
+import re
 import sys
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -106,6 +107,9 @@ def print_json(document: object) -> None:
     click.echo(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False))
 
 
+_ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
+
+
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "Nothing to show."
 ) -> None:
@@ -115,10 +119,12 @@ def print_table(
         return
 
     def cell(value: object) -> str:
+        if isinstance(value, str) and _ISO_TIME.match(value):
+            value = datetime.fromisoformat(value)
         text = (
             ""
             if value is None
-            else (value.strftime("%Y-%m-%d %H:%M") if isinstance(value, datetime) else str(value))
+            else (value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value))
         )
         text = " ".join(text.split())
         return text if len(text) <= 48 else text[:47] + "…"

@@ -169,7 +169,12 @@ def show_profile(name: str, as_json: bool) -> None:
         return
     width = max(len(k) for k in document)
     for key, value in document.items():
-        shown = ", ".join(value) if isinstance(value, list) else value
+        if isinstance(value, list):
+            shown: object = ", ".join(value)
+        elif isinstance(value, dict):
+            shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
+        else:
+            shown = value
         click.echo(f"{key.replace('_', ' ').ljust(width)}  {'' if shown is None else shown}")
 
 
