@@ -1,8 +1,4 @@
-"""What the outbox tests share: profiles, tickets made by the real inbound pipeline, reading the outbox.
-
-Until the integrator wires them in, the ``signature`` builtin and the outbox commands are added
-here for the duration of a test (``outbox_wiring``); once wired, that fixture changes nothing.
-"""
+"""What the outbox tests share: profiles, tickets made by the real inbound pipeline, reading the outbox."""
 
 from __future__ import annotations
 
@@ -12,19 +8,14 @@ import json
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid
 from typing import Any
 
-import pytest
 from sqlalchemy import select
 
-from postroom.cli import cli
-from postroom.cli import outbox as outbox_cli
-from postroom.core import plugins as plugin_module
 from postroom.core.app import Postroom
 from postroom.core.directory import add_campaign, add_queue
 from postroom.core.models import (
@@ -46,36 +37,13 @@ from tests.servers.smtp import SMTP_PASSWORD, SMTP_USERNAME, SmtpEndpoint
 #: The fixed clock of these tests (the outbox takes ``now``; the CLI its hidden ``--now``).
 NOW = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)
 CUSTOMER = "carla.customer@example.org"
-SIGNATURE_PLUGIN = ("signature", "postroom.plugins.signature")
-_SHIM = (
-    "import sys; from postroom.cli import cli, outbox; "
-    "'send' in cli.commands or outbox.register(cli); sys.exit(cli(prog_name='postroom'))"
-)
-
-
-@pytest.fixture
-def outbox_wiring(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """The signature builtin and the outbox commands, for tests that run before they are wired in."""
-    if SIGNATURE_PLUGIN[0] not in dict(plugin_module.DEFAULT_PLUGINS):
-        monkeypatch.setattr(
-            plugin_module, "DEFAULT_PLUGINS", (*plugin_module.DEFAULT_PLUGINS, SIGNATURE_PLUGIN)
-        )
-    added = "send" not in cli.commands
-    if added:
-        outbox_cli.register(cli)
-    try:
-        yield
-    finally:
-        if added:
-            for name in ("send", "outbox", "failures"):
-                cli.commands.pop(name, None)
 
 
 def postroom_process(database_url: str, *args: str, timeout: float = 120) -> subprocess.Popen[str]:
     """``postroom ARGS`` as a real process (started, not awaited)."""
     env = {**os.environ, "POSTROOM_DATABASE_URL": database_url}
     return subprocess.Popen(
-        [sys.executable, "-c", _SHIM, *args],
+        [sys.executable, "-m", "postroom", *args],
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,

@@ -23,14 +23,11 @@ from tests.outbox.helpers import (
     NOW,
     Desk,
     outbox_rows,
-    outbox_wiring,  # noqa: F401  (fixture)
     pending,
     queued_mail,
     text_and_html,
 )
 from tests.servers.cli import Cli
-
-pytestmark = pytest.mark.usefixtures("outbox_wiring")
 
 MAILDIR_SINK = {"send_protocol": "maildir", "outgoing_folder": "/tmp/postroom-outbox-test-sink"}
 

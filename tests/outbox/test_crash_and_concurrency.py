@@ -28,13 +28,10 @@ from tests.outbox.helpers import (
     NOW,
     Desk,
     outbox_rows,
-    outbox_wiring,  # noqa: F401  (fixture)
     postroom_process,
     run_postroom_process,
 )
 from tests.servers.smtp import free_port
-
-pytestmark = pytest.mark.usefixtures("outbox_wiring")
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.IGNORECASE | re.MULTILINE)
 

@@ -28,13 +28,12 @@ from tests.outbox.helpers import (
     Desk,
     failure_rows,
     outbox_rows,
-    outbox_wiring,  # noqa: F401  (fixture)
     pending,
 )
 from tests.servers.cli import Cli
 from tests.servers.smtp import SmtpScript, SmtpServers
 
-pytestmark = pytest.mark.usefixtures("outbox_wiring", "smtp_script")
+pytestmark = pytest.mark.usefixtures("smtp_script")
 
 MINUTES_5 = timedelta(seconds=300)
 

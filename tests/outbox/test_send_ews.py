@@ -20,12 +20,10 @@ from tests.outbox.helpers import (
     Desk,
     failure_rows,
     outbox_rows,
-    outbox_wiring,  # noqa: F401  (fixture)
     parse,
 )
 from tests.servers.ews_responder import EwsStandIn
 
-pytestmark = pytest.mark.usefixtures("outbox_wiring")
 PASSWORD = "ews-pw-7"
 
 

@@ -18,7 +18,6 @@ from tests.outbox.helpers import (
     Desk,
     dovecot_user,
     outbox_rows,
-    outbox_wiring,  # noqa: F401  (fixture)
     parse,
     text_and_html,
 )
@@ -26,7 +25,7 @@ from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SMTP_USERNAME, ServerName, SmtpScript, SmtpServers
 
-pytestmark = pytest.mark.usefixtures("outbox_wiring", "smtp_script")
+pytestmark = pytest.mark.usefixtures("smtp_script")
 
 SIGNATURE = "<p>Best regards, {agent_name}<br>{profile_name} team, ticket {ticket_id} {case_token}</p>"
 
