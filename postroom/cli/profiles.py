@@ -34,7 +34,11 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--password-stdin", is_flag=True, help="Read the password from one line of standard input."
         ),
-        click.option("--ask-password", is_flag=True, help="Prompt for the password (asked twice)."),
+        click.option(
+            "--ask-password",
+            is_flag=True,
+            help="Prompt for the password, twice (the default of 'profile add' with --username at a terminal).",
+        ),
         click.option("--send-from-name", help="Sender name on replies (at most 52 characters)."),
         click.option("--send-from-address", help="Sender address on replies."),
         click.option("--subject-prefix", help="Prefix of reply subjects, e.g. [ACME Support]."),
@@ -82,8 +86,13 @@ def _read_password(password_stdin: bool, ask_password: bool) -> str | None:
     return None
 
 
-def _fields(options: dict[str, Any]) -> ProfileFields:
-    password = _read_password(options.pop("password_stdin"), options.pop("ask_password"))
+def _fields(options: dict[str, Any], creating: bool = False) -> ProfileFields:
+    """The given options as profile fields; a new profile with a login, typed at a terminal, is asked
+    for its password (twice) unless one of the password options says where it comes from."""
+    ask = options.pop("ask_password") or (
+        creating and bool(options.get("username")) and not options["password_stdin"] and sys.stdin.isatty()
+    )
+    password = _read_password(options.pop("password_stdin"), ask)
     return ProfileFields(password=password, **options)
 
 
@@ -95,7 +104,7 @@ def add_profile(name: str, resolvers: tuple[str, ...], **options: Any) -> None:
     """Register a new email media profile."""
     app = state().app()
     cc = contact_center_id(app)
-    values = _fields(options)
+    values = _fields(options, creating=True)
     with app.transaction() as session:
         profile = profiles.create_profile(session, app.plugins, cc, name, values)
         if resolvers:

@@ -233,3 +233,55 @@ def test_unknown_profile_is_one_sentence(postroom_cli: Cli) -> None:
     result = postroom_cli.run("profile", "show", "nope")
     assert result.exit_code == 1
     assert result.stderr.strip() == "Error: There is no media profile named 'nope'."
+
+
+def _answer_on_a_terminal(args: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
+    """Run ``postroom ARGS`` on a pseudo-terminal, typing each answer after each prompt."""
+    import os
+    import pty
+    import select
+    import subprocess
+    import sys
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "postroom", *args], stdin=follower, stdout=follower, stderr=follower, env=env
+    )
+    os.close(follower)
+    seen, pending, answered = b"", list(answers), 0
+    while True:
+        ready, _, _ = select.select([leader], [], [], 30)
+        if not ready:
+            break
+        try:
+            chunk = os.read(leader, 1024)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+        if pending and seen.count(b"assword: ") > answered:
+            answered += 1
+            os.write(leader, pending.pop(0).encode() + b"\n")
+    os.close(leader)
+    return process.wait(30), seen.decode(errors="replace")
+
+
+def test_profile_add_with_a_login_at_a_terminal_asks_for_the_password_twice(
+    postroom_cli: Cli, app: Postroom
+) -> None:
+    import os
+
+    env = {**os.environ, "POSTROOM_DATABASE_URL": postroom_cli.database_url}
+    code, output = _answer_on_a_terminal(
+        ["profile", "add", "p1", "--username", "u@example.test"], ["first-secret", "other-secret"], env
+    )
+    assert code == 1 and "do not match" in output
+    code, output = _answer_on_a_terminal(
+        ["profile", "add", "p1", "--username", "u@example.test"], ["same-secret", "same-secret"], env
+    )
+    assert code == 0, output
+    assert output.count("assword") == 2 and "same-secret" not in output  # hidden input, asked twice
+    with app.transaction() as session:
+        stored = session.scalar(select(MediaProfile.password_encrypted))
+    assert stored is not None
