@@ -89,6 +89,10 @@ class Fetcher:
         if batch_mails < 1:
             raise UserError(f"A fetch batch must hold at least one mail, not {batch_mails}.")
         self.app = app
+        #: Profile id -> mailbox keys known to be in its fetch ledger. Ledger rows are never removed,
+        #: so a worker that lists a big mailbox kept on the server every cycle asks the database
+        #: only about keys it has not seen before.
+        self._ledger_keys: dict[int, set[str]] = {}
         #: Asked between batches: a worker told to stop ends the cycle after the batch in hand.
         self.should_stop = should_stop or (lambda: False)
         self.batch_mails = batch_mails
@@ -136,16 +140,23 @@ class Fetcher:
         since = date.today() - timedelta(days=profile.fetch_last_days) if profile.fetch_last_days else None
         refs = mailbox.list_mail(since)
         report.listed = len(refs)
-        known = _known_keys(session, profile.id, [r.key for r in refs])
+        ledger = self._ledger_keys.setdefault(profile.id, set())
+        ledger.update(_known_keys(session, profile.id, [r.key for r in refs if r.key not in ledger]))
         session.commit()  # end the read transaction: each batch below is its own
+        known = [r.key for r in refs if r.key in ledger]
         if profile.delete_on_fetch and known:
             # Stored by an earlier cycle that stopped before it could delete them on the server.
-            self._acknowledge(session, profile, mailbox, list(known), report)
-        new = [r for r in refs if r.key not in known]
+            self._acknowledge(session, profile, mailbox, known, report)
+        new = [r for r in refs if r.key not in ledger]
+        unsized = [r.key for r in new if r.size is None]
+        if unsized:
+            sizes = mailbox.sizes(unsized)
+            new = [r if r.size is not None else MailRef(r.key, sizes.get(r.key)) for r in new]
         for batch in _batches(new, self.batch_mails, self.batch_bytes):
             if self.should_stop():
                 break
             stored_keys = self._store_batch(session, profile, mailbox, batch, report)
+            ledger.update(stored_keys)  # committed: the ledger holds them now
             if progress is not None:
                 progress(len(batch), len(new))
             if profile.delete_on_fetch and stored_keys:

@@ -141,6 +141,15 @@ class Mailbox(_Closing):
         of a few dozen keys and commits each batch before asking for the next.
         """
 
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """Sizes in bytes of the given mails, for those :meth:`list_mail` listed without one.
+
+        The core asks only for mails it is about to download (to keep a batch within its byte
+        limit), so listing can stay cheap on big mailboxes kept on the server. The default
+        knows none; batches are then bounded by their number of mails only.
+        """
+        return {}
+
     @abc.abstractmethod
     def delete(self, keys: Sequence[str]) -> None:
         """Delete exactly these mails on the server (and nothing else), now or at ``close``."""

@@ -205,18 +205,29 @@ class ImapMailbox(Mailbox):
     def list_mail(self, since: date | None) -> list[MailRef]:
         """Every mail in the folder by UID (oldest first); with ``since``, by IMAP internal date.
 
-        Mails flagged ``\\Deleted`` but not yet expunged are still in the folder and are
-        listed; the fetch ledger keeps them from being stored twice. Sizes come along
-        (``UID FETCH ... RFC822.SIZE``) so that the core can keep a batch within its byte limit.
+        One ``UID SEARCH``, no sizes: a mailbox kept on the server may hold a hundred thousand
+        mails, and the core asks :meth:`sizes` only for the ones it is going to download. Mails
+        flagged ``\\Deleted`` but not yet expunged are listed; the fetch ledger keeps them from
+        being stored twice.
         """
         criteria: list[Any] = ["SINCE", since] if since else ["ALL"]
-        sizes: dict[int, Any] = {}
         with talking_to(self.settings):
             uids = sorted(self.client.search(criteria))
-            # In slices: a command line listing tens of thousands of UIDs is over servers' limits.
+        return [MailRef(self._key(uid)) for uid in uids]
+
+    def sizes(self, keys: Sequence[str]) -> dict[str, int]:
+        """``RFC822.SIZE`` of the given mails, in slices (a command listing tens of thousands of UIDs
+        is over servers' limits)."""
+        uids = sorted(self._uids(keys))
+        found: dict[str, int] = {}
+        with talking_to(self.settings):
             for start in range(0, len(uids), SIZE_QUERY_UIDS):
-                sizes.update(self.client.fetch(uids[start : start + SIZE_QUERY_UIDS], ["RFC822.SIZE"]))
-        return [MailRef(self._key(uid), sizes.get(uid, {}).get(b"RFC822.SIZE")) for uid in uids]
+                response = self.client.fetch(uids[start : start + SIZE_QUERY_UIDS], ["RFC822.SIZE"])
+                for uid, data in response.items():
+                    size = data.get(b"RFC822.SIZE")
+                    if size is not None:
+                        found[self._key(uid)] = int(size)
+        return found
 
     def fetch(self, keys: Sequence[str]) -> Iterator[FetchedMail]:
         """All the given mails in one ``UID FETCH``, yielded in the order asked for."""
