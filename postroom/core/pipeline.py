@@ -352,7 +352,13 @@ class InboundPipeline:
             else None
         )
         message.customer_id = customer.id if customer else None
-        ticket = self._resolve(message, parsed, route, customer) or create_ticket(
+        ticket = self._resolve(message, parsed, route, customer) or self._new_ticket(route, message, parsed)
+        append_message(self.session, ticket, message)
+        message.reason = None
+
+    def _new_ticket(self, route: RouteChoice, message: Message, parsed: ParsedMail) -> Ticket:
+        """A new ticket for the mail's customer, where routing put it, through this profile."""
+        return create_ticket(
             self.session,
             contact_center_id=self.profile.contact_center_id,
             campaign_id=route.campaign_id,
@@ -361,8 +367,6 @@ class InboundPipeline:
             profile=self.profile,
             subject=parsed.subject,
         )
-        append_message(self.session, ticket, message)
-        message.reason = None
 
     def _resolve(
         self, message: Message, parsed: ParsedMail, route: RouteChoice, customer: Customer | None
@@ -413,15 +417,7 @@ class InboundPipeline:
         if customer_based and customer is not None:
             ticket = latest_open_ticket_for_customer(self.session, route.campaign_id, customer.id)
         if ticket is None:
-            ticket = create_ticket(
-                self.session,
-                contact_center_id=self.profile.contact_center_id,
-                campaign_id=route.campaign_id,
-                queue_id=route.queue_id,
-                customer_id=message.customer_id,
-                profile=self.profile,
-                subject=parsed.subject,
-            )
+            ticket = self._new_ticket(route, message, parsed)
         append_message(self.session, ticket, message)
         escalate(
             self.session, ticket, f"Delivery failed for {', '.join(recipients) or 'an unknown recipient'}."

@@ -6,6 +6,7 @@ import pytest
 
 from postroom.core.app import Postroom
 from postroom.core.models import MessageStatus
+from tests.inbound.mailboxes import add_dovecot_profile
 from tests.resolving.mailbuilder import Desk, make_mail
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
@@ -15,26 +16,10 @@ from tests.servers.dovecot import make_mail as plain_mail
 def test_mail_fetched_before_any_rule_is_held_then_routed_by_rule_add(
     postroom_cli: Cli, dovecot: Dovecot
 ) -> None:
-    user, password = dovecot.new_user("routing")
+    user, _password = dovecot.new_user("routing")
     for number in range(5):
         dovecot.deliver(user, plain_mail(f"Question {number}"))
-    postroom_cli.ok(
-        "profile",
-        "add",
-        "support",
-        "--username",
-        user,
-        "--password-stdin",
-        "--fetch-protocol",
-        "imap",
-        "--incoming-host",
-        dovecot.host,
-        "--incoming-port",
-        str(dovecot.imap_port),
-        "--no-tls-verify",
-        "--delete-on-fetch",
-        input=password + "\n",
-    )
+    add_dovecot_profile(postroom_cli, dovecot, user, "imap", "--delete-on-fetch")
     postroom_cli.ok("campaign", "add", "Support")
     postroom_cli.ok("queue", "add", "Support", "First line")
     fetched = postroom_cli.ok("fetch", "--json").json()
