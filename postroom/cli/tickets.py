@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import click
-from sqlalchemy import select
 
 from postroom.cli._common import (
     PostroomGroup,
@@ -15,7 +14,6 @@ from postroom.cli._common import (
     state,
 )
 from postroom.core import tickets
-from postroom.core.models import Ticket
 
 
 @click.group("ticket", cls=PostroomGroup)
@@ -25,17 +23,14 @@ def ticket_group() -> None:
 
 @command(ticket_group, "list")
 @click.option("--state", "states", multiple=True, type=click.Choice(["open", "closed", "merged"]))
+@click.option("--limit", type=click.IntRange(min=1), default=200, show_default=True, help="Newest first.")
 @json_option
-def list_tickets(states: tuple[str, ...], as_json: bool) -> None:
+def list_tickets(states: tuple[str, ...], limit: int, as_json: bool) -> None:
     """List tickets, newest activity first."""
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        query = select(Ticket).where(Ticket.contact_center_id == cc)
-        if states:
-            query = query.where(Ticket.state.in_(states))
-        rows = session.scalars(query.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())).all()
-        documents = [tickets.ticket_as_json(session, t) for t in rows]
+        documents = tickets.list_tickets(session, cc, states, limit)
     if as_json:
         print_json(documents)
         return

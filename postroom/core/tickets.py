@@ -252,11 +252,39 @@ def split_ticket(session: Session, ticket: Ticket, message_pks: Sequence[int]) -
     return new
 
 
-def ticket_as_json(session: Session, ticket: Ticket, with_messages: bool = False) -> dict[str, Any]:
+def list_tickets(
+    session: Session, contact_center_id: int, states: Sequence[str] = (), limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Tickets as JSON documents, newest activity first, with their message counts from one grouped query."""
+    query = select(Ticket).where(Ticket.contact_center_id == contact_center_id)
+    if states:
+        query = query.where(Ticket.state.in_(states))
+    query = query.order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
+    if limit is not None:
+        query = query.limit(limit)
+    tickets = session.scalars(query).all()
+    counts = dict(
+        session.execute(
+            select(Message.ticket_id, func.count())
+            .where(Message.ticket_id.in_([t.id for t in tickets]))
+            .group_by(Message.ticket_id)
+        ).all()
+    )
+    return [ticket_as_json(session, t, message_count=counts.get(t.id, 0)) for t in tickets]
+
+
+def ticket_as_json(
+    session: Session, ticket: Ticket, with_messages: bool = False, message_count: int | None = None
+) -> dict[str, Any]:
+    # session.get serves repeated campaigns, queues and profiles from the session's identity map.
     campaign = session.get(Campaign, ticket.campaign_id)
     queue = session.get(Queue, ticket.queue_id) if ticket.queue_id else None
     profile = session.get(MediaProfile, ticket.source_profile_id) if ticket.source_profile_id else None
-    count = session.scalar(select(func.count()).select_from(Message).where(Message.ticket_id == ticket.id))
+    count = message_count
+    if count is None:
+        count = session.scalar(
+            select(func.count()).select_from(Message).where(Message.ticket_id == ticket.id)
+        )
     data: dict[str, Any] = {
         "id": ticket.id,
         "subject": ticket.subject,
