@@ -141,6 +141,8 @@ class Fetcher:
         refs = mailbox.list_mail(since)
         report.listed = len(refs)
         ledger = self._ledger_keys.setdefault(profile.id, set())
+        # Only what is still on the server needs remembering: the set never outgrows the mailbox.
+        ledger.intersection_update(r.key for r in refs)
         ledger.update(_known_keys(session, profile.id, [r.key for r in refs if r.key not in ledger]))
         session.commit()  # end the read transaction: each batch below is its own
         known = [r.key for r in refs if r.key in ledger]
