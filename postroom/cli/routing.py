@@ -102,7 +102,8 @@ def _switch_rule(rule_id: int, enabled: bool) -> None:
     with app.transaction() as session:
         rule = routing.get_rule(session, cc, rule_id)
         rule.enabled = enabled
-        profile_name = session.get(MediaProfile, rule.media_profile_id).name  # type: ignore[union-attr]
+        profile = session.get(MediaProfile, rule.media_profile_id)
+        profile_name = profile.name if profile is not None else ""
     click.echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
     if enabled:
         rerouted = app.reroute_held(profile_name, cc)

@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.core.models import MediaProfile
 
@@ -19,7 +20,7 @@ from postroom.core.models import MediaProfile
 MAX_BACKOFF = timedelta(minutes=5)
 
 
-def _fetchable() -> list[object]:
+def _fetchable() -> list[ColumnElement[bool]]:
     return [
         MediaProfile.deleted_at.is_(None),
         MediaProfile.incoming_allowed.is_(True),
@@ -36,7 +37,7 @@ def claim_due_profiles(
     candidates = (
         select(MediaProfile.id)
         .where(
-            *_fetchable(),  # type: ignore[arg-type]
+            *_fetchable(),
             or_(MediaProfile.next_fetch_at.is_(None), MediaProfile.next_fetch_at <= now),
             or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
         )
@@ -107,7 +108,7 @@ def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, 
     """
     profiles = session.scalars(
         select(MediaProfile).where(
-            *_fetchable(),  # type: ignore[arg-type]
+            *_fetchable(),
             MediaProfile.consecutive_failures == 0,
             MediaProfile.next_fetch_at > now,
             MediaProfile.last_fetch_at.is_not(None),
