@@ -442,16 +442,14 @@ class InboundPipeline:
 def reroute_held_mail(session: Session, plugins: PluginHost, profile: MediaProfile) -> int:
     """Route again every unrouted mail of a profile (after a rule was added or changed); returns how many landed."""
     pipeline = InboundPipeline(session, plugins, profile)
-    held = session.scalars(
-        select(Message)
+    held = session.execute(
+        select(Message, MessageRaw.raw)
+        .join(MessageRaw, MessageRaw.message_pk == Message.id)
         .where(Message.media_profile_id == profile.id, Message.status == MessageStatus.UNROUTED)
         .order_by(Message.id)
     ).all()
     routed = 0
-    for message in held:
-        raw = session.scalar(select(MessageRaw.raw).where(MessageRaw.message_pk == message.id))
-        if raw is None:
-            continue
+    for message, raw in held:
         try:
             parsed = parse_mail(raw)
         except Exception:  # it parsed when it was stored; a parser change must not stop the re-route

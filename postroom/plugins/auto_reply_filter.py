@@ -7,10 +7,10 @@ Recognised (RFC 3834 and the de-facto headers of Exchange, Gmail and list server
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import object_session
 
 from postroom import hookimpl
+from postroom.core.compose import own_addresses
 from postroom.core.mail import ParsedMail
 from postroom.core.models import MediaProfile
 from postroom.core.routing import InboundVerdict
@@ -33,21 +33,15 @@ def auto_reply_reason(message: ParsedMail) -> str | None:
 
 
 def _own_addresses(profile: MediaProfile) -> set[str]:
-    """The send-from and reply-to addresses of every profile of the centre, read once per session."""
+    """postroom's own addresses in the profile's centre (see ``compose.own_addresses``), read once per session."""
     session = object_session(profile)
     if session is None:
         return {a.lower() for a in (profile.send_from_address, profile.reply_to_address) if a}
     key = ("postroom.own_addresses", profile.contact_center_id)
-    if key in session.info:
-        cached: set[str] = session.info[key]
-        return cached
-    rows = session.execute(
-        select(func.lower(MediaProfile.send_from_address), func.lower(MediaProfile.reply_to_address)).where(
-            MediaProfile.contact_center_id == profile.contact_center_id, MediaProfile.deleted_at.is_(None)
-        )
-    ).all()
-    session.info[key] = {address for row in rows for address in row if address}
-    return session.info[key]
+    if key not in session.info:
+        session.info[key] = own_addresses(session, profile.contact_center_id)
+    cached: set[str] = session.info[key]
+    return cached
 
 
 @hookimpl
