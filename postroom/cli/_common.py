@@ -124,7 +124,11 @@ def print_table(
         text = (
             ""
             if value is None
-            else (value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC") if isinstance(value, datetime) else str(value))
+            else (
+                value.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+                if isinstance(value, datetime)
+                else str(value)
+            )
         )
         text = " ".join(text.split())
         return text if len(text) <= 48 else text[:47] + "…"

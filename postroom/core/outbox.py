@@ -15,11 +15,14 @@ import socket
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -79,9 +82,51 @@ class _Failure:
 class _Outcome:
     """What one attempt of one row came to, for the signals sent after its commit."""
 
+    #: The recipients this attempt sent to (the row's pending ones).
+    recipients: list[str]
     delivered: list[str] = field(default_factory=list)
     failures: list[_Failure] = field(default_factory=list)
     first_delivery: bool = False
+    #: The ``failed_message_send_info`` rows of this attempt, one per failure.
+    failure_rows: list[dict[str, Any]] = field(default_factory=list)
+
+
+_ROW_COLUMNS = (
+    "id",
+    "message_pk",
+    "media_profile_id",
+    "envelope_from",
+    "pending_recipients",
+    "attempts",
+    "sent_at",
+)
+
+
+@dataclass
+class _Row:
+    """The columns of one claimed ``s_message_send_info`` row that an attempt reads and writes."""
+
+    id: int
+    message_pk: int
+    media_profile_id: int | None
+    envelope_from: str | None
+    pending_recipients: str
+    attempts: int
+    sent_at: datetime | None
+    state: str = SendState.SENDING
+    next_attempt_at: datetime | None = None
+    last_error: str | None = None
+    category: str | None = None
+    policy: str | None = None
+
+
+_SEND_INFO = cast(Table, SMessageSendInfo.__table__)
+_FAILED = cast(Table, FailedMessageSendInfo.__table__)
+#: An outcome, written only while the writer's claim still holds the row (the SET clause comes from
+#: the parameters' keys).
+_OUTCOME_UPDATE = update(_SEND_INFO).where(
+    _SEND_INFO.c.id == bindparam("row_id"), _SEND_INFO.c.claimed_by == bindparam("token")
+)
 
 
 def worker_name() -> str:
@@ -202,8 +247,13 @@ class Outbox:
     ) -> None:
         claimed_at = time.monotonic()
         held = set(ids)
-        with self._outcome_session() as session:
-            rows = session.scalars(select(SMessageSendInfo).where(SMessageSendInfo.id.in_(ids))).all()
+        with self.app.sessions() as session:
+            rows = [
+                _Row(**mapping)
+                for mapping in session.execute(
+                    select(*(_SEND_INFO.c[name] for name in _ROW_COLUMNS)).where(_SEND_INFO.c.id.in_(ids))
+                ).mappings()
+            ]
             raws = dict(
                 session.execute(
                     select(MessageRaw.message_pk, MessageRaw.raw).where(
@@ -211,64 +261,48 @@ class Outbox:
                     )
                 ).all()
             )
+            profile_ids = {r.media_profile_id for r in rows if r.media_profile_id is not None}
+            profiles = {
+                p.id: p for p in session.scalars(select(MediaProfile).where(MediaProfile.id.in_(profile_ids)))
+            }
             session.commit()
-            # Grouped by profile, so that each profile's server is talked to over one connection.
-            for row in sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id)):
-                if time.monotonic() - claimed_at > self.lease.total_seconds() / 2:
-                    held = self._renew(token, ids, clock())
-                    claimed_at = time.monotonic()
-                if row.id not in held:
-                    continue  # the lease ran out and another sender took the row over
-                profile = session.get(MediaProfile, row.media_profile_id) if row.media_profile_id else None
-                outcome = self._attempt(session, row, raws.get(row.message_pk), profile, connections, clock())
-                session.commit()  # each outcome on its own: a crash resends at most the mail in flight
-                self._announce(row, outcome, report)
-                if outcome.first_delivery and profile is not None:
+            with _OutcomeWriter(self, token, report) as writer:
+                # Grouped by profile, so that each profile's server is talked to over one connection.
+                for row in sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id)):
+                    if time.monotonic() - claimed_at > self.lease.total_seconds() / 2:
+                        held = self._renew(token, ids, clock())
+                        claimed_at = time.monotonic()
+                    if row.id not in held:
+                        continue  # the lease ran out and another sender took the row over
+                    profile = profiles.get(row.media_profile_id) if row.media_profile_id else None
                     raw = raws.get(row.message_pk)
-                    if raw is not None and not connections.store_sent_copy(profile, raw):
-                        report.copy_errors += 1
-
-    @contextmanager
-    def _outcome_session(self) -> Iterator[Session]:
-        """A session on one connection for a whole batch, its outcomes committed one by one.
-
-        On PostgreSQL those commits are asynchronous (``synchronous_commit off``): they do not wait
-        for the WAL flush, and the worst a database crash can do is lose the last fraction of a
-        second of outcomes, whose mails are then sent again after the lease, which at-least-once
-        delivery allows. The claim itself is committed synchronously.
-        """
-        postgresql = is_postgresql(self.app.engine)
-        with self.app.engine.connect() as connection:
-            if postgresql:
-                connection.exec_driver_sql("SET synchronous_commit TO OFF")
-                connection.commit()
-            try:
-                with Session(bind=connection, expire_on_commit=False) as session:
-                    yield session
-            finally:
-                if postgresql and not connection.invalidated:
-                    connection.rollback()
-                    connection.exec_driver_sql("RESET synchronous_commit")
-                    connection.commit()
+                    now = clock()
+                    outcome = self._attempt(row, raw, profile, connections, writer.wait)
+                    writer.submit(row, outcome, now)
+                    copied = (
+                        not outcome.first_delivery
+                        or profile is None
+                        or raw is None
+                        or connections.store_sent_copy(profile, raw)
+                    )
+                    report.copy_errors += not copied
 
     def _attempt(
         self,
-        session: Session,
-        row: SMessageSendInfo,
+        row: _Row,
         raw: bytes | None,
         profile: MediaProfile | None,
         connections: Connections,
-        now: datetime,
+        ready: Callable[[], None],
     ) -> _Outcome:
-        """Try to send one row and record the result on it (not yet committed)."""
-        recipients: list[str] = json.loads(row.pending_recipients or "[]")
+        """Try to send one row: who got the mail and which failures (recorded by :class:`_OutcomeWriter`)."""
+        outcome = _Outcome(recipients=json.loads(row.pending_recipients or "[]"))
         row.attempts += 1
-        outcome = _Outcome()
         try:
             if raw is None:
                 raise _Internal(f"The raw bytes of outgoing message {row.message_pk} are missing.")
             sender = connections.sender(profile)
-            report = sender.send(row.envelope_from or "", recipients, raw)
+            report = sender.send_when_ready(row.envelope_from or "", outcome.recipients, raw, ready)
         except SendFailure as error:
             if profile is not None and error.kind != "protocol":
                 connections.drop(profile.id)
@@ -278,8 +312,10 @@ class Outbox:
                 ]
             else:
                 outcome.failures = [_Failure(error, None, self._category(error, profile))]
-        except UserError:
-            raise  # a configuration problem (e.g. the secret key): stop the run, the claim is given back
+        except (UserError, OutcomeNotRecorded):
+            # A configuration problem (e.g. the secret key), or the database failed while recording
+            # the previous outcome: stop the run; the claim is given back.
+            raise
         except Exception as error:  # a bug in postroom or a plugin: recorded, never retried blindly
             log.exception("sending outbox row %s failed unexpectedly", row.id)
             if profile is not None:
@@ -289,8 +325,8 @@ class Outbox:
             outcome.failures = [_Failure(failure, None, ErrorCategory.INTERNAL)]
         else:
             outcome.failures = [_Failure(f, r, self._category(f, profile)) for r, f in report.refused.items()]
-            outcome.delivered = [r for r in recipients if r not in report.refused]
-        self._record(session, row, recipients, outcome, now)
+            outcome.delivered = [r for r in outcome.recipients if r not in report.refused]
+        outcome.first_delivery = bool(outcome.delivered) and row.sent_at is None
         return outcome
 
     def _category(self, error: SendFailure, profile: MediaProfile | None) -> ErrorCategory:
@@ -303,17 +339,10 @@ class Outbox:
             return ErrorCategory.INTERNAL
         return ErrorCategory(category) if category is not None else ErrorCategory.UNIDENTIFIED
 
-    def _record(
-        self,
-        session: Session,
-        row: SMessageSendInfo,
-        recipients: list[str],
-        outcome: _Outcome,
-        now: datetime,
-    ) -> None:
+    def _record(self, session: Session, row: _Row, outcome: _Outcome, now: datetime) -> None:
         """Apply the policies to the failures and move the row to its next state."""
+        recipients = outcome.recipients
         if outcome.delivered:
-            outcome.first_delivery = row.sent_at is None
             row.sent_at = row.sent_at or now
         settings = (
             retry_settings(session, row.media_profile_id)
@@ -328,23 +357,22 @@ class Outbox:
                 log.warning("retry policy %r is not installed or disabled: no retry", failure.policy)
             elif settings is not None:
                 failure.retry_at = policy.next_attempt(row.attempts - 1, now, settings).retry_at
-            session.add(
-                FailedMessageSendInfo(
-                    send_info_id=row.id,
-                    attempt=row.attempts,
-                    recipient=failure.recipient,
-                    reply_code=failure.error.reply_code,
-                    enhanced_code=parse_enhanced_status(failure.error.text),
-                    text=failure.error.text[:TEXT_LIMIT],
-                    category=failure.category.value,
-                    policy=failure.policy,
-                    next_attempt_at=failure.retry_at,
-                    created_at=now,
-                )
+            outcome.failure_rows.append(
+                {
+                    "send_info_id": row.id,
+                    "attempt": row.attempts,
+                    "recipient": failure.recipient,
+                    "reply_code": failure.error.reply_code,
+                    "enhanced_code": parse_enhanced_status(failure.error.text),
+                    "text": failure.error.text[:TEXT_LIMIT],
+                    "category": failure.category.value,
+                    "policy": failure.policy,
+                    "next_attempt_at": failure.retry_at,
+                    "created_at": now,
+                }
             )
             if failure.retry_at is not None:
                 pending += recipients if failure.recipient is None else [failure.recipient]
-        row.claim_expires_at = None
         if outcome.failures:
             first = outcome.failures[0]
             row.last_error = _describe(first)[:TEXT_LIMIT]
@@ -363,7 +391,34 @@ class Outbox:
             if not outcome.failures:
                 row.sent_at = now
 
-    def _announce(self, row: SMessageSendInfo, outcome: _Outcome, report: OutboxReport) -> None:
+    @staticmethod
+    def _write(session: Session, token: str, row: _Row, outcome: _Outcome) -> None:
+        """The row's new state and its failed attempts, as Core statements in the session's transaction.
+
+        Core rather than the ORM's unit of work: this runs once per mail, and the ORM's change
+        tracking cost more than the statement. The row is written only while this claim holds it.
+        """
+        connection = session.connection()
+        connection.execute(
+            _OUTCOME_UPDATE,
+            {
+                "row_id": row.id,
+                "token": token,
+                "state": row.state,
+                "attempts": row.attempts,
+                "next_attempt_at": row.next_attempt_at,
+                "last_error": row.last_error,
+                "category": row.category,
+                "policy": row.policy,
+                "pending_recipients": row.pending_recipients,
+                "sent_at": row.sent_at,
+                "claim_expires_at": None,
+            },
+        )
+        if outcome.failure_rows:
+            connection.execute(insert(_FAILED), outcome.failure_rows)
+
+    def _announce(self, row: _Row, outcome: _Outcome, report: OutboxReport) -> None:
         """The signals of one attempt, after its commit."""
         for failure in outcome.failures:
             events.send_failed.send(
@@ -395,6 +450,100 @@ class Outbox:
             events.send_succeeded.send(
                 self, send_info_id=row.id, profile_id=row.media_profile_id, attempts=row.attempts
             )
+
+
+class OutcomeNotRecorded(Exception):
+    """The database failed while an outcome was being recorded; the run stops (the cause is chained)."""
+
+
+class _OutcomeWriter:
+    """Records outcomes on a thread and connection of its own while the next mail is on its way.
+
+    The outcome of mail N is written and committed while mail N+1's envelope is exchanged with
+    the server, which hides the database's round trips behind the SMTP ones. At most one
+    outcome is outstanding: :meth:`submit` waits for the previous one, and the sender calls
+    :meth:`wait` (its ``ready``) right before the server can hold mail N+1. So, as without the
+    thread, a sender killed at any moment leaves at most one delivered mail unrecorded.
+
+    The commits do not wait for the disk: on PostgreSQL ``synchronous_commit`` is off, on SQLite
+    (in WAL mode) ``synchronous`` is NORMAL. Either survives the sender being killed; only a crash
+    of the database server or the machine can lose the last fraction of a second of outcomes,
+    whose mails are then sent again after the lease, which at-least-once delivery allows. The
+    claim itself is committed synchronously. Signals are sent from this thread, after each commit.
+    """
+
+    def __init__(self, outbox: Outbox, token: str, report: OutboxReport) -> None:
+        self.outbox = outbox
+        self.token = token
+        self.report = report
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-outcomes")
+        self._resources = ExitStack()
+        self._session: Session | None = None
+        self._pending: Future[None] | None = None
+
+    def __enter__(self) -> Self:
+        try:
+            # Opened on the writer's thread, so that the connection is only ever used there.
+            self._session = self._executor.submit(self._resources.enter_context, self._open()).result()
+        except BaseException:
+            self._executor.shutdown()
+            raise
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        try:
+            self.wait()
+        except OutcomeNotRecorded:
+            if exc is None:
+                raise
+            log.exception("recording the last outcome failed as well")
+        finally:
+            self._executor.submit(self._resources.close).result()
+            self._executor.shutdown()
+
+    def submit(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
+        """Record ``outcome`` on the writer's thread, once the previous outcome is committed."""
+        self.wait()
+        self._pending = self._executor.submit(self._write_outcome, row, outcome, now)
+
+    def wait(self) -> None:
+        """Return once every submitted outcome is committed; raise :class:`OutcomeNotRecorded` if one failed."""
+        pending, self._pending = self._pending, None
+        if pending is None:
+            return
+        try:
+            pending.result()
+        except Exception as error:
+            raise OutcomeNotRecorded(f"An outbox outcome could not be recorded: {error}") from error
+
+    def _write_outcome(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
+        assert self._session is not None
+        self.outbox._record(self._session, row, outcome, now)
+        self.outbox._write(self._session, self.token, row, outcome)
+        self._session.commit()
+        self.outbox._announce(row, outcome, self.report)
+
+    @contextmanager
+    def _open(self) -> Iterator[Session]:
+        engine = self.outbox.app.engine
+        relaxed, strict = (
+            ("SET synchronous_commit TO OFF", "RESET synchronous_commit")
+            if is_postgresql(engine)
+            else ("PRAGMA synchronous=NORMAL", "PRAGMA synchronous=FULL")
+        )
+        with engine.connect() as connection:
+            connection.exec_driver_sql(relaxed)
+            connection.commit()
+            try:
+                with Session(bind=connection, expire_on_commit=False) as session:
+                    yield session
+            finally:
+                if not connection.invalidated:
+                    connection.rollback()
+                    connection.exec_driver_sql(strict)
+                    connection.commit()
 
 
 def _describe(failure: _Failure) -> str:

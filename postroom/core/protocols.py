@@ -7,7 +7,7 @@ the ``postroom_register_protocols`` hook. The core only ever talks to the abstra
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
@@ -177,6 +177,20 @@ class Sender(_Closing):
 
         Recipients refused one by one while others were accepted go into the report.
         """
+
+    def send_when_ready(
+        self, envelope_from: str, recipients: Sequence[str], raw: bytes, ready: Callable[[], None]
+    ) -> SendReport:
+        """Send like :meth:`send`, calling ``ready()`` right before the server can hold the mail.
+
+        The outbox records the previous mail's outcome while this one's envelope is exchanged,
+        and ``ready`` waits for that record: so a sender killed at any moment leaves at most one
+        delivered mail unrecorded (sent again later). ``ready`` may raise; the mail must then not
+        be delivered. This default calls it first, which is always correct; a sender that knows
+        its point of delivery (SMTP: the message after DATA's 354) overrides it to overlap more.
+        """
+        ready()
+        return self.send(envelope_from, recipients, raw)
 
 
 class ProtocolPlugin(abc.ABC):

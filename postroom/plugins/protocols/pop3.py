@@ -104,8 +104,12 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
                 if "STLS" in capabilities:
                     conn.stls(context)
                 else:
-                    log.warning("The %s %s:%s offers no STLS; logging in unencrypted.",
-                                WHAT, settings.host, settings.port)
+                    log.warning(
+                        "The %s %s:%s offers no STLS; logging in unencrypted.",
+                        WHAT,
+                        settings.host,
+                        settings.port,
+                    )
         login(conn, settings)
     except BaseException:
         close_quietly(conn, quit=False)

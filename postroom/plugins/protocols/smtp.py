@@ -14,7 +14,7 @@ import logging
 import re
 import smtplib
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from postroom.core.hookspecs import hookimpl
 from postroom.plugins.protocols.base import (
@@ -71,10 +71,34 @@ def _quoted_reply(code: int, reply: bytes | str) -> str:
     return " ".join(f"{code} {_reply_text(reply)}".split())
 
 
+def _nothing() -> None:
+    """``ready`` for a plain :meth:`SmtpSender.send`: nothing to wait for."""
+
+
 def _close_quietly(client: smtplib.SMTP | None) -> None:
     if client is not None:
         with contextlib.suppress(OSError):
             client.close()
+
+
+class _ReadyAtData(smtplib.SMTP):
+    """smtplib's client, calling ``ready`` when DATA is answered 354, before the message is sent.
+
+    smtplib has no hook there; its only 354 reply is DATA's, so ``getreply`` is where to catch it.
+    """
+
+    ready: Callable[[], None] | None = None
+
+    def getreply(self) -> tuple[int, bytes]:
+        reply = super().getreply()
+        if reply[0] == 354 and self.ready is not None:
+            ready, self.ready = self.ready, None
+            ready()
+        return reply
+
+
+class _ReadyAtDataTls(_ReadyAtData, smtplib.SMTP_SSL):
+    """The same over implicit TLS (smtps)."""
 
 
 class SmtpSender(Sender):
@@ -84,18 +108,23 @@ class SmtpSender(Sender):
         self._settings = dataclasses.replace(settings, port=settings.port or default_port)
         self._implicit_tls = implicit_tls
         self._where = f"{SERVER_ROLE} {self._settings.host}:{self._settings.port}"
-        self._client: smtplib.SMTP | None = None
+        self._client: _ReadyAtData | None = None
 
     def connect(self) -> None:
         """Connect, secure and log in; raise :class:`SendFailure` saying which step failed."""
         self._client = self._open()
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        return self.send_when_ready(envelope_from, recipients, raw, _nothing)
+
+    def send_when_ready(
+        self, envelope_from: str, recipients: Sequence[str], raw: bytes, ready: Callable[[], None]
+    ) -> SendReport:
         if not recipients:
             raise SendFailure("A mail without recipients cannot be sent.", kind="internal")
         raw = _NOT_CRLF.sub(b"\r\n", raw)
         try:
-            return self._send_once(envelope_from, recipients, raw)
+            return self._send_once(envelope_from, recipients, raw, ready)
         except smtplib.SMTPServerDisconnected:
             # The server dropped an idle connection (or said 421 and hung up): one fresh
             # connection is worth a try; a second drop is a real connection problem.
@@ -103,7 +132,7 @@ class SmtpSender(Sender):
             self._drop()
             self._client = self._open()
         try:
-            return self._send_once(envelope_from, recipients, raw)
+            return self._send_once(envelope_from, recipients, raw, ready)
         except smtplib.SMTPServerDisconnected as error:
             self._drop()
             raise SendFailure(
@@ -124,10 +153,13 @@ class SmtpSender(Sender):
         client, self._client = self._client, None
         _close_quietly(client)
 
-    def _send_once(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+    def _send_once(
+        self, envelope_from: str, recipients: Sequence[str], raw: bytes, ready: Callable[[], None]
+    ) -> SendReport:
         if self._client is None:
             self._client = self._open()
         client = self._client
+        client.ready = ready
         options = []
         if not all(address.isascii() for address in [envelope_from, *recipients]):
             options.append("SMTPUTF8")
@@ -149,6 +181,11 @@ class SmtpSender(Sender):
             raise
         except smtplib.SMTPException as error:
             raise SendFailure(f"The {self._where} failed: {error}.", kind="protocol") from error
+        except Exception:
+            self._drop()  # ``ready`` raised after DATA: the server waits for a message that never comes
+            raise
+        finally:
+            client.ready = None
         return SendReport(refused=self._refusals(refused))
 
     def _refusals(self, replies: dict[str, tuple[int, bytes]]) -> dict[str, SendFailure]:
@@ -161,14 +198,14 @@ class SmtpSender(Sender):
         text = _reply_text(reply) or f"The {self._where} answered {code}."
         return SendFailure(text, reply_code=code, kind="protocol", recipient=recipient)
 
-    def _open(self) -> smtplib.SMTP:
+    def _open(self) -> _ReadyAtData:
         settings = self._settings
         if not settings.host:
             raise SendFailure(f"Profile {settings.profile_name!r} has no outgoing host.", kind="unknown-host")
-        client: smtplib.SMTP | None = None
+        client: _ReadyAtData | None = None
         try:
             if self._implicit_tls:
-                client = smtplib.SMTP_SSL(
+                client = _ReadyAtDataTls(
                     settings.host,
                     settings.port or 0,
                     local_hostname=_local_hostname(),
@@ -176,7 +213,7 @@ class SmtpSender(Sender):
                     context=tls_context(settings),
                 )
             else:
-                client = smtplib.SMTP(
+                client = _ReadyAtData(
                     settings.host,
                     settings.port or 0,
                     local_hostname=_local_hostname(),
