@@ -34,11 +34,6 @@ from postroom.core.pipeline import InboundPipeline
 from postroom.core.profiles import ProfileFields, create_profile
 from postroom.core.routing import add_rule
 
-# Runs the CLI with the outbox commands even where postroom/cli/__init__.py does not register them yet.
-_POSTROOM = (
-    "import sys; from postroom.cli import cli, outbox; "
-    "'send' in cli.commands or outbox.register(cli); sys.exit(cli(prog_name='postroom'))"
-)
 _SERVER = """
 import sys, threading
 from aiosmtpd.controller import Controller
@@ -155,7 +150,7 @@ def _postroom_send(url: str) -> float:
     """Seconds one ``postroom send`` process takes, start to exit."""
     started = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-c", _POSTROOM, "send", "--database-url", url],
+        [sys.executable, "-m", "postroom", "send", "--database-url", url],
         capture_output=True,
         text=True,
         check=True,

@@ -1,20 +1,90 @@
-"""The ``postroom`` command line: parses, calls the core services, prints. No logic lives here."""
+"""The ``postroom`` command line: parses, calls the core services, prints. No logic lives here.
+
+A command's module is imported only when that command runs (or help lists them all), so that
+``postroom send`` in a cron job does not pay for importing the worker, the fetcher and the demo.
+"""
 
 from __future__ import annotations
 
+import importlib
 from importlib import metadata
+from typing import Any
 
 import click
 
 from postroom import __version__
-from postroom.cli import admin, demo, directory, fetching, outbox, profiles, routing, tickets, worker
 from postroom.cli._common import PostroomGroup, command, database_option, state
-from postroom.core.app import Postroom
 from postroom.core.errors import UserError
 from postroom.core.plugins import ENTRY_POINT_GROUP
 
+#: The modules of ``postroom.cli`` that define each top-level command; each has ``register(cli)``.
+#: ``ticket`` needs two: the outbox module adds ``ticket reply``.
+COMMAND_MODULES: dict[str, tuple[str, ...]] = {
+    "profile": ("profiles",),
+    "campaign": ("directory",),
+    "queue": ("directory",),
+    "agent": ("directory",),
+    "customer": ("directory",),
+    "rule": ("routing",),
+    "ticket": ("tickets", "outbox"),
+    "fetch": ("fetching",),
+    "unrouted": ("fetching",),
+    "quarantine": ("fetching",),
+    "send": ("outbox",),
+    "outbox": ("outbox",),
+    "failures": ("outbox",),
+    "config": ("admin",),
+    "plugins": ("admin",),
+    "reload": ("admin",),
+    "run": ("worker",),
+    "admin": ("worker",),
+    "demo": ("demo",),
+}
 
-@click.group(cls=PostroomGroup, context_settings={"help_option_names": ["-h", "--help"]})
+
+class RootGroup(PostroomGroup):
+    """The ``postroom`` group: builtin commands imported on first use, plugin commands looked up last.
+
+    Plugin commands come from the plugins enabled in the database the command line names, and
+    are kept per invocation, so a plugin switched off is gone from the next command on.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._registered: set[str] = set()
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        self._import(*COMMAND_MODULES.get(cmd_name, ()))
+        found = super().get_command(ctx, cmd_name)
+        return found if found is not None else _plugin_commands(ctx).get(cmd_name)
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        self._import(*{module for modules in COMMAND_MODULES.values() for module in modules})
+        return sorted({*super().list_commands(ctx), *_plugin_commands(ctx)})
+
+    def _import(self, *modules: str) -> None:
+        for name in modules:
+            if name not in self._registered:
+                importlib.import_module(f"{__name__}.{name}").register(self)
+                self._registered.add(name)
+
+
+def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
+    """The commands the enabled installed plugins add (none when no plugin is installed)."""
+    root = ctx.find_root()
+    if "postroom.plugin_commands" not in root.meta:
+        holder = click.Group()
+        if metadata.entry_points(group=ENTRY_POINT_GROUP):
+            try:
+                state().app(require_schema=False).plugins.register_commands(holder)
+            except UserError as error:  # a broken plugin must not prevent 'postroom plugins disable'
+                click.echo(f"Warning: {error}", err=True)
+        root.meta["postroom.plugin_commands"] = holder.commands
+    commands: dict[str, click.Command] = root.meta["postroom.plugin_commands"]
+    return commands
+
+
+@click.group(cls=RootGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="postroom")
 @database_option
 def cli() -> None:
@@ -32,15 +102,6 @@ def init_command() -> None:
     click.echo(f"The postroom database is ready ({app.engine.url.render_as_string(hide_password=True)}).")
 
 
-for module in (profiles, directory, routing, tickets, fetching, outbox, admin, worker, demo):
-    module.register(cli)
-
-
 def main() -> None:
-    """Console-script entry point: adds the commands installed plugins provide, then runs."""
-    if metadata.entry_points(group=ENTRY_POINT_GROUP):
-        try:
-            Postroom().plugins.register_commands(cli)
-        except UserError as error:  # a broken plugin must not prevent 'postroom plugins disable'
-            click.echo(f"Warning: {error}", err=True)
+    """Console-script entry point."""
     cli(prog_name="postroom")

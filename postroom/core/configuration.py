@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, func, select
 from sqlalchemy.orm import Session
 
 from postroom.core import events
@@ -133,7 +133,7 @@ def profile_mapping(session: Session, contact_center_id: int) -> dict[int, int]:
     return merged
 
 
-def retry_settings(session: Session, profile_id: int) -> RetrySettings:
+def retry_settings(session: Session | Connection, profile_id: int) -> RetrySettings:
     rows = session.scalars(
         select(MediaProfileConfiguration.media_profile_properties)
         .where(MediaProfileConfiguration.media_profile_id == profile_id)

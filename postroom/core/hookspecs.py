@@ -70,7 +70,10 @@ def postroom_register_retry_policies() -> list[type[RetryPolicy]]:
 def postroom_register_commands(cli: click.Group) -> None:
     """Add commands to the ``postroom`` command line (``cli.add_command(...)``).
 
-    :param cli: the top-level click group.
+    Called when a command line names a command postroom itself does not have, or lists them all,
+    with the plugins enabled in the database that command line uses.
+
+    :param cli: a click group whose commands become top-level ``postroom`` commands.
     :return: nothing; the result is ignored.
     """
 

@@ -22,8 +22,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self, cast
 
-from sqlalchemy import Table, and_, bindparam, insert, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import Connection, Table, and_, bindparam, insert, or_, select, update
 from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.core import events
@@ -312,7 +311,7 @@ class Outbox:
                 ]
             else:
                 outcome.failures = [_Failure(error, None, self._category(error, profile))]
-        except (UserError, OutcomeNotRecorded):
+        except UserError:
             # A configuration problem (e.g. the secret key), or the database failed while recording
             # the previous outcome: stop the run; the claim is given back.
             raise
@@ -339,13 +338,13 @@ class Outbox:
             return ErrorCategory.INTERNAL
         return ErrorCategory(category) if category is not None else ErrorCategory.UNIDENTIFIED
 
-    def _record(self, session: Session, row: _Row, outcome: _Outcome, now: datetime) -> None:
+    def _record(self, connection: Connection, row: _Row, outcome: _Outcome, now: datetime) -> None:
         """Apply the policies to the failures and move the row to its next state."""
         recipients = outcome.recipients
         if outcome.delivered:
             row.sent_at = row.sent_at or now
         settings = (
-            retry_settings(session, row.media_profile_id)
+            retry_settings(connection, row.media_profile_id)
             if outcome.failures and row.media_profile_id
             else None
         )
@@ -392,13 +391,12 @@ class Outbox:
                 row.sent_at = now
 
     @staticmethod
-    def _write(session: Session, token: str, row: _Row, outcome: _Outcome) -> None:
-        """The row's new state and its failed attempts, as Core statements in the session's transaction.
+    def _write(connection: Connection, token: str, row: _Row, outcome: _Outcome) -> None:
+        """The row's new state and its failed attempts, as Core statements (committed by the caller).
 
         Core rather than the ORM's unit of work: this runs once per mail, and the ORM's change
         tracking cost more than the statement. The row is written only while this claim holds it.
         """
-        connection = session.connection()
         connection.execute(
             _OUTCOME_UPDATE,
             {
@@ -452,8 +450,12 @@ class Outbox:
             )
 
 
-class OutcomeNotRecorded(Exception):
-    """The database failed while an outcome was being recorded; the run stops (the cause is chained)."""
+class OutcomeNotRecorded(UserError):
+    """Recording an outcome failed (the database, or a signal receiver); the run stops, the cause is chained.
+
+    A user error so that ``postroom send`` and the worker report it in one sentence: the cause is
+    most often the database going away, which the operator has to see and fix.
+    """
 
 
 class _OutcomeWriter:
@@ -478,13 +480,13 @@ class _OutcomeWriter:
         self.report = report
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-outcomes")
         self._resources = ExitStack()
-        self._session: Session | None = None
-        self._pending: Future[None] | None = None
+        self._connection: Connection | None = None
+        self._pending: tuple[int, Future[None]] | None = None
 
     def __enter__(self) -> Self:
         try:
             # Opened on the writer's thread, so that the connection is only ever used there.
-            self._session = self._executor.submit(self._resources.enter_context, self._open()).result()
+            self._connection = self._executor.submit(self._resources.enter_context, self._open()).result()
         except BaseException:
             self._executor.shutdown()
             raise
@@ -506,27 +508,33 @@ class _OutcomeWriter:
     def submit(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
         """Record ``outcome`` on the writer's thread, once the previous outcome is committed."""
         self.wait()
-        self._pending = self._executor.submit(self._write_outcome, row, outcome, now)
+        self._pending = (row.id, self._executor.submit(self._write_outcome, row, outcome, now))
 
     def wait(self) -> None:
         """Return once every submitted outcome is committed; raise :class:`OutcomeNotRecorded` if one failed."""
         pending, self._pending = self._pending, None
         if pending is None:
             return
+        row_id, future = pending
         try:
-            pending.result()
+            future.result()
         except Exception as error:
-            raise OutcomeNotRecorded(f"An outbox outcome could not be recorded: {error}") from error
+            log.error("recording the outcome of outbox row %s failed", row_id, exc_info=error)
+            reason = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
+            raise OutcomeNotRecorded(
+                f"Recording the outcome of outbox row {row_id} failed ({reason}); "
+                "the run stopped and gave its unsent replies back."
+            ) from error
 
     def _write_outcome(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
-        assert self._session is not None
-        self.outbox._record(self._session, row, outcome, now)
-        self.outbox._write(self._session, self.token, row, outcome)
-        self._session.commit()
+        assert self._connection is not None
+        self.outbox._record(self._connection, row, outcome, now)
+        self.outbox._write(self._connection, self.token, row, outcome)
+        self._connection.commit()
         self.outbox._announce(row, outcome, self.report)
 
     @contextmanager
-    def _open(self) -> Iterator[Session]:
+    def _open(self) -> Iterator[Connection]:
         engine = self.outbox.app.engine
         relaxed, strict = (
             ("SET synchronous_commit TO OFF", "RESET synchronous_commit")
@@ -537,8 +545,7 @@ class _OutcomeWriter:
             connection.exec_driver_sql(relaxed)
             connection.commit()
             try:
-                with Session(bind=connection, expire_on_commit=False) as session:
-                    yield session
+                yield connection
             finally:
                 if not connection.invalidated:
                     connection.rollback()

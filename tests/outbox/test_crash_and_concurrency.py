@@ -20,10 +20,12 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, Envelope, Session
 from sqlalchemy import func, insert, select
+from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
 from postroom.core.compose import compose_reply
 from postroom.core.models import Message, MessageRaw, SendState, SMessageSendInfo, Ticket
+from postroom.core.outbox import Outbox, OutcomeNotRecorded
 from tests.outbox.helpers import (
     NOW,
     Desk,
@@ -230,3 +232,31 @@ def test_two_senders_on_postgresql_send_each_of_1000_replies_exactly_once(
         assert states == {SendState.SENT: 1000}
     finally:
         app.dispose()
+
+
+def test_an_outcome_that_cannot_be_recorded_stops_the_run_before_the_next_mail_is_delivered(
+    app: Postroom, counting_server: CountingServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The next mail's DATA waits for the previous outcome's commit; when that fails, it is not sent."""
+    desk = Desk(app)
+    profile_id = desk.profile(
+        "support", send_protocol="smtp", outgoing_host="127.0.0.1", outgoing_port=counting_server.port
+    )
+    first, second = _queue(app, desk, profile_id, 2, tickets=1)
+    counting_server.reset(delay=0.0)
+
+    def database_gone(*_args: object) -> None:
+        raise OperationalError("UPDATE s_message_send_info", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(Outbox, "_write", staticmethod(database_gone))
+    with pytest.raises(OutcomeNotRecorded, match=r"outbox row \d+ failed .*server closed the connection"):
+        Outbox(app).send_due(NOW)
+    assert counting_server.received() == Counter([first])  # the second mail never got past DATA
+    rows = outbox_rows(app)
+    assert [(row.state, row.attempts) for row in rows] == [(SendState.QUEUED, 0)] * 2  # given back
+
+    monkeypatch.undo()
+    assert Outbox(app).send_due(NOW).sent == 2
+    # The first mail's outcome was lost, so it went out twice: at least once, never lost.
+    assert counting_server.received() == Counter([first, first, second])
+    assert {row.state for row in outbox_rows(app)} == {SendState.SENT}
