@@ -171,6 +171,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--database-url", help="a PostgreSQL server URL (a scratch database is made there)")
     parser.add_argument("--count", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each measurement; the best counts")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory(prefix="prbench") as directory:
@@ -190,21 +191,25 @@ def main() -> None:
                             select(SMessageSendInfo.id, SMessageSendInfo.pending_recipients)
                         ).all()
                     )
-                smtplib_seconds = raw_smtplib(app, server.port)
-                assert server.count() == args.count
-
-                process_seconds = _postroom_send(url)
-                assert server.count() == 2 * args.count
-                startup_seconds = _postroom_send(url)  # nothing due: start-up, plugins, one empty claim
-                assert server.count() == 2 * args.count
-
-                requeue(app, pending)
-                started = time.perf_counter()
-                report = Outbox(app).send_due()
-                in_process_seconds = time.perf_counter() - started
-                assert report.sent == args.count and server.count() == 3 * args.count, (
-                    report,
-                    server.count(),
+                # Each measurement is the best of --repeat runs, interleaved, so that a burst of
+                # noise on the machine does not decide the ratio.
+                runs: dict[str, list[float]] = {"smtplib": [], "process": [], "startup": [], "in_process": []}
+                sent = 0
+                for _ in range(args.repeat):
+                    runs["smtplib"].append(raw_smtplib(app, server.port))
+                    runs["process"].append(_postroom_send(url))
+                    runs["startup"].append(_postroom_send(url))  # nothing due: start-up and one empty claim
+                    sent += 2 * args.count
+                    assert server.count() == sent, "postroom send did not send every reply"
+                    requeue(app, pending)
+                    started = time.perf_counter()
+                    report = Outbox(app).send_due()
+                    runs["in_process"].append(time.perf_counter() - started)
+                    sent += args.count
+                    assert report.sent == args.count and server.count() == sent, (report, server.count())
+                    requeue(app, pending)
+                smtplib_seconds, process_seconds, startup_seconds, in_process_seconds = (
+                    min(runs[name]) for name in ("smtplib", "process", "startup", "in_process")
                 )
                 with app.sessions() as session:
                     assert session.query(Message).count() >= args.count
@@ -223,7 +228,7 @@ def main() -> None:
         ("  sending alone", marginal, marginal / smtplib_seconds),
         ("Outbox.send_due (in process)", in_process_seconds, in_process_seconds / smtplib_seconds),
     ]
-    print(f"{args.count} replies, {database}, aiosmtpd in its own process")
+    print(f"{args.count} replies, {database}, aiosmtpd in its own process, best of {args.repeat}")
     for label, seconds, ratio in rows:
         rate = f"{args.count / seconds:8.0f}/s" if not label.startswith("  of which") else " " * 10
         print(f"  {label:36} {seconds:6.2f} s {rate}" + (f"  ratio {ratio:.2f}" if ratio else ""))
