@@ -1,5 +1,5 @@
 """``python -m postroom``: the same as the ``postroom`` command."""
 
-from postroom.cli import main
+from postroom.console import main
 
 main()

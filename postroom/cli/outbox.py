@@ -26,7 +26,6 @@ from postroom.cli._common import (
     state,
 )
 from postroom.cli.tickets import ticket_group
-from postroom.core.compose import queue_reply
 from postroom.core.errors import UserError
 from postroom.core.models import FailedMessageSendInfo, MediaProfile, Message, SMessageSendInfo
 from postroom.core.outbox import DEFAULT_BATCH_SIZE, Outbox
@@ -80,6 +79,8 @@ def reply(
             raise UserError(f"The reply file {str(body_file)!r} cannot be read: {error}.") from error
     app = state().app()
     cc = contact_center_id(app)
+    from postroom.core.compose import queue_reply  # not imported for 'postroom send', which never composes
+
     queued = queue_reply(app, cc, ticket_id, body or "", agent_name=agent_name, now=now)
     if as_json:
         print_json(

@@ -7,13 +7,16 @@ Recognised (RFC 3834 and the de-facto headers of Exchange, Gmail and list server
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import object_session
 
 from postroom import hookimpl
-from postroom.core.compose import own_addresses
-from postroom.core.mail import ParsedMail
 from postroom.core.models import MediaProfile
 from postroom.core.routing import InboundVerdict
+
+if TYPE_CHECKING:
+    from postroom.core.mail import ParsedMail
 
 _AUTO_PRECEDENCE = {"auto_reply", "bulk", "junk", "list"}
 
@@ -34,6 +37,8 @@ def auto_reply_reason(message: ParsedMail) -> str | None:
 
 def _own_addresses(profile: MediaProfile) -> set[str]:
     """postroom's own addresses in the profile's centre (see ``compose.own_addresses``), read once per session."""
+    from postroom.core.compose import own_addresses  # only inbound needs it; 'postroom send' never does
+
     session = object_session(profile)
     if session is None:
         return {a.lower() for a in (profile.send_from_address, profile.reply_to_address) if a}

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from sqlalchemy.orm import Session
 
 from postroom import hookimpl
-from postroom.core.mail import ParsedMail
 from postroom.core.models import MediaProfile
 from postroom.core.routing import RouteChoice, enabled_rules, rule_matches
+
+if TYPE_CHECKING:
+    from postroom.core.mail import ParsedMail
 
 
 @hookimpl(trylast=True)
