@@ -16,13 +16,15 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, contextmanager, suppress
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import partial
 from types import TracebackType
-from typing import Any, Self, cast
+from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
 from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.core import events
@@ -44,6 +46,9 @@ from postroom.core.send_connections import Connections, NoProvider
 from postroom.core.smtp_status import parse_enhanced_status
 
 log = logging.getLogger(__name__)
+
+P = ParamSpec("P")
+T = TypeVar("T")
 
 DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_BATCH_SIZE = 100
@@ -161,10 +166,10 @@ class Outbox:
         self.batch_size = batch_size
         self.worker = worker or worker_name()
 
-    # --- claiming ---------------------------------------------------------------------------------
+    # --- claiming (on the writer's connection) ----------------------------------------------------
 
-    def claim(self, now: datetime, after_id: int = 0) -> tuple[str, list[int]]:
-        """Claim up to a batch of due rows with ids above ``after_id``; commit; return the claim and ids.
+    def _claim(self, connection: Connection, now: datetime, after_id: int) -> tuple[str, list[int]]:
+        """Claim up to a batch of due rows with ids above ``after_id``; return the claim and its ids.
 
         One UPDATE takes the rows, so SQLite's single writer never meets a stale read, and on
         PostgreSQL its subquery skips rows another sender has locked.
@@ -174,62 +179,91 @@ class Outbox:
         candidates = select(row.id).where(due(now), row.id > after_id).order_by(row.id).limit(self.batch_size)
         if is_postgresql(self.app.engine):
             candidates = candidates.with_for_update(skip_locked=True)
-        with unsynced_connection(self.app.engine) as connection, connection.begin():
-            claimed = connection.scalars(
-                update(_SEND_INFO)
-                .where(row.id.in_(candidates.scalar_subquery()))
-                .values(state=SendState.SENDING, claimed_by=token, claim_expires_at=now + self.lease)
-                .returning(row.id)
-            ).all()
+        claimed = connection.scalars(
+            update(_SEND_INFO)
+            .where(row.id.in_(candidates.scalar_subquery()))
+            .values(state=SendState.SENDING, claimed_by=token, claim_expires_at=now + self.lease)
+            .returning(row.id)
+        ).all()
+        connection.commit()
         return token, sorted(claimed)
 
-    def release(self, token: str, ids: Sequence[int]) -> None:
+    @staticmethod
+    def _load(connection: Connection, ids: Sequence[int]) -> tuple[list[_Row], dict[int, bytes]]:
+        """The claimed rows and the raw bytes of their mails."""
+        rows = [
+            _Row(**mapping)
+            for mapping in connection.execute(
+                select(*(_SEND_INFO.c[name] for name in _ROW_COLUMNS)).where(_SEND_INFO.c.id.in_(ids))
+            ).mappings()
+        ]
+        raws = dict(
+            connection.execute(
+                select(MessageRaw.message_pk, MessageRaw.raw).where(
+                    MessageRaw.message_pk.in_([r.message_pk for r in rows])
+                )
+            ).all()
+        )
+        connection.commit()
+        return rows, raws
+
+    @staticmethod
+    def _release(connection: Connection, token: str, ids: Sequence[int]) -> None:
         """Give back the rows of a claim not yet attempted, e.g. when a run is interrupted."""
         row = _SEND_INFO.c
-        with unsynced_connection(self.app.engine) as connection, connection.begin():
-            for state, condition in (
-                (SendState.QUEUED, row.attempts == 0),
-                (SendState.RETRY_SCHEDULED, row.attempts > 0),
-            ):
-                connection.execute(
-                    update(_SEND_INFO)
-                    .where(
-                        row.id.in_(ids), row.claimed_by == token, row.state == SendState.SENDING, condition
-                    )
-                    .values(state=state, claim_expires_at=None)
-                )
+        for state, condition in (
+            (SendState.QUEUED, row.attempts == 0),
+            (SendState.RETRY_SCHEDULED, row.attempts > 0),
+        ):
+            connection.execute(
+                update(_SEND_INFO)
+                .where(row.id.in_(ids), row.claimed_by == token, row.state == SendState.SENDING, condition)
+                .values(state=state, claim_expires_at=None)
+            )
+        connection.commit()
 
-    def _renew(self, token: str, ids: Sequence[int], now: datetime) -> set[int]:
+    def _renew(self, connection: Connection, token: str, ids: Sequence[int], now: datetime) -> set[int]:
         """Extend a claim's lease; the ids still held (another sender may have taken over expired ones)."""
         row = _SEND_INFO.c
-        with unsynced_connection(self.app.engine) as connection, connection.begin():
-            return set(
-                connection.scalars(
-                    update(_SEND_INFO)
-                    .where(row.id.in_(ids), row.claimed_by == token, row.state == SendState.SENDING)
-                    .values(claim_expires_at=now + self.lease)
-                    .returning(row.id)
-                )
+        held = set(
+            connection.scalars(
+                update(_SEND_INFO)
+                .where(row.id.in_(ids), row.claimed_by == token, row.state == SendState.SENDING)
+                .values(claim_expires_at=now + self.lease)
+                .returning(row.id)
             )
+        )
+        connection.commit()
+        return held
 
     # --- sending ----------------------------------------------------------------------------------
 
     def send_due(self, now: datetime | None = None) -> OutboxReport:
-        """Send every due reply once (those that fail again in this run wait for the next), then return."""
+        """Send every due reply once (those that fail again in this run wait for the next), then return.
+
+        One connection (the writer's) claims, loads and records for the whole run; the profiles
+        are read once per run, in a session of their own.
+        """
         clock: Callable[[], datetime] = utcnow if now is None else _fixed_clock(now)
         report = OutboxReport()
         after_id = 0
-        with Connections(self.app.plugins) as connections:
+        with (
+            Connections(self.app.plugins) as connections,
+            self.app.sessions() as session,
+            _OutcomeWriter(self, report) as writer,
+        ):
+            profiles = _Profiles(session)
             while True:
-                token, ids = self.claim(clock(), after_id)
+                token, ids = writer.run(self._claim, clock(), after_id)
                 if not ids:
                     return report
                 after_id = ids[-1]
                 report.claimed += len(ids)
                 try:
-                    self._send_batch(token, ids, connections, clock, report)
+                    self._send_batch(token, ids, connections, profiles, writer, clock)
                 except BaseException:
-                    self.release(token, ids)  # a finished batch left no row of its claim unattempted
+                    # A finished batch leaves no row of its claim unattempted; this one did.
+                    writer.run_after_failure(self._release, token, ids)
                     raise
 
     def _send_batch(
@@ -237,50 +271,32 @@ class Outbox:
         token: str,
         ids: Sequence[int],
         connections: Connections,
+        profiles: _Profiles,
+        writer: _OutcomeWriter,
         clock: Callable[[], datetime],
-        report: OutboxReport,
     ) -> None:
         claimed_at = time.monotonic()
         held = set(ids)
-        with self.app.sessions() as session:
-            rows = [
-                _Row(**mapping)
-                for mapping in session.execute(
-                    select(*(_SEND_INFO.c[name] for name in _ROW_COLUMNS)).where(_SEND_INFO.c.id.in_(ids))
-                ).mappings()
-            ]
-            raws = dict(
-                session.execute(
-                    select(MessageRaw.message_pk, MessageRaw.raw).where(
-                        MessageRaw.message_pk.in_([r.message_pk for r in rows])
-                    )
-                ).all()
+        rows, raws = writer.run(self._load, ids)
+        # Grouped by profile, so that each profile's server is talked to over one connection.
+        for row in sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id)):
+            if time.monotonic() - claimed_at > self.lease.total_seconds() / 2:
+                held = writer.run(self._renew, token, ids, clock())
+                claimed_at = time.monotonic()
+            if row.id not in held:
+                continue  # the lease ran out and another sender took the row over
+            profile = profiles.get(row.media_profile_id)
+            raw = raws.get(row.message_pk)
+            now = clock()
+            outcome = self._attempt(row, raw, profile, connections, writer.wait)
+            writer.submit(token, row, outcome, now)
+            copied = (
+                not outcome.first_delivery
+                or profile is None
+                or raw is None
+                or connections.store_sent_copy(profile, raw)
             )
-            profile_ids = {r.media_profile_id for r in rows if r.media_profile_id is not None}
-            profiles = {
-                p.id: p for p in session.scalars(select(MediaProfile).where(MediaProfile.id.in_(profile_ids)))
-            }
-            session.commit()
-            with _OutcomeWriter(self, token, report) as writer:
-                # Grouped by profile, so that each profile's server is talked to over one connection.
-                for row in sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id)):
-                    if time.monotonic() - claimed_at > self.lease.total_seconds() / 2:
-                        held = self._renew(token, ids, clock())
-                        claimed_at = time.monotonic()
-                    if row.id not in held:
-                        continue  # the lease ran out and another sender took the row over
-                    profile = profiles.get(row.media_profile_id) if row.media_profile_id else None
-                    raw = raws.get(row.message_pk)
-                    now = clock()
-                    outcome = self._attempt(row, raw, profile, connections, writer.wait)
-                    writer.submit(row, outcome, now)
-                    copied = (
-                        not outcome.first_delivery
-                        or profile is None
-                        or raw is None
-                        or connections.store_sent_copy(profile, raw)
-                    )
-                    report.copy_errors += not copied
+            writer.report.copy_errors += not copied
 
     def _attempt(
         self,
@@ -470,9 +486,8 @@ class _OutcomeWriter:
     each commit.
     """
 
-    def __init__(self, outbox: Outbox, token: str, report: OutboxReport) -> None:
+    def __init__(self, outbox: Outbox, report: OutboxReport) -> None:
         self.outbox = outbox
-        self.token = token
         self.report = report
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="postroom-outcomes")
         self._resources = ExitStack()
@@ -503,10 +518,30 @@ class _OutcomeWriter:
             self._executor.submit(self._resources.close).result()
             self._executor.shutdown()
 
-    def submit(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
+    def run(self, function: Callable[Concatenate[Connection, P], T], *args: P.args, **kwargs: P.kwargs) -> T:
+        """``function(connection, ...)`` on the writer's thread and connection, after the pending outcome."""
+        self.wait()
+        return self._executor.submit(partial(function, self._live_connection(), *args, **kwargs)).result()
+
+    def run_after_failure(
+        self, function: Callable[[Connection, str, Sequence[int]], None], *args: Any
+    ) -> None:
+        """Like :meth:`run` while another error is on its way: a failure here is logged, not raised."""
+        try:
+            with suppress(OutcomeNotRecorded):
+                self.wait()  # already reported, or about to be, by the error on its way
+            self._executor.submit(partial(function, self._live_connection(), *args)).result()
+        except Exception:
+            log.exception("giving back the claim failed; its rows come back when the lease expires")
+
+    def _live_connection(self) -> Connection:
+        assert self._connection is not None, "the writer is used outside its with block"
+        return self._connection
+
+    def submit(self, token: str, row: _Row, outcome: _Outcome, now: datetime) -> None:
         """Record ``outcome`` on the writer's thread, once the previous outcome is committed."""
         self.wait()
-        self._pending = (row.id, self._executor.submit(self._write_outcome, row, outcome, now))
+        self._pending = (row.id, self._executor.submit(self._write_outcome, token, row, outcome, now))
 
     def wait(self) -> None:
         """Return once every submitted outcome is committed; raise :class:`OutcomeNotRecorded` if one failed."""
@@ -524,11 +559,11 @@ class _OutcomeWriter:
                 "the run stopped and gave its unsent replies back."
             ) from error
 
-    def _write_outcome(self, row: _Row, outcome: _Outcome, now: datetime) -> None:
-        assert self._connection is not None
-        self.outbox._record(self._connection, row, outcome, now)
-        self.outbox._write(self._connection, self.token, row, outcome)
-        self._connection.commit()
+    def _write_outcome(self, token: str, row: _Row, outcome: _Outcome, now: datetime) -> None:
+        connection = self._live_connection()
+        self.outbox._record(connection, row, outcome, now)
+        self.outbox._write(connection, token, row, outcome)
+        connection.commit()
         self.outbox._announce(row, outcome, self.report)
 
 
@@ -565,6 +600,22 @@ def unsynced_connection(engine: Engine) -> Iterator[Connection]:
                 connection.rollback()
                 connection.exec_driver_sql(strict)
                 connection.commit()
+
+
+class _Profiles:
+    """The outgoing profiles of one run, each read once, in a session that holds no transaction open."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+        self._loaded: dict[int, MediaProfile | None] = {}
+
+    def get(self, profile_id: int | None) -> MediaProfile | None:
+        if profile_id is None:
+            return None
+        if profile_id not in self._loaded:
+            self._loaded[profile_id] = self.session.get(MediaProfile, profile_id)
+            self.session.commit()  # ends the read (SQLite keeps a snapshot while one is open)
+        return self._loaded[profile_id]
 
 
 def _describe(failure: _Failure) -> str:
