@@ -1,9 +1,11 @@
 """The outbox: claim due replies, send them over one connection per profile, and record every outcome.
 
 Delivery is at least once (DESIGN §7): a claim is a lease, so the rows of a sender that dies come
-back once it expires, and a crash between the server's 250 and the commit sends that mail again,
-with the same Message-ID. On PostgreSQL, claims use ``FOR UPDATE SKIP LOCKED``, so several
-senders never claim one row twice.
+back once it expires, and a crash between the server's 250 and the record of that outcome sends
+that mail again, with the same Message-ID. That is at most one mail per crash: outcomes are
+recorded on a writer thread while the next mail's envelope is exchanged, and the next message
+itself goes out only once the previous outcome is committed (:class:`_OutcomeWriter`). On
+PostgreSQL, claims use ``FOR UPDATE SKIP LOCKED``, so several senders never claim one row twice.
 """
 
 from __future__ import annotations
@@ -482,7 +484,8 @@ class _OutcomeWriter:
     :meth:`wait` (its ``ready``) right before the server can hold mail N+1. So, as without the
     thread, a sender killed at any moment leaves at most one delivered mail unrecorded.
 
-    Its connection is an :func:`unsynced_connection`. Signals are sent from this thread, after
+    Claims, loads and lease renewals run here too (:meth:`run`), so one connection, an
+    :func:`unsynced_connection`, serves the whole run. Signals are sent from this thread, after
     each commit.
     """
 
