@@ -277,3 +277,46 @@ def test_closing_a_sender_twice_is_harmless(smtp_servers: SmtpServers, smtp_scri
     sender = SmtpProtocol().open_sender(smtp_servers.plain.settings())
     sender.close()
     sender.close()
+
+
+@pytest.mark.parametrize("server", ["starttls", "smtps"])
+def test_ready_is_called_once_the_envelope_is_accepted_and_before_the_message_goes_out(
+    server: str, smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    seen: list[int] = []
+    protocol = SmtpProtocol() if server == "starttls" else SmtpsProtocol()
+    with protocol.open_sender(getattr(smtp_servers, server).settings()) as sender:
+        sender.send_when_ready(
+            FROM, ["customer@example.test"], MAIL, lambda: seen.append(len(smtp_servers.received()))
+        )
+
+    assert seen == [0]  # called once, while the server held no mail yet
+    assert [mail.raw for mail in smtp_servers.received()] == [MAIL]
+
+
+def test_ready_is_not_called_when_the_server_refuses_before_data(
+    smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    smtp_script.refuse_recipient("customer@example.test")
+    seen: list[str] = []
+    with (
+        SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender,
+        pytest.raises(AllRecipientsRefused),
+    ):
+        sender.send_when_ready(FROM, ["customer@example.test"], MAIL, lambda: seen.append("ready"))
+    assert seen == [] and smtp_servers.received() == []
+
+
+def test_a_ready_that_raises_keeps_the_mail_from_the_server_and_the_next_mail_uses_a_new_connection(
+    smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    def refuse() -> None:
+        raise RuntimeError("the previous outcome could not be recorded")
+
+    with SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender:
+        with pytest.raises(RuntimeError, match="previous outcome"):
+            sender.send_when_ready(FROM, ["first@example.test"], MAIL, refuse)
+        sender.send(FROM, ["second@example.test"], MAIL)
+
+    assert [mail.recipients for mail in smtp_servers.received()] == [("second@example.test",)]
+    assert smtp_servers.connections("starttls") == 2
