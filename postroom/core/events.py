@@ -2,6 +2,10 @@
 
 The sender is always the engine object that did the work (the fetcher, the outbox, the ticket
 service...). Data travels as keyword arguments; return values of receivers are ignored.
+Receivers run on the thread that sends: the outbox's signals (send-succeeded, send-failed,
+retry-scheduled, send-abandoned) come from its outcome-writer thread, after each commit, so a
+receiver that keeps state shared with other threads guards it. A receiver that raises stops the
+send run (the error is reported and the unsent replies are given back).
 """
 
 from __future__ import annotations
