@@ -13,7 +13,7 @@ from postroom.plugins.protocols.smtp import (
     SmtpsProtocol,
     postroom_register_protocols,
 )
-from tests.servers.smtp import SMTP_PASSWORD, SMTP_USERNAME, SmtpScript, SmtpServers
+from tests.servers.smtp import SMTP_ACCESS_TOKEN, SMTP_PASSWORD, SMTP_USERNAME, SmtpScript, SmtpServers
 
 FROM = "support@postroom.test"
 MAIL = b"From: support@postroom.test\r\nTo: customer@example.test\r\nSubject: Your case\r\n\r\nHello.\r\n"
@@ -320,3 +320,29 @@ def test_a_ready_that_raises_keeps_the_mail_from_the_server_and_the_next_mail_us
 
     assert [mail.recipients for mail in smtp_servers.received()] == [("second@example.test",)]
     assert smtp_servers.connections("starttls") == 2
+
+
+@pytest.mark.parametrize("server", ["starttls", "smtps"])
+def test_an_access_token_logs_in_with_xoauth2_instead_of_the_password(
+    server: str, smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    protocol = SmtpProtocol() if server == "starttls" else SmtpsProtocol()
+    settings = getattr(smtp_servers, server).settings(password=None, access_token=SMTP_ACCESS_TOKEN)
+    with protocol.open_sender(settings) as sender:
+        sender.send(FROM, ["customer@example.test"], MAIL)
+
+    [mail] = smtp_servers.received()
+    assert (mail.server, mail.tls, mail.login) == (server, True, SMTP_USERNAME)
+
+
+def test_a_refused_access_token_is_a_login_failure_that_does_not_show_the_token(
+    smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    settings = smtp_servers.starttls.settings(password=None, access_token="expired-token")
+    with pytest.raises(SendFailure) as refused:
+        SmtpProtocol().open_sender(settings)
+
+    assert (refused.value.kind, refused.value.reply_code) == ("auth", 535)
+    assert SMTP_USERNAME in refused.value.text and "expired-token" not in refused.value.text
+    assert classify_send_failure(refused.value) is ErrorCategory.SECURITY_POLICY  # as a wrong password
+    assert smtp_servers.received() == []

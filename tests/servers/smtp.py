@@ -7,6 +7,7 @@ recipient, MAIL FROM, DATA) and hang-ups through ``smtp_script``, which starts e
 from __future__ import annotations
 
 import asyncio
+import base64
 import email
 import email.policy
 import socket
@@ -19,13 +20,15 @@ from typing import Any, Literal
 
 import pytest
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from postroom.core.protocols import ConnectionSettings
 from tests.servers.certs import Certificate
 
 SMTP_USERNAME = "agent@example.test"
 SMTP_PASSWORD = "correct horse battery"
+#: The OAuth2 access token the STARTTLS and SMTPS servers accept for SMTP_USERNAME (AUTH XOAUTH2).
+SMTP_ACCESS_TOKEN = "ya29.test-access-token"
 NO_SUCH_USER = "550 5.1.1 The email account that you tried to reach does not exist"
 
 ServerName = Literal["starttls", "smtps", "plain"]
@@ -165,6 +168,25 @@ class _Handler:
         with self.log.lock:
             self.log.mails.append(mail)
         return "250 2.0.0 OK: queued"
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        """SASL XOAUTH2 as Gmail and Microsoft 365 speak it: a refused token first gets a 334 with
+        the error as JSON, which the client answers with an empty line, then the 535."""
+        if len(args) == 2:
+            blob = base64.b64decode(args[1])
+        else:
+            answer = await server.challenge_auth("")
+            if answer is MISSING:
+                return AuthResult(success=False, handled=True)
+            assert isinstance(answer, bytes)
+            blob = answer
+        fields = dict(part.split("=", 1) for part in blob.decode().split("\x01") if "=" in part)
+        if fields.get("user") == SMTP_USERNAME and fields.get("auth") == f"Bearer {SMTP_ACCESS_TOKEN}":
+            return AuthResult(success=True, auth_data=SMTP_USERNAME)
+        await server.challenge_auth('{"status":"401","schemes":"bearer","scope":"https://mail.google.com/"}')
+        return AuthResult(
+            success=False, handled=False, message="535 5.7.8 Username and Password not accepted"
+        )
 
     @staticmethod
     def _answer(server: SMTP, rule: _Rule) -> str:

@@ -2,7 +2,8 @@
 
 ``smtp`` connects in the clear and upgrades with STARTTLS whenever the server offers it;
 ``smtps`` speaks TLS from the first byte (port 465). Certificates are verified unless the
-profile switched verification off.
+profile switched verification off. A profile with an access token (``postroom_get_access_token``)
+logs in with ``AUTH XOAUTH2`` instead of its password, as IMAP and POP3 do.
 """
 
 from __future__ import annotations
@@ -69,6 +70,23 @@ def _reply_text(reply: bytes | str) -> str:
 def _quoted_reply(code: int, reply: bytes | str) -> str:
     """A reply folded onto one line, to quote it inside a sentence of our own."""
     return " ".join(f"{code} {_reply_text(reply)}".split())
+
+
+def _login_xoauth2(client: smtplib.SMTP, username: str, token: str) -> None:
+    """``AUTH XOAUTH2`` (Gmail, Microsoft 365) with the token of ``postroom_get_access_token``.
+
+    On a refused token the server sends a 334 with its error as JSON and waits for an empty
+    line before its final 535; the empty answer below gives it that line.
+    """
+    client.ehlo_or_helo_if_needed()  # over implicit TLS nothing has said EHLO yet
+    mechanisms = client.esmtp_features.get("auth", "").upper().split()
+    if "XOAUTH2" not in mechanisms:
+        raise smtplib.SMTPNotSupportedError("XOAUTH2")
+
+    def respond(challenge: bytes | None = None) -> str:
+        return "" if challenge is not None else f"user={username}\x01auth=Bearer {token}\x01\x01"
+
+    client.auth("XOAUTH2", respond)
 
 
 def _nothing() -> None:
@@ -223,9 +241,11 @@ class SmtpSender(Sender):
                 if client.has_extn("starttls"):
                     client.starttls(context=tls_context(settings))
                     client.ehlo()
-                elif settings.username:
+                elif settings.username or settings.access_token:
                     log.warning("The %s offers no STARTTLS; logging in without TLS.", self._where)
-            if settings.username:
+            if settings.access_token:
+                _login_xoauth2(client, settings.username or "", settings.access_token)
+            elif settings.username:
                 client.login(settings.username, settings.password or "")
             return client
         except (smtplib.SMTPException, OSError, UnicodeEncodeError) as error:
@@ -246,8 +266,13 @@ class SmtpSender(Sender):
                 kind="auth",
             )
         if isinstance(error, smtplib.SMTPNotSupportedError):
+            what = (
+                "AUTH XOAUTH2 (needed for the profile's access token)"
+                if self._settings.access_token
+                else "AUTH"
+            )
             return SendFailure(
-                f"The {self._where} does not offer AUTH, so user {user!r} cannot log in.", kind="auth"
+                f"The {self._where} does not offer {what}, so user {user!r} cannot log in.", kind="auth"
             )
         if isinstance(error, UnicodeEncodeError):
             return SendFailure(
