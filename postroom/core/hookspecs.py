@@ -140,7 +140,12 @@ def postroom_classify_send_error(error: SendFailure, profile: MediaProfile) -> E
 
 @hookspec(firstresult=True)
 def postroom_get_access_token(profile: MediaProfile) -> str | None:
-    """Return an OAuth2 access token for an XOAUTH2 login to this profile's servers.
+    """Return an OAuth2 access token for this profile's servers (Gmail, Microsoft 365).
+
+    Called each time a connection is opened, so a plugin can hand out a fresh token (and cache
+    it while valid). IMAP, POP3 and SMTP then log in with SASL XOAUTH2, EWS with the bearer
+    token over https (an application's token acts on the mailbox by impersonation); the
+    profile's user name names the mailbox. The token is a secret: never logged or shown.
 
     :param profile: the profile logging in.
     :return: the bearer token, or None to log in with the stored password.

@@ -7,9 +7,11 @@ plugin asks for and how it reads the answers, not how a real Exchange server beh
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import socket
 import uuid
+from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
@@ -60,7 +62,9 @@ def test_the_plugin_registers_ews_for_fetching_and_sending_with_its_own_sent_cop
     assert EwsProtocol.KEEPS_SENT_COPY
 
 
-def test_a_bare_host_name_becomes_the_standard_ews_url_and_a_bad_url_is_named(settings: ConnectionSettings) -> None:
+def test_a_bare_host_name_becomes_the_standard_ews_url_and_a_bad_url_is_named(
+    settings: ConnectionSettings,
+) -> None:
     assert ews_connection.endpoint_url(replace(settings, host="mail.example.com")) == (
         "https://mail.example.com/EWS/Exchange.asmx"
     )
@@ -305,3 +309,74 @@ def test_exchangelib_debug_logs_never_show_the_password(
     secret = base64.b64encode(f"{settings.username}:{PASSWORD}".encode()).decode()
     assert "Request headers" in caplog.text
     assert secret not in caplog.text and PASSWORD not in caplog.text
+
+
+def _jwt(claims: dict[str, object]) -> str:
+    """A token shaped like Microsoft Entra ID's (unsigned: only its claims matter here)."""
+
+    def part(data: dict[str, object]) -> str:
+        return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+    return f"{part({'alg': 'none', 'typ': 'JWT'})}.{part(claims)}.signature"
+
+
+@pytest.fixture
+def tls_settings(ews_server: EwsStandIn, settings: ConnectionSettings) -> Iterator[ConnectionSettings]:
+    """The stand-in's https endpoint (tokens never travel over http), its self-signed certificate
+    accepted for a profile of its own; switched back on afterwards, since the choice is per server."""
+    tls = replace(settings, host=ews_server.tls_endpoint, tls_verify=False, profile_id=4343, password=None)
+    yield tls
+    ews_connection._apply_tls_choice(ews_connection.endpoint_url(tls), replace(tls, tls_verify=True))
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_users_access_token_logs_in_with_oauth2_instead_of_the_password(
+    ews_server: EwsStandIn, tls_settings: ConnectionSettings
+) -> None:
+    user = f"oauth-{uuid.uuid4().hex[:10]}@example.test"
+    token = _jwt({"scp": "EWS.AccessAsUser.All", "upn": user})
+    ews_server.add_user(user, "unused-password", token=token)
+    ews_server.deliver(user, mail("Token login"))
+    oauth = replace(tls_settings, username=user, access_token=token)
+
+    with EwsProtocol().open_mailbox(oauth) as mailbox:
+        [ref] = mailbox.list_mail(None)
+        [fetched] = mailbox.fetch([ref.key])
+    assert b"Subject: Token login" in fetched.raw
+    with EwsProtocol().open_sender(oauth) as sender:
+        sender.send(user, ["customer@example.org"], mail("Answer", to="customer@example.org"))
+    assert [sent.recipients for sent in ews_server.sent(user)] == [["customer@example.org"]]
+    assert ews_server.impersonated == [] or user not in ews_server.impersonated
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_an_application_token_acts_on_the_mailbox_by_impersonation(
+    ews_server: EwsStandIn, tls_settings: ConnectionSettings, user: str
+) -> None:
+    token = _jwt({"roles": ["full_access_as_app"], "appid": "postroom"})
+    ews_server.add_app_token(token)
+    ews_server.deliver(user, mail("For the daemon"))
+
+    app = replace(tls_settings, access_token=token)
+    with EwsProtocol().open_mailbox(app) as mailbox:
+        assert len(mailbox.list_mail(None)) == 1
+    assert set(ews_server.impersonated) == {user}
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_refused_access_token_is_a_login_failure_that_does_not_show_the_token(
+    tls_settings: ConnectionSettings,
+) -> None:
+    expired = _jwt({"scp": "EWS.AccessAsUser.All", "exp": 0})
+    oauth = replace(tls_settings, access_token=expired)
+    with pytest.raises(ProtocolError) as caught:
+        EwsProtocol().open_mailbox(oauth)
+    assert caught.value.kind == "auth"
+    assert "access token" in str(caught.value) and expired not in str(caught.value)
+
+
+def test_an_access_token_is_never_sent_over_plain_http(settings: ConnectionSettings) -> None:
+    token = _jwt({"scp": "EWS.AccessAsUser.All"})
+    with pytest.raises(ProtocolError, match="only ever sent over https") as caught:
+        EwsProtocol().open_mailbox(replace(settings, password=None, access_token=token))
+    assert token not in str(caught.value)

@@ -101,6 +101,7 @@ class _Folder:
 class _Mailbox:
     address: str
     password: str
+    token: str | None = None
     folders: dict[str, _Folder] = field(default_factory=dict)
     sent: list[SentMail] = field(default_factory=list)
     deletions: list[Deletion] = field(default_factory=list)
@@ -132,7 +133,8 @@ class EwsStandIn:
 
     It is not Exchange: it answers GetFolder, FindFolder, FindItem, GetItem, CreateItem,
     DeleteItem and ConvertId (exchangelib's version probe) with the shapes Exchange 2016 uses,
-    checks BASIC credentials, and records what was sent and deleted.
+    checks Basic credentials or OAuth2 bearer tokens (a user's, or an application's that names the
+    mailbox by impersonation), and records what was sent and deleted.
     """
 
     def __init__(self) -> None:
@@ -142,14 +144,19 @@ class EwsStandIn:
         self.unhandled: list[str] = []
         self._mailboxes: dict[str, _Mailbox] = {}
         self._refusals: dict[str, tuple[str, str]] = {}
+        self._app_tokens: set[str] = set()
+        self.impersonated: list[str] = []
         self._lock = threading.RLock()
 
     # --- what tests call -----------------------------------------------------------------------
 
-    def add_user(self, address: str, password: str) -> None:
-        """Create (or empty and recreate) the mailbox ``address`` with its distinguished folders."""
+    def add_user(self, address: str, password: str, token: str | None = None) -> None:
+        """Create (or empty and recreate) the mailbox ``address`` with its distinguished folders.
+
+        ``token``: an OAuth2 access token that logs in as this user.
+        """
         with self._lock:
-            mailbox = _Mailbox(address.lower(), password)
+            mailbox = _Mailbox(address.lower(), password, token)
             ids: dict[str, str] = {}
             for name, (display, parent) in DISTINGUISHED.items():
                 ids[name] = _new_id("F")
@@ -198,7 +205,14 @@ class EwsStandIn:
 
     # --- HTTP entry points ------------------------------------------------------------------------
 
-    def authenticate(self, header: str | None) -> _Mailbox | None:
+    def add_app_token(self, token: str) -> None:
+        """An application's access token: it may act on any mailbox, named by ExchangeImpersonation."""
+        with self._lock:
+            self._app_tokens.add(token)
+
+    def authenticate(self, header: str | None, request: bytes = b"") -> _Mailbox | None:
+        if header and header.startswith("Bearer "):
+            return self._bearer(header[7:], request)
         if not header or not header.startswith("Basic "):
             return None
         try:
@@ -208,6 +222,24 @@ class EwsStandIn:
         with self._lock:
             mailbox = self._mailboxes.get(user.lower())
         return mailbox if mailbox is not None and mailbox.password == password else None
+
+    def _bearer(self, token: str, request: bytes) -> _Mailbox | None:
+        with self._lock:
+            if token in self._app_tokens:
+                try:
+                    found = ET.fromstring(request).find(
+                        f".//{{{T}}}ExchangeImpersonation//{{{T}}}PrimarySmtpAddress"
+                    )
+                except ET.ParseError:
+                    return None
+                if found is None or not found.text:
+                    # No mailbox named (exchangelib's version probe): logged in, but no one's mailbox.
+                    return _Mailbox("", "")
+                self.impersonated.append(found.text.lower())
+                return self._mailboxes.get(found.text.lower())
+            return next(
+                (m for m in self._mailboxes.values() if m.token is not None and m.token == token), None
+            )
 
     def answer(self, mailbox: _Mailbox, request: bytes) -> tuple[int, bytes]:
         """Answer one SOAP request: (HTTP status, response envelope)."""
@@ -583,7 +615,7 @@ class _Handler(BaseHTTPRequestHandler):
             self._reply(404, b"Not an EWS endpoint.", "text/plain")
             return
         stand_in = self.server.stand_in
-        mailbox = stand_in.authenticate(self.headers.get("Authorization"))
+        mailbox = stand_in.authenticate(self.headers.get("Authorization"), body)
         if mailbox is None:
             self._reply(401, b"Unauthorized.", "text/plain", {"WWW-Authenticate": f'Basic realm="{REALM}"'})
             return

@@ -6,6 +6,9 @@ module is where postroom adapts that state to per-profile settings.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
 import logging
 import os
 import socket
@@ -18,7 +21,20 @@ from urllib.parse import urlsplit
 
 import requests
 import requests.adapters
-from exchangelib import BASIC, DELEGATE, NTLM, UTC, Account, Configuration, Credentials, FailFast
+from exchangelib import (
+    BASIC,
+    DELEGATE,
+    IMPERSONATION,
+    NTLM,
+    OAUTH2,
+    UTC,
+    Account,
+    Configuration,
+    Credentials,
+    FailFast,
+    OAuth2AuthorizationCodeCredentials,
+)
+from exchangelib.credentials import BaseCredentials
 from exchangelib.errors import (
     ErrorAccessDenied,
     ErrorFolderNotFound,
@@ -139,17 +155,55 @@ def _auth_type() -> str | None:
     return _AUTH_TYPES[choice]
 
 
+def _login(settings: ConnectionSettings) -> tuple[BaseCredentials, str | None, str]:
+    """The credentials, forced login method and access type of a profile.
+
+    With an access token (``postroom_get_access_token``, e.g. from Microsoft Entra ID, which
+    Exchange Online requires since it turned Basic off) the login is OAuth2 with that bearer
+    token. An app-only token (client credentials: ``roles`` and no ``scp`` claim) acts on the
+    mailbox by impersonation, as Exchange Online wants from daemons; a user's token as the user.
+    """
+    if settings.access_token:
+        token = {"access_token": settings.access_token, "token_type": "Bearer"}
+        credentials = OAuth2AuthorizationCodeCredentials(access_token=token)
+        return credentials, OAUTH2, IMPERSONATION if app_only_token(settings.access_token) else DELEGATE
+    return Credentials(settings.username or "", settings.password or ""), _auth_type(), DELEGATE
+
+
+def app_only_token(token: str) -> bool:
+    """Whether a JWT access token was issued to an application rather than a user.
+
+    Only its claims are read, not checked: Exchange checks the signature; this only decides
+    how to address the mailbox. A token that is no JWT counts as a user's.
+    """
+    parts = token.split(".")
+    if len(parts) != 3:
+        return False
+    try:
+        claims = json.loads(base64.urlsafe_b64decode(parts[1] + "=" * (-len(parts[1]) % 4)))
+    except (binascii.Error, ValueError):
+        return False
+    return isinstance(claims, dict) and "roles" in claims and "scp" not in claims
+
+
 def connect(settings: ConnectionSettings, endpoint: str, address: str) -> Account:
     """An exchangelib Account for ``address``; it sends nothing until the first real call.
 
     exchangelib caches one Protocol per endpoint and credentials for the whole process, and with
     it the login method and the server version it found out, so both are asked once per process.
     """
+    if settings.access_token and not endpoint.lower().startswith("https:"):
+        raise ProtocolError(
+            f"Profile {settings.profile_name!r} logs in with an access token, which is only ever sent "
+            f"over https, but its EWS URL is {endpoint}.",
+            "auth",
+        )
     _apply_tls_choice(endpoint, settings)
+    credentials, auth_type, access_type = _login(settings)
     config = Configuration(
         service_endpoint=endpoint,
-        credentials=Credentials(settings.username or "", settings.password or ""),
-        auth_type=_auth_type(),
+        credentials=credentials,
+        auth_type=auth_type,
         # postroom retries on its own schedule; exchangelib's default back-off could sleep for an hour.
         retry_policy=FailFast(),
     )
@@ -157,7 +211,7 @@ def connect(settings: ConnectionSettings, endpoint: str, address: str) -> Accoun
         primary_smtp_address=address,
         config=config,
         autodiscover=False,
-        access_type=DELEGATE,
+        access_type=access_type,
         default_timezone=UTC,
     )
     protocol = account.protocol
@@ -216,8 +270,13 @@ def describe_failure(
         return connection_failure(cause, "EWS server", server)
     where = f"EWS server {endpoint}"
     if isinstance(error, UnauthorizedError):
+        check = (
+            "the access token is current and meant for EWS"
+            if settings.access_token
+            else "the user name and password are right"
+        )
         return ProtocolError(
-            f"The {where} refused the login of {settings.username!r}; check the user name and password.",
+            f"The {where} refused the login of {settings.username!r}; check that {check}.",
             "auth",
         )
     if isinstance(error, ErrorFolderNotFound):
