@@ -7,6 +7,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
+from postroom import hookimpl
 from postroom.core.app import Postroom
 from postroom.core.compose import queue_reply
 from postroom.core.models import MediaProfile, SendState
@@ -23,7 +24,7 @@ from tests.outbox.helpers import (
 )
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
-from tests.servers.smtp import SMTP_USERNAME, ServerName, SmtpScript, SmtpServers
+from tests.servers.smtp import SMTP_ACCESS_TOKEN, SMTP_USERNAME, ServerName, SmtpScript, SmtpServers
 
 pytestmark = pytest.mark.usefixtures("smtp_script")
 
@@ -231,3 +232,36 @@ def test_outbox_and_failures_lists_show_the_documented_keys(
     assert postroom_cli.ok("outbox", "list", "--state", "sent", "--json").json() == []
     table = postroom_cli.ok("failures", "list").stdout
     assert "mailbox error" in table and "4.2.2" in table
+
+
+@pytest.mark.parametrize("server", ["starttls", "smtps"])
+def test_a_token_plugin_lets_a_profile_without_password_send_with_xoauth2(
+    app: Postroom, database_url: str, smtp_servers: SmtpServers, server: ServerName
+) -> None:
+    asked: list[str] = []
+
+    class TokenProvider:
+        @hookimpl
+        def postroom_get_access_token(self, profile: MediaProfile) -> str | None:
+            asked.append(profile.name)
+            return SMTP_ACCESS_TOKEN if profile.name == "m365" else None
+
+    plugged = Postroom(database_url, extra_plugins=[("token-provider", TokenProvider())])
+    try:
+        desk = Desk(plugged)
+        endpoint = getattr(smtp_servers, server)
+        profile_id = desk.profile(
+            "m365",
+            send_protocol=endpoint.protocol,
+            outgoing_host=endpoint.host,
+            outgoing_port=endpoint.port,
+            username=SMTP_USERNAME,
+        )
+        queue_reply(plugged, 1, desk.ticket(profile_id), "Sent with a token.", now=NOW)
+        report = Outbox(plugged).send_due(NOW)
+    finally:
+        plugged.dispose()
+
+    assert report.sent == 1 and "m365" in asked
+    [received] = smtp_servers.received(server)
+    assert (received.login, received.tls) == (SMTP_USERNAME, True)
