@@ -16,6 +16,7 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
+from exchangelib.protocol import Protocol
 
 from postroom.core.protocols import ConnectionSettings, ProtocolError, SendFailure
 from postroom.core.retry import ErrorCategory
@@ -380,3 +381,22 @@ def test_an_access_token_is_never_sent_over_plain_http(settings: ConnectionSetti
     with pytest.raises(ProtocolError, match="only ever sent over https") as caught:
         EwsProtocol().open_mailbox(replace(settings, password=None, access_token=token))
     assert token not in str(caught.value)
+
+
+@pytest.mark.filterwarnings("ignore::urllib3.exceptions.InsecureRequestWarning")
+def test_a_refreshed_token_is_used_and_the_older_ones_connections_are_not_kept(
+    ews_server: EwsStandIn, tls_settings: ConnectionSettings
+) -> None:
+    user = f"rotating-{uuid.uuid4().hex[:10]}@example.test"
+    endpoint = ews_connection.endpoint_url(tls_settings)
+
+    def cached() -> int:
+        return sum(1 for key in Protocol._protocol_cache if key[0] == endpoint)
+
+    before = cached()
+    for hour in (0, 0, 1, 2):  # the same token twice (two fetch cycles), then refreshed ones
+        token = _jwt({"scp": "EWS.AccessAsUser.All", "upn": user, "hour": hour})
+        ews_server.add_user(user, "unused-password", token=token)  # the older token is refused from now on
+        with EwsProtocol().open_mailbox(replace(tls_settings, username=user, access_token=token)) as mailbox:
+            assert mailbox.list_mail(None) == []
+    assert cached() - before <= 1

@@ -221,7 +221,39 @@ def connect(settings: ConnectionSettings, endpoint: str, address: str) -> Accoun
         # The cached Protocol may have negotiated another method before the operator forced one.
         protocol.config.auth_type = forced
         protocol.close()
+    if settings.access_token:
+        _forget_older_token(endpoint, settings.profile_id, protocol)
     return account
+
+
+#: The Protocol each token-using profile last connected with, by endpoint.
+_token_protocols: dict[tuple[str, int], BaseProtocol] = {}
+_token_protocols_lock = threading.Lock()
+
+
+def _forget_older_token(endpoint: str, profile_id: int, protocol: BaseProtocol) -> None:
+    """Drop the Protocol of the profile's previous connection from exchangelib's cache.
+
+    exchangelib caches a Protocol, with its pool of HTTP sessions, per endpoint and credentials.
+    Token credentials never match an earlier connect's (each holds its own OAuth client, and a
+    refreshed token differs anyway), so without this a worker would keep one Protocol per fetch
+    cycle. The older one is only evicted, not closed: a connection made with it may still be in
+    use on another thread; it goes once nothing refers to it.
+    """
+    with _token_protocols_lock:
+        previous = _token_protocols.get((endpoint, profile_id))
+        _token_protocols[(endpoint, profile_id)] = protocol
+    if previous is None or previous is protocol:
+        return
+    # By identity, and by rebuilding the dict: the credentials' hash changes once exchangelib
+    # caches its OAuth client on them, so neither ``del Protocol[config]`` nor ``del cache[key]``
+    # finds the entry any more.
+    cache_owner = type(protocol)
+    with cache_owner._protocol_cache_lock:
+        cache = cache_owner._protocol_cache
+        kept = [(key, entry) for key, entry in cache.items() if entry[0] is not previous]
+        cache.clear()
+        cache.update(kept)
 
 
 _LOW_LEVEL = (
