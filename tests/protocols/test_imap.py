@@ -268,3 +268,76 @@ def test_the_module_registers_imap_and_imaps() -> None:
         ("imap", 143, True),
         ("imaps", 993, True),
     ]
+
+
+def _spy_on_searches(mailbox: imap.ImapMailbox, monkeypatch: pytest.MonkeyPatch) -> list[list[object]]:
+    """The criteria of every SEARCH the mailbox sends."""
+    searches: list[list[object]] = []
+    real = mailbox.client.search
+
+    def search(criteria: list[object], *args: object, **kwargs: object) -> object:
+        searches.append(list(criteria))
+        return real(criteria, *args, **kwargs)
+
+    monkeypatch.setattr(mailbox.client, "search", search)
+    return searches
+
+
+def test_a_kept_folder_listed_again_is_asked_only_for_the_uids_above_the_known_ones(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, _ = dovecot.new_user("kept")
+    first = dovecot.deliver_many(user, [make_mail(f"Old {n}") for n in range(3)])
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        assert len(mailbox.list_mail(None)) == 3
+    later = dovecot.deliver_many(user, [make_mail(f"New {n}") for n in range(2)])
+
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        assert isinstance(mailbox, imap.ImapMailbox)
+        searches = _spy_on_searches(mailbox, monkeypatch)
+        refs = mailbox.list_mail(None)
+    assert [int(ref.key.rsplit("/", 1)[1]) for ref in refs] == first + later
+    assert searches == [["UID", f"{first[-1] + 1}:*"]]
+
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        assert isinstance(mailbox, imap.ImapMailbox)
+        searches = _spy_on_searches(mailbox, monkeypatch)
+        assert len(mailbox.list_mail(None)) == 5  # nothing new: "n:*" still matches the last UID
+    assert searches == [["UID", f"{later[-1] + 1}:*"]]
+
+
+def test_a_mail_another_client_expunged_makes_the_next_listing_a_whole_one(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, _ = dovecot.new_user("shared")
+    uids = dovecot.deliver_many(user, [make_mail(f"Mail {n}") for n in range(3)])
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        mailbox.list_mail(None)
+    with dovecot.client(user) as other:  # a colleague's mail program deletes one and a mail arrives
+        other.select_folder("INBOX")
+        other.delete_messages([uids[1]])
+        other.expunge()
+    arrived = dovecot.deliver(user, make_mail("Arrived"))
+
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        assert isinstance(mailbox, imap.ImapMailbox)
+        searches = _spy_on_searches(mailbox, monkeypatch)
+        refs = mailbox.list_mail(None)
+    assert [int(ref.key.rsplit("/", 1)[1]) for ref in refs] == [uids[0], uids[2], arrived]
+    assert searches == [["UID", f"{uids[-1] + 1}:*"], ["ALL"]]
+
+
+def test_after_deleting_the_next_listing_is_a_whole_one(
+    dovecot: Dovecot, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    user, _ = dovecot.new_user("deleting")
+    uids = dovecot.deliver_many(user, [make_mail(f"Mail {n}") for n in range(2)])
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        refs = mailbox.list_mail(None)
+        mailbox.delete([refs[0].key])
+
+    with ImapProtocol().open_mailbox(dovecot.settings(user, "imap")) as mailbox:
+        assert isinstance(mailbox, imap.ImapMailbox)
+        searches = _spy_on_searches(mailbox, monkeypatch)
+        assert [int(ref.key.rsplit("/", 1)[1]) for ref in mailbox.list_mail(None)] == [uids[1]]
+    assert searches == [["ALL"]]

@@ -6,10 +6,12 @@ import dataclasses
 import imaplib
 import logging
 import re
+import threading
+from array import array
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import date
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from imapclient import DELETED, SEEN, IMAPClient
 
@@ -30,6 +32,12 @@ log = logging.getLogger(__name__)
 WHAT = "IMAP server"
 #: UIDs per command when asking for sizes (about 7 KB of command line).
 SIZE_QUERY_UIDS = 1000
+
+#: The UIDs each folder held at its last full listing in this process, by server, user, folder
+#: and UIDVALIDITY, so the next listing asks only for the UIDs above them (see
+#: ``ImapMailbox.list_mail``). Kept as 4-byte arrays: 400 KB for a folder of 100,000 mails.
+_listed: dict[tuple[str | None, int | None, str | None, str, int], array[int]] = {}
+_listed_lock = threading.Lock()
 
 
 def server_text(error: BaseException) -> str:
@@ -177,6 +185,8 @@ class ImapMailbox(Mailbox):
             except imaplib.IMAP4.error as error:
                 raise self._missing_folder(folder, server_text(error)) from error
         self.uidvalidity = int(selected[b"UIDVALIDITY"])
+        #: How many mails the folder held when it was selected (None if the server did not say).
+        self.exists: int | None = int(selected[b"EXISTS"]) if b"EXISTS" in selected else None
 
     def _missing_folder(self, folder: str, reason: str = "") -> ProtocolError:
         where = f"{WHAT} {self.settings.host}:{self.settings.port} (profile {self.settings.profile_name!r})"
@@ -209,11 +219,36 @@ class ImapMailbox(Mailbox):
         mails, and the core asks :meth:`sizes` only for the ones it is going to download. Mails
         flagged ``\\Deleted`` but not yet expunged are listed; the fetch ledger keeps them from
         being stored twice.
+
+        A folder listed before in this process (same UIDVALIDITY) is asked only for the UIDs
+        above its highest known one. UIDs only grow, so when the known ones plus the new ones
+        add up to the count the folder reported at SELECT, none of the known ones can have
+        gone; otherwise (another client expunged, or mail arrived meanwhile) the whole folder
+        is listed again.
         """
-        criteria: list[Any] = ["SINCE", since] if since else ["ALL"]
         with talking_to(self.settings):
-            uids = sorted(self.client.search(criteria))
+            uids = sorted(self.client.search(["SINCE", since])) if since else self._all_uids()
         return [MailRef(self._key(uid)) for uid in uids]
+
+    def _listing(self) -> tuple[str | None, int | None, str | None, str, int]:
+        settings = self.settings
+        return (settings.host, settings.port, settings.username, self.folder, self.uidvalidity)
+
+    def _all_uids(self) -> array[int]:
+        with _listed_lock:
+            known = _listed.get(self._listing())
+        uids: array[int] | None = None
+        if known is not None and self.exists is not None:
+            start = known[-1] + 1 if known else 1
+            # "n:*" also matches the highest UID when n is above it (RFC 3501), hence the filter.
+            new = sorted(uid for uid in self.client.search(["UID", f"{start}:*"]) if uid >= start)
+            if len(known) + len(new) == self.exists:
+                uids = known + array("L", new)
+        if uids is None:
+            uids = array("L", sorted(self.client.search(["ALL"])))
+        with _listed_lock:
+            _listed[self._listing()] = uids
+        return uids
 
     def sizes(self, keys: Sequence[str]) -> dict[str, int]:
         """``RFC822.SIZE`` of the given mails, in slices (a command listing tens of thousands of UIDs
@@ -253,6 +288,8 @@ class ImapMailbox(Mailbox):
         uids = self._uids(keys)
         if not uids:
             return
+        with _listed_lock:
+            _listed.pop(self._listing(), None)  # the next listing is a whole one
         with talking_to(self.settings):
             self.client.add_flags(uids, [DELETED], silent=True)
             if self.client.has_capability("UIDPLUS"):
