@@ -11,7 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from types import TracebackType
-from typing import ClassVar, Literal, Self
+from typing import ClassVar, Literal, NamedTuple, Self
 
 #: Why a connection-level operation failed. The core uses it to word the profile's error and
 #: to classify a failed send (``unknown-host`` and ``connection`` are categories of their own).
@@ -39,13 +39,13 @@ class ConnectionSettings:
     access_token: str | None = field(default=None, repr=False)
 
 
-@dataclass(frozen=True)
-class MailRef:
+class MailRef(NamedTuple):
     """One mail as listed on the server, before it is downloaded.
 
     ``key`` is the mail's stable identity in this mailbox and becomes the fetch-ledger key,
     so it must not change between sessions (IMAP: ``folder/UIDVALIDITY/UID``; POP3: the UIDL;
-    EWS: the item id; Maildir: the file's key).
+    EWS: the item id; Maildir: the file's key). A named tuple rather than a frozen dataclass:
+    a kept mailbox lists every mail every cycle, and this is four times faster to make.
     """
 
     key: str

@@ -228,7 +228,8 @@ class ImapMailbox(Mailbox):
         """
         with talking_to(self.settings):
             uids = sorted(self.client.search(["SINCE", since])) if since else self._all_uids()
-        return [MailRef(self._key(uid)) for uid in uids]
+        prefix = f"{self.folder}/{self.uidvalidity}/"  # what _key writes, hoisted out of the loop
+        return [MailRef(prefix + str(uid)) for uid in uids]
 
     def _listing(self) -> tuple[str | None, int | None, str | None, str, int]:
         settings = self.settings
