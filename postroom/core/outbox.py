@@ -153,7 +153,11 @@ def due(now: datetime) -> ColumnElement[bool]:
 
 
 class Outbox:
-    """Sends due replies. One instance per run; ``now`` fixes the clock (tests), else it is real time."""
+    """Sends due replies; ``now`` fixes the clock (tests), else it is real time.
+
+    ``should_stop`` is asked before each batch is claimed: the worker's shutdown finishes the
+    batch in hand and leaves the rest queued for the next sender.
+    """
 
     def __init__(
         self,
@@ -162,11 +166,13 @@ class Outbox:
         lease: timedelta = DEFAULT_LEASE,
         batch_size: int = DEFAULT_BATCH_SIZE,
         worker: str | None = None,
+        should_stop: Callable[[], bool] = lambda: False,
     ) -> None:
         self.app = app
         self.lease = lease
         self.batch_size = batch_size
         self.worker = worker or worker_name()
+        self.should_stop = should_stop
 
     # --- claiming (on the writer's connection) ----------------------------------------------------
 
@@ -255,7 +261,7 @@ class Outbox:
             _OutcomeWriter(self, report) as writer,
         ):
             profiles = _Profiles(session)
-            while True:
+            while not self.should_stop():
                 token, ids = writer.run(self._claim, clock(), after_id)
                 if not ids:
                     return report
@@ -267,6 +273,7 @@ class Outbox:
                     # A finished batch leaves no row of its claim unattempted; this one did.
                     writer.run_after_failure(self._release, token, ids)
                     raise
+        return report
 
     def _send_batch(
         self,

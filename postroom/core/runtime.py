@@ -286,7 +286,7 @@ class Worker:
     # --- sending --------------------------------------------------------------------------------
 
     def _drain_outbox(self) -> None:
-        outbox = Outbox(self.app, worker=self.id)
+        outbox = Outbox(self.app, worker=self.id, should_stop=self.stopping.is_set)
         while not self.stopping.is_set():
             try:
                 report = outbox.send_due()

@@ -110,6 +110,26 @@ def test_all_due_replies_of_a_profile_share_one_connection(
     assert len({mail.peer for mail in smtp_servers.received("starttls")}) == 1
 
 
+def test_a_stopping_sender_finishes_the_batch_in_hand_and_leaves_the_rest_queued(
+    app: Postroom, desk: Desk, smtp_servers: SmtpServers
+) -> None:
+    profile_id = desk.smtp_profile("support", smtp_servers.starttls)
+    ticket_id = desk.ticket(profile_id)
+    for number in range(5):
+        queue_reply(app, 1, ticket_id, f"Answer {number}.", now=NOW)
+    batches: list[int] = []
+
+    def stop_after_the_first_batch() -> bool:
+        batches.append(len(smtp_servers.received("starttls")))
+        return len(batches) > 1
+
+    report = Outbox(app, batch_size=2, should_stop=stop_after_the_first_batch).send_due(NOW)
+
+    assert (report.claimed, report.sent) == (2, 2) and batches == [0, 2]
+    states = sorted(row.state for row in outbox_rows(app))
+    assert states == sorted([SendState.SENT] * 2 + [SendState.QUEUED] * 3)
+
+
 def test_seed_mapping_sends_an_m1_tickets_reply_through_m2s_server_and_from(
     app: Postroom, desk: Desk, smtp_servers: SmtpServers
 ) -> None:
