@@ -16,12 +16,15 @@ from postroom.core.ingest import BATCH_MAILS
 from postroom.core.runtime import Worker, install_signal_handlers
 
 
-def _listen_address(value: str) -> tuple[str, int]:
+def listen_address(value: str) -> tuple[str, int]:
+    """``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` as (host, port); the host defaults to 127.0.0.1."""
     host, _, port = value.rpartition(":")
-    try:
-        number = int(port)
-    except ValueError:
-        raise UserError(f"--admin-listen takes [HOST:]PORT, not {value!r}.") from None
+    bracketed = host.startswith("[") and host.endswith("]")
+    if bracketed:
+        host = host[1:-1]
+    if not port.isdigit() or (":" in host and not bracketed):
+        raise UserError(f"--admin-listen takes [HOST:]PORT (an IPv6 host in brackets), not {value!r}.")
+    number = int(port)
     if not 0 <= number <= 65535:
         raise UserError(f"The admin port must be between 0 and 65535, not {number}.")
     return host or "127.0.0.1", number
@@ -43,7 +46,8 @@ def _listen_address(value: str) -> tuple[str, int]:
     help="Seconds a fetch lease lasts without renewal (how soon others take over a dead worker).",
 )
 @click.option(
-    "--admin-listen", help="Serve the reload endpoint and /health on [HOST:]PORT (host: 127.0.0.1)."
+    "--admin-listen",
+    help="Serve the reload endpoint and /health on [HOST:]PORT (host: 127.0.0.1; IPv6 as [::1]:PORT).",
 )
 @click.option(
     "--batch-size",
@@ -65,7 +69,7 @@ def run_command(threads: int, lease: int, admin_listen: str | None, batch_size: 
         app,
         threads=threads,
         lease=timedelta(seconds=lease),
-        admin_address=_listen_address(admin_listen) if admin_listen else None,
+        admin_address=listen_address(admin_listen) if admin_listen else None,
         verbose=verbose,
         batch_mails=batch_size,
     )

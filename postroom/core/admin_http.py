@@ -12,6 +12,7 @@ import hmac
 import json
 import logging
 import secrets
+import socket
 import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -48,6 +49,12 @@ def token_matches(session: Session, offered: str | None) -> bool:
     if row is None or not offered:
         return False
     return hmac.compare_digest(row.value, _digest(offered.strip()))
+
+
+class _Ipv6Server(ThreadingHTTPServer):
+    """The same server on an IPv6 address (``--admin-listen [::1]:8025``)."""
+
+    address_family = socket.AF_INET6
 
 
 class AdminServer:
@@ -129,7 +136,7 @@ class AdminServer:
         self.check_token = check_token
         self.reload = reload
         self.health = health
-        self.httpd = ThreadingHTTPServer((host, port), Handler)
+        self.httpd = (_Ipv6Server if ":" in host else ThreadingHTTPServer)((host, port), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="postroom-admin", daemon=True)
 

@@ -153,7 +153,8 @@ class Worker:
             ) from None
         admin.start()
         bound_host, bound_port = admin.address
-        log.info("admin endpoint on http://%s:%s (reload: POST %s)", bound_host, bound_port, RELOAD_PATH)
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        log.info("admin endpoint on http://%s:%s (reload: POST %s)", shown, bound_port, RELOAD_PATH)
         return admin
 
     def _run(self) -> int:

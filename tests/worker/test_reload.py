@@ -21,10 +21,13 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Any
 
+import pytest
 from sqlalchemy import text
 
+from postroom.cli.worker import listen_address
 from postroom.core.admin_http import RELOAD_PATH
 from postroom.core.app import Postroom
+from postroom.core.errors import UserError
 from tests.outbox.helpers import CUSTOMER, Desk
 from tests.servers.cli import Cli
 from tests.servers.smtp import SmtpScript, SmtpServers, free_port
@@ -173,3 +176,32 @@ def test_an_admin_port_already_in_use_is_named_in_one_sentence(sqlite_url: str, 
     assert worker.log().strip().splitlines()[-1] == (
         f"Error: The admin endpoint cannot listen on 127.0.0.1:{port}: Address already in use."
     )
+
+
+def test_the_admin_endpoint_listens_on_an_ipv6_address_in_brackets(sqlite_url: str, workers: Workers) -> None:
+    with socket.create_server(("::1", 0), family=socket.AF_INET6) as probe:
+        port = probe.getsockname()[1]
+    worker = workers.start("admin6", sqlite_url, "--admin-listen", f"[::1]:{port}")
+    worker.wait_for_log(rf"admin endpoint on http://\[::1\]:{port} ")
+
+    with urllib.request.urlopen(f"http://[::1]:{port}/health", timeout=10) as response:
+        assert response.status == 200
+        assert json.loads(response.read())["status"] == "ok"
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait(30) == 0, worker.log()
+
+
+@pytest.mark.parametrize(
+    ("value", "address"),
+    [("8025", ("127.0.0.1", 8025)), ("0.0.0.0:8025", ("0.0.0.0", 8025)), ("[::1]:8025", ("::1", 8025))],
+)
+def test_admin_listen_values(value: str, address: tuple[str, int]) -> None:
+    assert listen_address(value) == address
+
+
+@pytest.mark.parametrize("value", ["::1:8025", "[::1]", "host:", "port", "127.0.0.1:99999"])
+def test_admin_listen_refuses_what_it_cannot_read_in_one_sentence(value: str) -> None:
+    with pytest.raises(UserError) as refused:
+        listen_address(value)
+    assert str(refused.value).count(".") >= 1 and "\n" not in str(refused.value)
