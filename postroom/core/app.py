@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
+from postroom.core import events
 from postroom.core.db import make_engine, schema_exists, session_factory, upgrade_schema
 from postroom.core.directory import ensure_default_contact_center
 from postroom.core.errors import UserError
@@ -33,8 +34,11 @@ class Postroom:
 
     @contextmanager
     def transaction(self) -> Iterator[Session]:
-        """A session committed at the end of the block (rolled back on error)."""
-        with self.sessions() as session, session.begin():
+        """A session committed at the end of the block (rolled back on error).
+
+        The signals of the work done in it are sent after the commit, and not at all on error.
+        """
+        with events.held(), self.sessions() as session, session.begin():
             yield session
 
     def init(self) -> None:

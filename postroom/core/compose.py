@@ -373,7 +373,8 @@ def queue_reply(
         ticket = get_ticket(session, contact_center_id, ticket_id)
         agent = get_agent(session, contact_center_id, agent_name) if agent_name else None
         queued = compose_reply(session, app.plugins, ticket, body, agent=agent, now=now, automatic=automatic)
-    events.reply_queued.send(
+    events.emit(
+        events.reply_queued,
         queue_reply,
         send_info_id=queued.send_info_id,
         ticket_id=queued.ticket_id,

@@ -191,5 +191,5 @@ def reload_configuration(session: Session) -> int:
     generation = int(row.value) + 1
     row.value = str(generation)
     session.flush()
-    events.config_reloaded.send(reload_configuration, generation=generation)
+    events.emit(events.config_reloaded, reload_configuration, generation=generation)
     return generation

@@ -2,6 +2,9 @@
 
 The sender is always the engine object that did the work (the fetcher, the outbox, the ticket
 service...). Data travels as keyword arguments; return values of receivers are ignored.
+A signal about stored data is sent once that data is committed (:func:`emit` inside
+:func:`held`): a receiver can read it from its own session, and work that is rolled back (a
+failed batch, a savepoint a broken plugin undid) never announces anything.
 Receivers run on the thread that sends: the outbox's signals (send-succeeded, send-failed,
 retry-scheduled, send-abandoned) come from its outcome-writer thread, after each commit, so a
 receiver that keeps state shared with other threads guards it. A receiver that raises stops the
@@ -10,7 +13,12 @@ send run (the error is reported and the unsent replies are given back).
 
 from __future__ import annotations
 
-from blinker import Namespace
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
+from typing import Any
+
+from blinker import NamedSignal, Namespace
 
 _signals = Namespace()
 
@@ -25,11 +33,10 @@ message_fetched = _signals.signal(
 )
 message_stored = _signals.signal(
     "message-stored",
-    doc="""An inbound mail was written to the database, in the transaction of its fetch batch.
+    doc="""An inbound mail was written to the database (sent once its fetch batch is committed).
 
     kwargs: profile_id (int), message_pk (int), message_id (str | None). Fires once per stored
-    mail, before its batch commits (the batch may still roll back if the database fails; the mail
-    is then fetched again); not for duplicates.""",
+    mail, after its batch commits; not for duplicates.""",
 )
 message_duplicate = _signals.signal(
     "message-duplicate",
@@ -165,3 +172,40 @@ ALL_SIGNALS = (
     profile_deleted,
     config_reloaded,
 )
+
+
+# --- sending once the work is kept -------------------------------------------------------------
+
+_Pending = list[tuple[NamedSignal, object, dict[str, Any]]]
+_held: ContextVar[_Pending | None] = ContextVar("postroom_held_signals", default=None)
+
+
+def emit(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
+    """Send ``signal`` now, or, inside :func:`held`, once the held block ends without an error."""
+    pending = _held.get()
+    if pending is None:
+        signal.send(sender, **kwargs)
+    else:
+        pending.append((signal, sender, kwargs))
+
+
+@contextmanager
+def held() -> Iterator[None]:
+    """Hold what :func:`emit` sends in the block until the block ends; drop it if the block raises.
+
+    Wrapped around a transaction (``with held(), session.begin():``) the signals go out after
+    the commit. Blocks nest: an inner block that ends well hands its signals to the outer one,
+    so a savepoint's signals wait for the commit of the transaction around it.
+    """
+    outer = _held.get()
+    pending: _Pending = []
+    token = _held.set(pending)
+    try:
+        yield
+    finally:
+        _held.reset(token)
+    if outer is not None:
+        outer.extend(pending)
+        return
+    for signal, sender, kwargs in pending:
+        signal.send(sender, **kwargs)

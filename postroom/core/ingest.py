@@ -199,25 +199,27 @@ class Fetcher:
             report.fetched += 1
             events.message_fetched.send(self, profile_id=profile.id, mailbox_key=mail.key, size=len(mail.raw))
             downloaded.append((mail.key, mail.raw))
-        try:
-            results = InboundPipeline(session, self.app.plugins, profile).store_batch(downloaded)
-        except (OperationalError, InterfaceError):
-            raise  # the database itself is gone: the cycle stops, nothing was acknowledged
-        except SQLAlchemyError:
-            # One mail the database refuses must not block the mailbox for ever: store one by one.
-            log.exception(
-                "profile %s: a batch could not be stored; storing its mails one by one", profile.name
-            )
-            session.rollback()
-            results = [self._store_alone(session, profile, key, raw) for key, raw in downloaded]
-        for result in results:
-            if result.outcome == LedgerOutcome.DUPLICATE:
-                report.duplicates += 1
-            elif result.outcome == LedgerOutcome.QUARANTINED:
-                report.quarantined += 1
-            else:
-                report.stored += 1
-        session.commit()
+        with events.held():  # the batch's signals go out after its commit
+            try:
+                with events.held():  # and those of a batch the database refused, not at all
+                    results = InboundPipeline(session, self.app.plugins, profile).store_batch(downloaded)
+            except (OperationalError, InterfaceError):
+                raise  # the database itself is gone: the cycle stops, nothing was acknowledged
+            except SQLAlchemyError:
+                # One mail the database refuses must not block the mailbox for ever: store one by one.
+                log.exception(
+                    "profile %s: a batch could not be stored; storing its mails one by one", profile.name
+                )
+                session.rollback()
+                results = [self._store_alone(session, profile, key, raw) for key, raw in downloaded]
+            for result in results:
+                if result.outcome == LedgerOutcome.DUPLICATE:
+                    report.duplicates += 1
+                elif result.outcome == LedgerOutcome.QUARANTINED:
+                    report.quarantined += 1
+                else:
+                    report.stored += 1
+            session.commit()
         # Let the batch's raw bytes go: only the profile (and its resolver list) stays in the session.
         keep = {id(profile), *(id(r) for r in profile.resolvers)}
         for instance in list(session):
@@ -229,7 +231,7 @@ class Fetcher:
         """Store one mail in a savepoint; if the database refuses it, quarantine it raw with the reason."""
         pipeline = InboundPipeline(session, self.app.plugins, profile)
         try:
-            with session.begin_nested():
+            with events.held(), session.begin_nested():
                 return pipeline.store(key, raw)
         except (OperationalError, InterfaceError):
             raise

@@ -200,17 +200,29 @@ class InboundPipeline:
         parsed, message = entry.parsed, entry.message
         if not entry.is_new:
             assert isinstance(parsed, ParsedMail) and parsed.message_id
-            events.message_duplicate.send(
-                self, profile_id=self.profile.id, mailbox_key=entry.key, message_id=parsed.message_id
+            events.emit(
+                events.message_duplicate,
+                self,
+                profile_id=self.profile.id,
+                mailbox_key=entry.key,
+                message_id=parsed.message_id,
             )
         elif isinstance(parsed, ParsedMail):
-            events.message_stored.send(
-                self, profile_id=self.profile.id, message_pk=entry.message_pk, message_id=parsed.message_id
+            events.emit(
+                events.message_stored,
+                self,
+                profile_id=self.profile.id,
+                message_pk=entry.message_pk,
+                message_id=parsed.message_id,
             )
         else:
             assert isinstance(message, Message)
-            events.message_quarantined.send(
-                self, profile_id=self.profile.id, message_pk=message.id, reason=message.reason
+            events.emit(
+                events.message_quarantined,
+                self,
+                profile_id=self.profile.id,
+                message_pk=message.id,
+                reason=message.reason,
             )
 
     @staticmethod
@@ -280,7 +292,7 @@ class InboundPipeline:
         if not mails:
             return
         try:
-            with self.session.begin_nested():
+            with events.held(), self.session.begin_nested():
                 self.known_customers = customers_by_address(
                     self.session,
                     self.profile.contact_center_id,
@@ -300,15 +312,19 @@ class InboundPipeline:
     def process(self, message: Message, parsed: ParsedMail) -> None:
         """Filter, route and resolve a stored mail; a failing plugin quarantines it (savepoint)."""
         try:
-            with self.session.begin_nested():
+            with events.held(), self.session.begin_nested():
                 self._process(message, parsed)
         except Exception as error:
             log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
             message.status = MessageStatus.QUARANTINED
             message.reason = f"A plugin failed on this mail: {type(error).__name__}: {error}"[:2000]
             self.session.flush()
-            events.message_quarantined.send(
-                self, profile_id=self.profile.id, message_pk=message.id, reason=message.reason
+            events.emit(
+                events.message_quarantined,
+                self,
+                profile_id=self.profile.id,
+                message_pk=message.id,
+                reason=message.reason,
             )
 
     def _process(self, message: Message, parsed: ParsedMail) -> None:
@@ -328,9 +344,10 @@ class InboundPipeline:
         if route is None:
             message.status = MessageStatus.UNROUTED
             message.reason = f"No routing rule of profile {self.profile.name!r} matches this mail."
-            events.message_unrouted.send(self, profile_id=self.profile.id, message_pk=message.id)
+            events.emit(events.message_unrouted, self, profile_id=self.profile.id, message_pk=message.id)
             return
-        events.message_routed.send(
+        events.emit(
+            events.message_routed,
             self,
             profile_id=self.profile.id,
             message_pk=message.id,
@@ -430,7 +447,8 @@ class InboundPipeline:
                 .values(bounced_at=utcnow(), bounce_text=(parsed.text or parsed.subject or "")[:4000])
             )
         message.reason = None
-        events.failure_mail_received.send(
+        events.emit(
+            events.failure_mail_received,
             self,
             profile_id=self.profile.id,
             message_pk=message.id,

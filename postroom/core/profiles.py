@@ -274,7 +274,7 @@ def delete_profile(session: Session, profile: MediaProfile) -> None:
     profile.outgoing_allowed = False
     profile.lease_owner = None
     session.flush()
-    events.profile_deleted.send(delete_profile, profile_id=profile_id, name=profile.name)
+    events.emit(events.profile_deleted, delete_profile, profile_id=profile_id, name=profile.name)
 
 
 def profile_as_json(profile: MediaProfile, subject_preview: str | None = None) -> dict[str, Any]:

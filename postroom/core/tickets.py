@@ -165,8 +165,12 @@ def create_ticket(
     session.add(ticket)
     session.flush()  # the id names the case token; the token itself goes out with the next flush
     ticket.case_token = format_case_token(None, ticket.id)
-    events.ticket_created.send(
-        create_ticket, ticket_id=ticket.id, campaign_id=campaign_id, customer_id=customer_id
+    events.emit(
+        events.ticket_created,
+        create_ticket,
+        ticket_id=ticket.id,
+        campaign_id=campaign_id,
+        customer_id=customer_id,
     )
     return ticket
 
@@ -176,12 +180,12 @@ def append_message(session: Session, ticket: Ticket, message: Message) -> None:
     if message.direction == Direction.INBOUND:
         message.status = MessageStatus.TICKETED
     ticket.last_activity_at = utcnow()
-    events.ticket_updated.send(append_message, ticket_id=ticket.id, change="appended")
+    events.emit(events.ticket_updated, append_message, ticket_id=ticket.id, change="appended")
 
 
 def escalate(session: Session, ticket: Ticket, reason: str) -> None:
     ticket.escalated = True
-    events.ticket_escalated.send(escalate, ticket_id=ticket.id, reason=reason)
+    events.emit(events.ticket_escalated, escalate, ticket_id=ticket.id, reason=reason)
 
 
 def get_ticket(session: Session, contact_center_id: int, ticket_id: int) -> Ticket:
@@ -197,7 +201,7 @@ def close_ticket(session: Session, ticket: Ticket) -> None:
     ticket.state = TicketState.CLOSED
     ticket.closed_at = utcnow()
     session.flush()
-    events.ticket_updated.send(close_ticket, ticket_id=ticket.id, change="closed")
+    events.emit(events.ticket_updated, close_ticket, ticket_id=ticket.id, change="closed")
 
 
 def merge_tickets(session: Session, source: Ticket, target: Ticket) -> None:
@@ -214,8 +218,8 @@ def merge_tickets(session: Session, source: Ticket, target: Ticket) -> None:
     target.escalated = target.escalated or source.escalated
     target.last_activity_at = max(target.last_activity_at, source.last_activity_at)
     session.flush()
-    events.ticket_updated.send(merge_tickets, ticket_id=source.id, change="merged")
-    events.ticket_updated.send(merge_tickets, ticket_id=target.id, change="merged")
+    events.emit(events.ticket_updated, merge_tickets, ticket_id=source.id, change="merged")
+    events.emit(events.ticket_updated, merge_tickets, ticket_id=target.id, change="merged")
 
 
 def split_ticket(session: Session, ticket: Ticket, message_pks: Sequence[int]) -> Ticket:
@@ -248,7 +252,7 @@ def split_ticket(session: Session, ticket: Ticket, message_pks: Sequence[int]) -
     for message in chosen:
         message.ticket_id = new.id
     session.flush()
-    events.ticket_updated.send(split_ticket, ticket_id=ticket.id, change="split")
+    events.emit(events.ticket_updated, split_ticket, ticket_id=ticket.id, change="split")
     return new
 
 

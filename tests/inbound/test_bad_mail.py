@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy import select
 
+from postroom.core import events
 from postroom.core.app import Postroom
 from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.hookspecs import hookimpl
@@ -181,3 +183,44 @@ def test_a_mail_that_breaks_a_plugin_is_quarantined_and_the_rest_of_the_batch_is
     assert held["subject"] == "Question 3"
     assert held["reason"] == "A plugin failed on this mail: RuntimeError: the filter broke"
     assert len(postroom_cli.ok("unrouted", "list", "--json").json()) == 5
+
+
+def test_signals_of_a_batch_a_plugin_broke_go_out_once_per_mail_and_after_the_commit(
+    postroom_cli: Cli, database_url: str, dovecot: Dovecot
+) -> None:
+    user, _ = dovecot.new_user("signals")
+    dovecot.deliver_many(user, [numbered_mail(n) for n in range(6)])
+    add_dovecot_profile(postroom_cli, dovecot, user, "imap", "--delete-on-fetch")
+    app = Postroom(database_url, extra_plugins=[("exploding-filter", ExplodingFilter())])
+    observer = Postroom(database_url)  # its own connection: sees only what was committed
+    heard: list[tuple[str, int, str | None]] = []
+
+    def on(name: str) -> Callable[..., None]:
+        def receive(_sender: object, **kwargs: Any) -> None:
+            with observer.sessions() as session:
+                status = session.scalar(select(Message.status).where(Message.id == kwargs["message_pk"]))
+            heard.append((name, kwargs["message_pk"], status))
+
+        return receive
+
+    receivers = {signal: on(signal.name) for signal in (events.message_unrouted, events.message_quarantined)}
+    for signal, receiver in receivers.items():
+        signal.connect(receiver)
+    try:
+        with app.sessions() as session:
+            profile_id = get_profile(session, "support", DEFAULT_CONTACT_CENTER_ID).id
+        Fetcher(app).fetch_profile(profile_id)
+    finally:
+        for signal, receiver in receivers.items():
+            signal.disconnect(receiver)
+        app.dispose()
+        observer.dispose()
+
+    # Mails 0-2 were processed in the savepoint the broken plugin rolled back, then again one by
+    # one: still one signal each, sent when the observer could already read the final status.
+    assert sorted(name for name, _, _ in heard) == ["message-quarantined"] + ["message-unrouted"] * 5
+    assert len({pk for _, pk, _ in heard}) == 6
+    assert {(name, status) for name, _, status in heard} == {
+        ("message-unrouted", MessageStatus.UNROUTED),
+        ("message-quarantined", MessageStatus.QUARANTINED),
+    }
