@@ -606,10 +606,16 @@ def unsynced_connection(engine: Engine) -> Iterator[Connection]:
         try:
             yield connection
         finally:
-            if not connection.invalidated:
-                connection.rollback()
-                connection.exec_driver_sql(strict)
-                connection.commit()
+            try:
+                if not connection.invalidated:
+                    connection.rollback()
+                    connection.exec_driver_sql(strict)
+                    connection.commit()
+            except Exception:
+                # Back in the pool it would make the next user's commits unsynced as well: an
+                # inbound batch must be on disk before its mails leave the server. So it goes.
+                log.warning("could not restore synchronous commits; dropping the connection", exc_info=True)
+                connection.invalidate()
 
 
 class _Profiles:

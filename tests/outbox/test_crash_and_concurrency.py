@@ -25,7 +25,7 @@ from sqlalchemy.exc import OperationalError
 from postroom.core.app import Postroom
 from postroom.core.compose import compose_reply
 from postroom.core.models import Message, MessageRaw, SendState, SMessageSendInfo, Ticket
-from postroom.core.outbox import Outbox, OutcomeNotRecorded
+from postroom.core.outbox import Outbox, OutcomeNotRecorded, unsynced_connection
 from tests.outbox.helpers import (
     NOW,
     Desk,
@@ -260,3 +260,18 @@ def test_an_outcome_that_cannot_be_recorded_stops_the_run_before_the_next_mail_i
     # The first mail's outcome was lost, so it went out twice: at least once, never lost.
     assert counting_server.received() == Counter([first, first, second])
     assert {row.state for row in outbox_rows(app)} == {SendState.SENT}
+
+
+def test_the_outbox_connection_goes_back_to_the_pool_with_synchronous_commits_again(app: Postroom) -> None:
+    postgresql = app.engine.dialect.name == "postgresql"
+    setting = "SHOW synchronous_commit" if postgresql else "PRAGMA synchronous"
+    with unsynced_connection(app.engine) as connection:
+        relaxed = connection.exec_driver_sql(setting).scalar()
+        first = connection.connection.dbapi_connection
+    with app.engine.connect() as connection:
+        strict = connection.exec_driver_sql(setting).scalar()
+        assert connection.connection.dbapi_connection is first  # the very same pooled connection
+        autocommit = postgresql and connection.connection.dbapi_connection.autocommit
+    # SQLite: 1 is NORMAL, 2 is FULL. PostgreSQL's outbox connection also autocommits; others do not.
+    assert (relaxed, strict) == (("off", "on") if postgresql else (1, 2))
+    assert autocommit is False
