@@ -59,6 +59,13 @@ def _iso(value: datetime | None) -> str | None:
     help="Read the reply text from a file ('-' for standard input).",
 )
 @click.option("--agent", "agent_name", help="The agent who writes the reply (fills {agent_name}).")
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file to send with the reply (repeatable).",
+)
 @now_option
 @json_option
 def reply(
@@ -66,6 +73,7 @@ def reply(
     body: str | None,
     body_file: Path | None,
     agent_name: str | None,
+    attach: tuple[Path, ...],
     now: datetime | None,
     as_json: bool,
 ) -> None:
@@ -79,9 +87,13 @@ def reply(
             raise UserError(f"The reply file {str(body_file)!r} cannot be read: {error}.") from error
     app = state().app()
     cc = contact_center_id(app)
-    from postroom.core.compose import queue_reply  # not imported for 'postroom send', which never composes
+    # Not imported for 'postroom send', which never composes.
+    from postroom.core.compose import OutgoingAttachment, queue_reply
 
-    queued = queue_reply(app, cc, ticket_id, body or "", agent_name=agent_name, now=now)
+    attachments = [OutgoingAttachment.from_file(path) for path in attach]
+    queued = queue_reply(
+        app, cc, ticket_id, body or "", agent_name=agent_name, now=now, attachments=attachments
+    )
     if as_json:
         print_json(
             {

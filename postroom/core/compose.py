@@ -9,9 +9,12 @@ postroom's inbound auto-reply filter treats as automatic should the mail ever co
 from __future__ import annotations
 
 import json
+import mimetypes
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from sqlalchemy import case, select
@@ -55,6 +58,27 @@ if TYPE_CHECKING:
     from postroom.core.plugins import PluginHost
 
 
+@dataclass(frozen=True)
+class OutgoingAttachment:
+    """A file sent with a reply: its name as the customer sees it, its MIME type and its bytes."""
+
+    filename: str
+    content_type: str
+    data: bytes
+
+    @classmethod
+    def from_file(cls, path: Path) -> OutgoingAttachment:
+        """The file at ``path``, its type guessed from its name (``application/octet-stream`` if unknown)."""
+        try:
+            data = path.read_bytes()
+        except OSError as error:
+            raise UserError(
+                f"The attachment {str(path)!r} cannot be read: {error.strerror or error}."
+            ) from error
+        content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+        return cls(path.name, content_type, data)
+
+
 @dataclass
 class OutgoingDraft:
     """A reply being composed; ``postroom_compose_outgoing`` plugins change it in place before it is queued.
@@ -95,6 +119,8 @@ class OutgoingDraft:
     signature_position: str = "before"
     #: Sent by postroom itself, not written by an agent: marked ``Auto-Submitted: auto-replied``.
     automatic: bool = False
+    #: Files sent with the reply, after the text and HTML parts.
+    attachments: list[OutgoingAttachment] = field(default_factory=list)
 
     @property
     def recipients(self) -> list[str]:
@@ -288,6 +314,7 @@ def compose_reply(
     agent: Agent | None = None,
     now: datetime | None = None,
     automatic: bool = False,
+    attachments: Sequence[OutgoingAttachment] = (),
 ) -> QueuedReply:
     """Compose a reply and add it to the outbox within ``session``; the caller commits.
 
@@ -299,6 +326,7 @@ def compose_reply(
     if not body.strip():
         raise UserError("A reply needs a body.")
     draft, profile = draft_reply(session, ticket, body, agent=agent, now=now, automatic=automatic)
+    draft.attachments.extend(attachments)
     plugins.compose_outgoing(draft, ticket, profile)
     raw = build_message(draft).as_bytes()
     message = Message(
@@ -322,6 +350,12 @@ def compose_reply(
         is_auto_reply=draft.automatic,
         text_body=assemble_text(draft),
         html_body=assemble_html(draft),
+        attachments=json.dumps(
+            [
+                {"name": a.filename, "content_type": a.content_type, "size": len(a.data)}
+                for a in draft.attachments
+            ]
+        ),
     )
     message.raw = MessageRaw(raw=raw)
     session.add(message)
@@ -367,12 +401,22 @@ def queue_reply(
     agent_name: str | None = None,
     now: datetime | None = None,
     automatic: bool = False,
+    attachments: Sequence[OutgoingAttachment] = (),
 ) -> QueuedReply:
     """Compose a reply on a ticket and commit it to the outbox before returning; signals ``reply-queued``."""
     with app.transaction() as session:
         ticket = get_ticket(session, contact_center_id, ticket_id)
         agent = get_agent(session, contact_center_id, agent_name) if agent_name else None
-        queued = compose_reply(session, app.plugins, ticket, body, agent=agent, now=now, automatic=automatic)
+        queued = compose_reply(
+            session,
+            app.plugins,
+            ticket,
+            body,
+            agent=agent,
+            now=now,
+            automatic=automatic,
+            attachments=attachments,
+        )
     events.emit(
         events.reply_queued,
         queue_reply,

@@ -29,6 +29,7 @@ QUOTE_LIMIT = 20_000
 #: How many Message-IDs the References header keeps (the first and the newest ones, RFC 5322 §3.6.4).
 REFERENCES_LIMIT = 20
 _HEADER_NAME = re.compile(r"[!-9;-~]+")  # RFC 5322 ftext: printable ASCII except the colon
+_MIME_TOKEN = re.compile(r"[A-Za-z0-9!#$%&'*+.^_`|~-]+")  # RFC 2045 token: no tspecials
 _LINE_BREAKS = re.compile(r"[\r\n]+")
 
 
@@ -152,7 +153,9 @@ def references(in_reply_to: str | None, earlier: list[str]) -> list[str]:
 
 
 def build_message(draft: OutgoingDraft) -> EmailMessage:
-    """The MIME message (text and HTML alternatives) of a draft; header values never carry CR/LF.
+    """The MIME message of a draft: text and HTML alternatives, then any attachments (multipart/mixed).
+
+    Header values never carry CR/LF.
 
     Free-text values (subject, names) are folded onto one line; an address or extra header with
     a line break is refused with a :class:`UserError` naming it.
@@ -188,6 +191,14 @@ def build_message(draft: OutgoingDraft) -> EmailMessage:
             raise UserError(f"The {name} header contains a line break; postroom does not send it.") from error
     message.set_content(assemble_text(draft))
     message.add_alternative(assemble_html(draft), subtype="html")
-    for part in message.iter_parts():
-        del part["MIME-Version"]  # add_alternative copies it into the parts; it belongs on top only
+    for attachment in draft.attachments:
+        maintype, _, subtype = attachment.content_type.partition("/")
+        if not (_MIME_TOKEN.fullmatch(maintype) and _MIME_TOKEN.fullmatch(subtype)):
+            maintype, subtype = "application", "octet-stream"
+        # The policy writes a non-ASCII name as RFC 2231 parameters; a line break never gets in.
+        filename = header_text(attachment.filename.replace("/", "_").replace("\\", "_")) or "attachment"
+        message.add_attachment(attachment.data, maintype=maintype, subtype=subtype, filename=filename)
+    for part in message.walk():
+        if part is not message:
+            del part["MIME-Version"]  # add_alternative copies it into the parts; it belongs on top only
     return message

@@ -25,7 +25,7 @@ from functools import partial
 from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar, cast
 
-from sqlalchemy import Connection, Engine, Table, and_, bindparam, insert, or_, select, update
+from sqlalchemy import Connection, Engine, Table, and_, bindparam, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.elements import ColumnElement
 
@@ -54,6 +54,8 @@ T = TypeVar("T")
 
 DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_BATCH_SIZE = 100
+#: The most bytes of queued mails a sender reads at once (see :func:`_next_chunk`).
+RAW_CHUNK_BYTES = 16 * 1024 * 1024
 TEXT_LIMIT = 4000
 
 
@@ -197,23 +199,33 @@ class Outbox:
         return token, sorted(claimed)
 
     @staticmethod
-    def _load(connection: Connection, ids: Sequence[int]) -> tuple[list[_Row], dict[int, bytes]]:
-        """The claimed rows and the raw bytes of their mails."""
+    def _load(connection: Connection, ids: Sequence[int]) -> tuple[list[_Row], dict[int, int]]:
+        """The claimed rows, and the size of each one's mail (the bytes come in chunks, see :meth:`_load_raws`)."""
         rows = [
             _Row(**mapping)
             for mapping in connection.execute(
                 select(*(_SEND_INFO.c[name] for name in _ROW_COLUMNS)).where(_SEND_INFO.c.id.in_(ids))
             ).mappings()
         ]
-        raws = dict(
+        sizes: dict[int, int] = dict(
             connection.execute(
-                select(MessageRaw.message_pk, MessageRaw.raw).where(
+                select(MessageRaw.message_pk, func.length(MessageRaw.raw)).where(
                     MessageRaw.message_pk.in_([r.message_pk for r in rows])
                 )
             ).all()
         )
         connection.commit()
-        return rows, raws
+        return rows, sizes
+
+    @staticmethod
+    def _load_raws(connection: Connection, message_pks: Sequence[int]) -> dict[int, bytes]:
+        raws = dict(
+            connection.execute(
+                select(MessageRaw.message_pk, MessageRaw.raw).where(MessageRaw.message_pk.in_(message_pks))
+            ).all()
+        )
+        connection.commit()
+        return raws
 
     @staticmethod
     def _release(connection: Connection, token: str, ids: Sequence[int]) -> None:
@@ -286,14 +298,18 @@ class Outbox:
     ) -> None:
         claimed_at = time.monotonic()
         held = set(ids)
-        rows, raws = writer.run(self._load, ids)
+        rows, sizes = writer.run(self._load, ids)
         # Grouped by profile, so that each profile's server is talked to over one connection.
-        for row in sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id)):
+        ordered = sorted(rows, key=lambda r: (r.media_profile_id or 0, r.id))
+        raws: dict[int, bytes] = {}
+        for index, row in enumerate(ordered):
             if time.monotonic() - claimed_at > self.lease.total_seconds() / 2:
                 held = writer.run(self._renew, token, ids, clock())
                 claimed_at = time.monotonic()
             if row.id not in held:
                 continue  # the lease ran out and another sender took the row over
+            if row.message_pk in sizes and row.message_pk not in raws:
+                raws = writer.run(self._load_raws, _next_chunk(ordered[index:], sizes))
             profile = profiles.get(row.media_profile_id)
             raw = raws.get(row.message_pk)
             now = clock()
@@ -632,6 +648,25 @@ class _Profiles:
             self._loaded[profile_id] = self.session.get(MediaProfile, profile_id)
             self.session.commit()  # ends the read (SQLite keeps a snapshot while one is open)
         return self._loaded[profile_id]
+
+
+def _next_chunk(rows: Sequence[_Row], sizes: dict[int, int]) -> list[int]:
+    """The mails of ``rows`` (from the first) whose bytes add up to at most :data:`RAW_CHUNK_BYTES`.
+
+    Always at least the first, however big it is: a batch of replies with large attachments is
+    held in memory a few at a time, and a batch of ordinary replies in one query.
+    """
+    chunk: list[int] = []
+    total = 0
+    for row in rows:
+        size = sizes.get(row.message_pk)
+        if size is None:
+            continue
+        if chunk and total + size > RAW_CHUNK_BYTES:
+            break
+        chunk.append(row.message_pk)
+        total += size
+    return chunk
 
 
 def _describe(failure: _Failure) -> str:

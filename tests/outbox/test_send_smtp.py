@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
 from postroom import hookimpl
+from postroom.core import outbox as outbox_module
 from postroom.core.app import Postroom
 from postroom.core.compose import queue_reply
 from postroom.core.models import MediaProfile, SendState
@@ -285,3 +287,91 @@ def test_a_token_plugin_lets_a_profile_without_password_send_with_xoauth2(
     assert report.sent == 1 and "m365" in asked
     [received] = smtp_servers.received(server)
     assert (received.login, received.tls) == (SMTP_USERNAME, True)
+
+
+def test_a_reply_with_attachments_reaches_the_server_with_every_file_intact(
+    app: Postroom, desk: Desk, postroom_cli: Cli, smtp_servers: SmtpServers, tmp_path: Path
+) -> None:
+    invoice = tmp_path / "invoice-4711.pdf"
+    invoice.write_bytes(b"%PDF-1.7\n" + bytes(range(256)) * 64)
+    notes = tmp_path / "Rücksendeschein für Sie.txt"
+    notes.write_text("Bitte beilegen.\n", encoding="utf-8")
+    ticket_id = desk.ticket(desk.smtp_profile("support", smtp_servers.starttls))
+
+    queued = postroom_cli.ok(
+        "ticket",
+        "reply",
+        str(ticket_id),
+        "--body",
+        "Attached.",
+        "--attach",
+        str(invoice),
+        "--attach",
+        str(notes),
+        "--json",
+    ).json()
+    postroom_cli.ok("send", "--now", NOW.isoformat())
+
+    [received] = smtp_servers.received("starttls")
+    mail = received.message()
+    assert mail.get_content_type() == "multipart/mixed"
+    body = mail.get_body(("plain",))
+    assert body is not None and body.get_content().startswith("Attached.")
+    files = {
+        part.get_filename(): (part.get_content_type(), part.get_payload(decode=True))
+        for part in mail.iter_attachments()
+    }
+    assert files == {
+        "invoice-4711.pdf": ("application/pdf", invoice.read_bytes()),
+        "Rücksendeschein für Sie.txt": ("text/plain", notes.read_bytes()),
+    }
+    with app.sessions() as session:
+        listed = session.scalar(
+            text("select attachments from message where id = :pk"), {"pk": queued["message_pk"]}
+        )
+    assert [(a["name"], a["size"]) for a in json.loads(listed)] == [
+        ("invoice-4711.pdf", invoice.stat().st_size),
+        ("Rücksendeschein für Sie.txt", notes.stat().st_size),
+    ]
+
+
+def test_an_attachment_that_cannot_be_read_queues_nothing(
+    app: Postroom, desk: Desk, postroom_cli: Cli, smtp_servers: SmtpServers, tmp_path: Path
+) -> None:
+    ticket_id = desk.ticket(desk.smtp_profile("support", smtp_servers.starttls))
+    refused = postroom_cli.run(
+        "ticket", "reply", str(ticket_id), "--body", "Hi.", "--attach", str(tmp_path / "gone.pdf")
+    )
+    assert refused.exit_code == 1
+    assert refused.stderr.strip().endswith(
+        f"The attachment {str(tmp_path / 'gone.pdf')!r} cannot be read: No such file or directory."
+    )
+    assert outbox_rows(app) == []
+
+
+def test_big_queued_mails_are_read_a_few_at_a_time(
+    app: Postroom, desk: Desk, smtp_servers: SmtpServers, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ticket_id = desk.ticket(desk.smtp_profile("support", smtp_servers.starttls))
+    for number in range(5):
+        queue_reply(app, 1, ticket_id, f"Answer {number}.", now=NOW)
+    chunks: list[int] = []
+    real = Outbox._load_raws
+
+    def spy(connection: object, message_pks: list[int]) -> dict[int, bytes]:
+        chunks.append(len(message_pks))
+        return real(connection, message_pks)  # type: ignore[arg-type]
+
+    real_chunk = outbox_module.RAW_CHUNK_BYTES
+    monkeypatch.setattr(outbox_module, "RAW_CHUNK_BYTES", 1)  # every mail is "big"
+    monkeypatch.setattr(Outbox, "_load_raws", staticmethod(spy))
+    assert Outbox(app).send_due(NOW).sent == 5
+    assert chunks == [1, 1, 1, 1, 1]
+    assert len(smtp_servers.received("starttls")) == 5
+
+    monkeypatch.setattr(outbox_module, "RAW_CHUNK_BYTES", real_chunk)
+    for number in range(5):
+        queue_reply(app, 1, ticket_id, f"Again {number}.", now=NOW)
+    chunks.clear()
+    assert Outbox(app).send_due(NOW).sent == 5
+    assert chunks == [5]  # ordinary replies: one query for the batch
