@@ -74,7 +74,7 @@ def show_ticket(ticket_id: int, as_json: bool) -> None:
         f"campaign {document['campaign']}, queue {document['queue']}, profile {document['source_profile']}"
     )
     print_table(
-        ["id", "dir", "date", "from", "subject", "flags"],
+        ["id", "dir", "date", "from", "subject", "flags", "attachments"],
         [
             [
                 m["id"],
@@ -87,6 +87,7 @@ def show_ticket(ticket_id: int, as_json: bool) -> None:
                     for f, on in (("bounce", m["is_failure_mail"]), ("auto-reply", m["is_auto_reply"]))
                     if on
                 ),
+                ", ".join(a["name"] or a["content_type"] for a in m["attachments"]),
             ]
             for m in document["messages"]
         ],

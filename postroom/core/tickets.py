@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from typing import Any
 
@@ -328,4 +329,5 @@ def message_as_json(message: Message, profile_names: dict[int, str]) -> dict[str
         "is_auto_reply": message.is_auto_reply,
         "status": message.status,
         "tags": [t for t in message.tags.split(",") if t],
+        "attachments": json.loads(message.attachments or "[]"),
     }

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -325,14 +324,16 @@ def test_a_reply_with_attachments_reaches_the_server_with_every_file_intact(
         "invoice-4711.pdf": ("application/pdf", invoice.read_bytes()),
         "Rücksendeschein für Sie.txt": ("text/plain", notes.read_bytes()),
     }
-    with app.sessions() as session:
-        listed = session.scalar(
-            text("select attachments from message where id = :pk"), {"pk": queued["message_pk"]}
-        )
-    assert [(a["name"], a["size"]) for a in json.loads(listed)] == [
-        ("invoice-4711.pdf", invoice.stat().st_size),
-        ("Rücksendeschein für Sie.txt", notes.stat().st_size),
+    shown = postroom_cli.ok("ticket", "show", str(ticket_id), "--json").json()["messages"]
+    [sent] = [m for m in shown if m["id"] == queued["message_pk"]]
+    assert [(a["name"], a["content_type"], a["size"]) for a in sent["attachments"]] == [
+        ("invoice-4711.pdf", "application/pdf", invoice.stat().st_size),
+        ("Rücksendeschein für Sie.txt", "text/plain", notes.stat().st_size),
     ]
+    assert (
+        "invoice-4711.pdf, Rücksendeschein für Sie.txt"
+        in postroom_cli.ok("ticket", "show", str(ticket_id)).stdout
+    )
 
 
 def test_an_attachment_that_cannot_be_read_queues_nothing(
