@@ -41,6 +41,14 @@ def _dsn_failures(message: Message) -> list[str]:
     return failed
 
 
+def reported_failures(raw: bytes) -> list[str]:
+    """The recipients a delivery status notification (RFC 3464) reports with ``Action: failed``.
+
+    Stricter than :func:`failed_recipients`: a delay notice ("Action: delayed") names nobody.
+    """
+    return _dsn_failures(_compat_message(raw))
+
+
 def failed_recipients(raw: bytes) -> list[str]:
     """The permanently failed recipients a bounce names (temporary ones when it names no permanent one)."""
     message = _compat_message(raw)

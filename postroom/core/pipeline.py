@@ -17,7 +17,7 @@ from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core import events
-from postroom.core.bounces import bounced_message_ids, failed_recipients
+from postroom.core.bounces import bounced_message_ids, failed_recipients, reported_failures
 from postroom.core.configuration import failure_mail_addresses
 from postroom.core.directory import customer_for_sender, customers_by_address, find_customer_by_address
 from postroom.core.mail import MailParseError, ParsedMail, parse_mail
@@ -354,7 +354,7 @@ class InboundPipeline:
             campaign_id=route.campaign_id,
             queue_id=route.queue_id,
         )
-        if parsed.from_address and parsed.from_address in self.failure_addresses:
+        if self._is_failure_mail(parsed):
             self._handle_failure_mail(message, parsed, route)
             return
         customer = (
@@ -413,6 +413,27 @@ class InboundPipeline:
             if found.state == TicketState.OPEN and found.campaign_id == route.campaign_id:
                 return found
         return None
+
+    def _is_failure_mail(self, parsed: ParsedMail) -> bool:
+        """A bounce: from a configured failure-mail address, or a report that a mail postroom sent failed.
+
+        The second kind is a delivery status notification (RFC 3464, ``multipart/report;
+        report-type=delivery-status``) naming a failed recipient and the Message-ID of a reply in
+        the outbox. Bounces come from more servers than anyone configures; one that is about our
+        own mail is a bounce whoever sends it, and must not open a ticket for "postmaster".
+        """
+        if parsed.from_address and parsed.from_address in self.failure_addresses:
+            return True
+        report = parsed.headers
+        if report.get_content_type() != "multipart/report":
+            return False
+        if str(report.get_param("report-type", "")).lower() != "delivery-status":
+            return False
+        original_ids = bounced_message_ids(parsed.raw)
+        if not original_ids or not reported_failures(parsed.raw):
+            return False  # a delay or delivery notice, or about somebody else's mail
+        ours = select(SMessageSendInfo.id).where(SMessageSendInfo.message_id.in_(original_ids)).limit(1)
+        return self.session.scalar(ours) is not None
 
     def _handle_failure_mail(self, message: Message, parsed: ParsedMail, route: RouteChoice) -> None:
         """A bounce: escalate the customer's open ticket (customer-based resolvers) or open an escalated one."""

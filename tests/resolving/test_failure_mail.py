@@ -13,7 +13,7 @@ from sqlalchemy.engine import make_url
 from postroom.core import configuration, directory, tickets
 from postroom.core.app import Postroom
 from postroom.core.mail import parse_mail
-from postroom.core.models import Message, MessageRaw, SMessageSendInfo, Ticket
+from postroom.core.models import CustomerEmail, Message, MessageRaw, SMessageSendInfo, Ticket
 from tests.resolving.mailbuilder import make_mail
 from tests.servers.bounce_corpus import KnownBounce
 from tests.servers.cli import Cli
@@ -144,20 +144,15 @@ def test_seed_sql_in_psql_configures_failure_mail(
     app.dispose()
 
 
-def test_a_bounce_of_a_mail_postroom_sent_is_recorded_on_its_send_info(
-    app: Postroom, postroom_cli: Cli, tmp_path: Path
-) -> None:
-    folder = tmp_path / "inbox"
-    _maildir_profile(postroom_cli, folder, ["customer"])
-    ticket_id = _customer_with_open_ticket(app, "gone@example.test")
+def _sent_reply(app: Postroom, ticket_id: int, message_id: str) -> None:
+    """A reply postroom sent on the ticket, as the outbox leaves it."""
     with app.transaction() as session:
-        configuration.add_value(session, 1, "failureMailConfiguration", "MAILER-DAEMON@mx.example.test")
         sent = Message(
             contact_center_id=1,
             ticket_id=ticket_id,
             direction="outbound",
             status="outgoing",
-            message_id="postroom.1.abc@acme.test",
+            message_id=message_id,
             subject="Re: hello",
         )
         session.add(sent)
@@ -166,28 +161,95 @@ def test_a_bounce_of_a_mail_postroom_sent_is_recorded_on_its_send_info(
             SMessageSendInfo(
                 message_pk=sent.id,
                 ticket_id=ticket_id,
-                message_id="postroom.1.abc@acme.test",
+                message_id=message_id,
                 state="sent",
                 pending_recipients="[]",
             )
         )
-    dsn = (
-        b"From: MAILER-DAEMON@mx.example.test\r\nTo: support@acme.test\r\nSubject: Undelivered Mail Returned to Sender\r\n"
-        b"Message-ID: <bounce-1@mx.example.test>\r\nMIME-Version: 1.0\r\n"
-        b'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
-        b"--B\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n"
-        b"--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.example.test\r\n\r\n"
-        b"Final-Recipient: rfc822; gone@example.test\r\nAction: failed\r\nStatus: 5.1.1\r\n\r\n"
-        b"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@acme.test\r\nTo: gone@example.test\r\n"
-        b"Message-ID: <postroom.1.abc@acme.test>\r\nSubject: Re: hello\r\n\r\n--B--\r\n"
+
+
+def _dsn(sender: str, recipient: str, original_id: str, action: str = "failed") -> bytes:
+    """A delivery status notification (RFC 3464) about the mail ``original_id``."""
+    status = "5.1.1" if action == "failed" else "4.4.7"
+    return (
+        f"From: {sender}\r\nTo: support@acme.test\r\nSubject: Delivery Status Notification ({action})\r\n"
+        f"Message-ID: <dsn-{action}-{original_id}>\r\nMIME-Version: 1.0\r\n"
+        'Content-Type: multipart/report; report-type=delivery-status; boundary="B"\r\n\r\n'
+        "--B\r\nContent-Type: text/plain\r\n\r\nAbout your message.\r\n"
+        "--B\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; relay.example.net\r\n\r\n"
+        f"Final-Recipient: rfc822; {recipient}\r\nAction: {action}\r\nStatus: {status}\r\n\r\n"
+        f"--B\r\nContent-Type: text/rfc822-headers\r\n\r\nFrom: support@acme.test\r\nTo: {recipient}\r\n"
+        f"Message-ID: <{original_id}>\r\nSubject: Re: hello\r\n\r\n--B--\r\n"
+    ).encode()
+
+
+def test_a_bounce_of_a_mail_postroom_sent_is_recorded_on_its_send_info(
+    app: Postroom, postroom_cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    _maildir_profile(postroom_cli, folder, ["customer"])
+    ticket_id = _customer_with_open_ticket(app, "gone@example.test")
+    with app.transaction() as session:
+        configuration.add_value(session, 1, "failureMailConfiguration", "MAILER-DAEMON@mx.example.test")
+    _sent_reply(app, ticket_id, "postroom.1.abc@acme.test")
+    mailbox.Maildir(folder).add(
+        _dsn("MAILER-DAEMON@mx.example.test", "gone@example.test", "postroom.1.abc@acme.test")
     )
-    mailbox.Maildir(folder).add(dsn)
     postroom_cli.ok("fetch")
     with app.transaction() as session:
         info = session.scalar(select(SMessageSendInfo))
         assert info is not None and info.bounced_at is not None
         ticket = session.get(Ticket, ticket_id)
         assert ticket is not None and ticket.escalated
+
+
+def test_a_failure_report_about_our_own_mail_is_a_bounce_from_any_sender(
+    app: Postroom, postroom_cli: Cli, tmp_path: Path
+) -> None:
+    folder = tmp_path / "inbox"
+    _maildir_profile(postroom_cli, folder, ["customer"])
+    ticket_id = _customer_with_open_ticket(app, "gone@example.test")
+    _sent_reply(app, ticket_id, "postroom.2.abc@acme.test")  # no failureMailConfiguration at all
+    box = mailbox.Maildir(folder)
+    box.add(_dsn("postmaster@relay.example.net", "gone@example.test", "postroom.2.abc@acme.test"))
+    postroom_cli.ok("fetch")
+
+    shown = postroom_cli.ok("ticket", "show", str(ticket_id), "--json").json()
+    assert shown["escalated"] is True
+    assert [m["is_failure_mail"] for m in shown["messages"] if m["direction"] == "inbound"] == [True]
+    assert directory_addresses(app) == ["gone@example.test"]  # no customer "postmaster"
+    with app.sessions() as session:
+        info = session.scalar(select(SMessageSendInfo))
+        assert info is not None and info.bounced_at is not None
+
+
+@pytest.mark.parametrize(
+    ("original_id", "action"),
+    [("somebody.else@other.example", "failed"), ("postroom.3.abc@acme.test", "delayed")],
+)
+def test_a_report_about_someone_elses_mail_or_only_a_delay_is_ordinary_mail(
+    app: Postroom, postroom_cli: Cli, tmp_path: Path, original_id: str, action: str
+) -> None:
+    folder = tmp_path / "inbox"
+    _maildir_profile(postroom_cli, folder, ["customer"])
+    ticket_id = _customer_with_open_ticket(app, "gone@example.test")
+    _sent_reply(app, ticket_id, "postroom.3.abc@acme.test")
+    mailbox.Maildir(folder).add(
+        _dsn("postmaster@relay.example.net", "gone@example.test", original_id, action)
+    )
+    postroom_cli.ok("fetch")
+
+    assert postroom_cli.ok("ticket", "show", str(ticket_id), "--json").json()["escalated"] is False
+    with app.sessions() as session:
+        stored = session.scalar(select(Message).where(Message.direction == "inbound"))
+        assert stored is not None and stored.is_failure_mail is False
+        info = session.scalar(select(SMessageSendInfo))
+        assert info is not None and info.bounced_at is None
+
+
+def directory_addresses(app: Postroom) -> list[str]:
+    with app.sessions() as session:
+        return sorted(session.scalars(select(CustomerEmail.address)))
 
 
 def test_auto_reply_is_stored_on_its_ticket_marked_and_answers_nothing(
