@@ -43,7 +43,7 @@ from postroom.core.models import (
     utcnow,
 )
 from postroom.core.protocols import SendFailure
-from postroom.core.retry import ErrorCategory
+from postroom.core.retry import ErrorCategory, RetrySettings
 from postroom.core.send_connections import Connections, NoProvider
 from postroom.core.smtp_status import parse_enhanced_status
 
@@ -280,7 +280,7 @@ class Outbox:
                 after_id = ids[-1]
                 report.claimed += len(ids)
                 try:
-                    self._send_batch(token, ids, connections, profiles, writer, clock)
+                    self._send_batch(token, ids, connections, profiles, writer, clock, report)
                 except BaseException:
                     # A finished batch leaves no row of its claim unattempted; this one did.
                     writer.run_after_failure(self._release, token, ids)
@@ -295,6 +295,7 @@ class Outbox:
         profiles: _Profiles,
         writer: _OutcomeWriter,
         clock: Callable[[], datetime],
+        report: OutboxReport,
     ) -> None:
         claimed_at = time.monotonic()
         held = set(ids)
@@ -321,7 +322,7 @@ class Outbox:
                 or raw is None
                 or connections.store_sent_copy(profile, raw)
             )
-            writer.report.copy_errors += not copied
+            report.copy_errors += not copied
 
     def _attempt(
         self,
@@ -375,16 +376,27 @@ class Outbox:
             return ErrorCategory.INTERNAL
         return ErrorCategory(category) if category is not None else ErrorCategory.UNIDENTIFIED
 
-    def _record(self, connection: Connection, row: _Row, outcome: _Outcome, now: datetime) -> None:
-        """Apply the policies to the failures and move the row to its next state."""
+    def _record(
+        self,
+        connection: Connection,
+        row: _Row,
+        outcome: _Outcome,
+        now: datetime,
+        settings_by_profile: dict[int, RetrySettings],
+    ) -> None:
+        """Apply the policies to the failures and move the row to its next state.
+
+        A profile's retry settings are read once per run (``settings_by_profile``): a dead server
+        fails every queued reply of its profile, and each would otherwise read them again.
+        """
         recipients = outcome.recipients
         if outcome.delivered:
             row.sent_at = row.sent_at or now
-        settings = (
-            retry_settings(connection, row.media_profile_id)
-            if outcome.failures and row.media_profile_id
-            else None
-        )
+        settings = None
+        if outcome.failures and row.media_profile_id:
+            if row.media_profile_id not in settings_by_profile:
+                settings_by_profile[row.media_profile_id] = retry_settings(connection, row.media_profile_id)
+            settings = settings_by_profile[row.media_profile_id]
         pending: list[str] = []
         for failure in outcome.failures:
             failure.policy = failure.category.policy_name
@@ -519,6 +531,7 @@ class _OutcomeWriter:
         self._resources = ExitStack()
         self._connection: Connection | None = None
         self._pending: tuple[int, Future[None]] | None = None
+        self._retry_settings: dict[int, RetrySettings] = {}
 
     def __enter__(self) -> Self:
         try:
@@ -587,7 +600,7 @@ class _OutcomeWriter:
 
     def _write_outcome(self, token: str, row: _Row, outcome: _Outcome, now: datetime) -> None:
         connection = self._live_connection()
-        self.outbox._record(connection, row, outcome, now)
+        self.outbox._record(connection, row, outcome, now, self._retry_settings)
         self.outbox._write(connection, token, row, outcome)
         connection.commit()
         self.outbox._announce(row, outcome, self.report)

@@ -46,7 +46,13 @@ __all__ = [
     "Sender",
     "connection_failure",
     "tls_context",
+    "xoauth2_response",
 ]
+
+
+def xoauth2_response(username: str, token: str) -> str:
+    """The SASL XOAUTH2 initial response (Gmail, Microsoft 365), before base64; the same for every protocol."""
+    return f"user={username}\x01auth=Bearer {token}\x01\x01"
 
 
 _contexts: dict[bool, ssl.SSLContext] = {}

@@ -23,6 +23,7 @@ from postroom.plugins.protocols.base import (
     ProtocolPlugin,
     connection_failure,
     tls_context,
+    xoauth2_response,
 )
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def xoauth2(conn: poplib.POP3, username: str, token: str) -> None:
 
     poplib has no AUTH command, hence its private ``_shortcmd``.
     """
-    blob = base64.b64encode(f"user={username}\x01auth=Bearer {token}\x01\x01".encode()).decode("ascii")
+    blob = base64.b64encode(xoauth2_response(username, token).encode()).decode("ascii")
     conn._shortcmd("AUTH XOAUTH2")  # type: ignore[attr-defined]
     reply = conn._shortcmd(blob)  # type: ignore[attr-defined]
     if not reply.startswith(b"+OK"):

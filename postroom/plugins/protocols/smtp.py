@@ -26,6 +26,7 @@ from postroom.plugins.protocols.base import (
     SendReport,
     connection_failure,
     tls_context,
+    xoauth2_response,
 )
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ def _login_xoauth2(client: smtplib.SMTP, username: str, token: str) -> None:
         raise smtplib.SMTPNotSupportedError("XOAUTH2")
 
     def respond(challenge: bytes | None = None) -> str:
-        return "" if challenge is not None else f"user={username}\x01auth=Bearer {token}\x01\x01"
+        return "" if challenge is not None else xoauth2_response(username, token)
 
     client.auth("XOAUTH2", respond)
 
