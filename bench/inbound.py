@@ -33,9 +33,9 @@ from sqlalchemy.engine import make_url
 
 from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
-from postroom.core.ingest import Fetcher
-from postroom.core.profiles import ProfileFields, create_profile
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.inbound.fetch import Fetcher
 from postroom.plugins.protocols.imap import quiet_imaplib
 from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot

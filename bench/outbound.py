@@ -26,13 +26,13 @@ from sqlalchemy import select
 
 from bench.scratch import scratch_postgresql
 from postroom.core.app import Postroom
-from postroom.core.compose import compose_reply
-from postroom.core.directory import add_campaign, add_queue
-from postroom.core.models import MediaProfile, Message, MessageRaw, SendState, SMessageSendInfo, Ticket
-from postroom.core.outbox import Outbox
-from postroom.core.pipeline import InboundPipeline
-from postroom.core.profiles import ProfileFields, create_profile
-from postroom.core.routing import add_rule
+from postroom.core.data.directory import add_campaign, add_queue
+from postroom.core.data.models import MediaProfile, Message, MessageRaw, SendState, SMessageSendInfo, Ticket
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.data.rules import add_rule
+from postroom.core.inbound.pipeline import InboundPipeline
+from postroom.core.outbound.compose import compose_reply
+from postroom.core.outbound.outbox import Outbox
 
 _SERVER = """
 import sys, threading

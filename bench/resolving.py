@@ -28,11 +28,11 @@ from sqlalchemy import insert, select, text
 from sqlalchemy.engine import make_url
 
 from bench.scratch import scratch_postgresql
-from postroom.core import directory, profiles, routing
 from postroom.core.app import Postroom
-from postroom.core.ingest import Fetcher
-from postroom.core.models import Customer, CustomerEmail, Message, MessageAddress, Ticket
-from postroom.core.profiles import ProfileFields
+from postroom.core.data import directory, profiles, rules
+from postroom.core.data.models import Customer, CustomerEmail, Message, MessageAddress, Ticket
+from postroom.core.data.profiles import ProfileFields
+from postroom.core.inbound.fetch import Fetcher
 
 ALL_RESOLVERS = [
     "case-id",
@@ -187,7 +187,7 @@ def setup(app: Postroom, folder: Path) -> None:
         )
         profiles.set_resolvers(session, app.plugins, profile, ALL_RESOLVERS)
         campaign = directory.add_campaign(session, 1, "Support")
-        routing.add_rule(session, profile, campaign, directory.add_queue(session, campaign, "First line"))
+        rules.add_rule(session, profile, campaign, directory.add_queue(session, campaign, "First line"))
 
 
 def main() -> None:

@@ -34,10 +34,10 @@ from sqlalchemy import func, select
 
 from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
-from postroom.core.models import MediaProfile, Message, utcnow
-from postroom.core.profiles import ProfileFields, create_profile
-from postroom.core.routing import add_rule
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
+from postroom.core.data.models import MediaProfile, Message, utcnow
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.data.rules import add_rule
 from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot, free_ports
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from postroom.core.mail import MailParseError, parse_mail
+from postroom.core.mail.parse import MailParseError, parse_mail
 
 DEFAULT_CORPUS = Path("/work/shared/corpora/zammad-mail")
 

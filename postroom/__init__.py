@@ -6,8 +6,8 @@ the base classes of the three plugin kinds (protocols, resolvers, retry policies
 
 from __future__ import annotations
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.protocols import (
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.protocols import (
     ConnectionSettings,
     FetchedMail,
     Mailbox,
@@ -17,8 +17,8 @@ from postroom.core.protocols import (
     SendFailure,
     SendReport,
 )
-from postroom.core.resolving import ResolverContext, ResolverPlugin
-from postroom.core.retry import RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.resolvers import ResolverContext, ResolverPlugin
+from postroom.core.contract.retry import RetryDecision, RetryPolicy, RetrySettings
 
 __version__ = "0.1.0"
 

@@ -19,7 +19,7 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import create_engine
 
-from postroom.core.db import MIGRATIONS_DIR, upgrade_schema
+from postroom.core.data.db import MIGRATIONS_DIR, upgrade_schema
 
 
 def main() -> None:

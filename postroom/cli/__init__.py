@@ -14,8 +14,8 @@ import click
 
 from postroom import __version__
 from postroom.cli._common import PostroomGroup, command, database_option, state
-from postroom.core.errors import UserError
-from postroom.core.plugins import ENTRY_POINT_GROUP
+from postroom.core.contract.errors import UserError
+from postroom.core.plugin_host import ENTRY_POINT_GROUP
 
 #: The modules of ``postroom.cli`` that define each top-level command; each has ``register(cli)``.
 #: ``ticket`` needs two: the outbox module adds ``ticket reply``.
@@ -25,14 +25,14 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "queue": ("directory",),
     "agent": ("directory",),
     "customer": ("directory",),
-    "rule": ("routing",),
-    "ticket": ("tickets", "outbox"),
-    "fetch": ("fetching",),
-    "unrouted": ("fetching",),
-    "quarantine": ("fetching",),
-    "send": ("outbox",),
-    "outbox": ("outbox",),
-    "failures": ("outbox",),
+    "rule": ("rules",),
+    "ticket": ("tickets", "outbound"),
+    "fetch": ("inbound",),
+    "unrouted": ("inbound",),
+    "quarantine": ("inbound",),
+    "send": ("outbound",),
+    "outbox": ("outbound",),
+    "failures": ("outbound",),
     "config": ("admin",),
     "plugins": ("admin",),
     "reload": ("admin",),

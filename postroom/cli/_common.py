@@ -14,8 +14,8 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
-from postroom.core.errors import UserError
+from postroom.core.contract.errors import UserError
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
 
 
 class CliState:

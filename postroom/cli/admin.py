@@ -13,8 +13,8 @@ from postroom.cli._common import (
     print_table,
     state,
 )
-from postroom.core import configuration
-from postroom.core.errors import UserError
+from postroom.core.contract.errors import UserError
+from postroom.core.data import configuration
 
 
 @click.group("config", cls=PostroomGroup)

@@ -9,10 +9,10 @@ import click
 from sqlalchemy import select
 
 from postroom.cli._common import print_table
-from postroom.core.demo import run_demo
-from postroom.core.errors import UserError
-from postroom.core.models import Customer, FailedMessageSendInfo, Message, SMessageSendInfo, Ticket
-from postroom.core.tickets import ticket_as_json
+from postroom.core.contract.errors import UserError
+from postroom.core.data.models import Customer, FailedMessageSendInfo, Message, SMessageSendInfo, Ticket
+from postroom.core.data.tickets import ticket_as_json
+from postroom.demo.story import run_demo
 
 
 @click.command("demo")

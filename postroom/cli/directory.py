@@ -15,7 +15,7 @@ from postroom.cli._common import (
     print_table,
     state,
 )
-from postroom.core import directory
+from postroom.core.data import directory
 
 
 @click.group("campaign", cls=PostroomGroup)

@@ -18,9 +18,9 @@ from postroom.cli._common import (
     print_table,
     state,
 )
-from postroom.core import configuration, profiles
-from postroom.core.errors import UserError
-from postroom.core.profiles import ProfileFields
+from postroom.core.contract.errors import UserError
+from postroom.core.data import configuration, profiles
+from postroom.core.data.profiles import ProfileFields
 
 
 @click.group("profile", cls=PostroomGroup)

@@ -13,7 +13,7 @@ from postroom.cli._common import (
     print_table,
     state,
 )
-from postroom.core import tickets
+from postroom.core.data import tickets
 
 
 @click.group("ticket", cls=PostroomGroup)

@@ -10,10 +10,10 @@ from datetime import timedelta
 import click
 
 from postroom.cli._common import PostroomGroup, command, state
-from postroom.core.admin_http import new_admin_token
-from postroom.core.errors import UserError
-from postroom.core.ingest import BATCH_MAILS
-from postroom.core.runtime import Worker, install_signal_handlers
+from postroom.core.contract.errors import UserError
+from postroom.core.inbound.fetch import BATCH_MAILS
+from postroom.core.worker.admin_http import new_admin_token
+from postroom.core.worker.scheduler import Worker, install_signal_handlers
 
 
 def listen_address(value: str) -> tuple[str, int]:

@@ -10,12 +10,12 @@ from sqlalchemy import select
 from sqlalchemy.exc import OperationalError, ProgrammingError
 from sqlalchemy.orm import Session
 
-from postroom.core import events
-from postroom.core.db import make_engine, schema_exists, session_factory, upgrade_schema
-from postroom.core.directory import ensure_default_contact_center
-from postroom.core.errors import UserError
-from postroom.core.models import PluginSwitch, utcnow
-from postroom.core.plugins import PluginHost, PluginInfo
+from postroom.core.contract import events
+from postroom.core.contract.errors import UserError
+from postroom.core.data.db import make_engine, schema_exists, session_factory, upgrade_schema
+from postroom.core.data.directory import ensure_default_contact_center
+from postroom.core.data.models import PluginSwitch, utcnow
+from postroom.core.plugin_host import PluginHost, PluginInfo
 
 
 class Postroom:
@@ -87,8 +87,8 @@ class Postroom:
 
     def reroute_held(self, profile_name: str, contact_center_id: int) -> int:
         """Route a profile's held (unrouted) mail again, e.g. after a rule was added; returns how many landed."""
-        from postroom.core.pipeline import reroute_held_mail
-        from postroom.core.profiles import get_profile
+        from postroom.core.data.profiles import get_profile
+        from postroom.core.inbound.pipeline import reroute_held_mail
 
         with self.transaction() as session:
             return reroute_held_mail(

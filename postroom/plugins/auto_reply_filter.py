@@ -12,11 +12,11 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import object_session
 
 from postroom import hookimpl
-from postroom.core.models import MediaProfile
-from postroom.core.routing import InboundVerdict
+from postroom.core.contract.routing import InboundVerdict
+from postroom.core.data.models import MediaProfile
 
 if TYPE_CHECKING:
-    from postroom.core.mail import ParsedMail
+    from postroom.core.contract.mail import ParsedMail
 
 _AUTO_PRECEDENCE = {"auto_reply", "bulk", "junk", "list"}
 
@@ -37,7 +37,7 @@ def auto_reply_reason(message: ParsedMail) -> str | None:
 
 def _own_addresses(profile: MediaProfile) -> set[str]:
     """postroom's own addresses in the profile's centre (see ``compose.own_addresses``), read once per session."""
-    from postroom.core.compose import own_addresses  # only inbound needs it; 'postroom send' never does
+    from postroom.core.outbound.compose import own_addresses
 
     session = object_session(profile)
     if session is None:

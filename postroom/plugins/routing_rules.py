@@ -7,11 +7,12 @@ from typing import TYPE_CHECKING
 from sqlalchemy.orm import Session
 
 from postroom import hookimpl
-from postroom.core.models import MediaProfile
-from postroom.core.routing import RouteChoice, enabled_rules, rule_matches
+from postroom.core.contract.routing import RouteChoice
+from postroom.core.data.models import MediaProfile
+from postroom.core.data.rules import enabled_rules, rule_matches
 
 if TYPE_CHECKING:
-    from postroom.core.mail import ParsedMail
+    from postroom.core.contract.mail import ParsedMail
 
 
 @hookimpl(trylast=True)

@@ -13,11 +13,11 @@ import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.models import MediaProfile, Ticket
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.data.models import MediaProfile, Ticket
 
 if TYPE_CHECKING:
-    from postroom.core.compose import OutgoingDraft
+    from postroom.core.contract.drafts import OutgoingDraft
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_]+)\}")
 
@@ -47,7 +47,9 @@ def fill_placeholders(template: str, values: dict[str, str], escape: Callable[[s
 
 @hookimpl(tryfirst=True)
 def postroom_compose_outgoing(draft: OutgoingDraft, ticket: Ticket, profile: MediaProfile) -> None:
-    from postroom.core.mime import html_to_text  # composing imports it anyway; loading the plugin need not
+    from postroom.core.mail.build import (
+        html_to_text,  # composing imports it anyway; loading the plugin need not
+    )
 
     if not profile.signature_html:
         return

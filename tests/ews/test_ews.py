@@ -18,8 +18,8 @@ from datetime import UTC, date, datetime, timedelta
 import pytest
 from exchangelib.protocol import Protocol
 
-from postroom.core.protocols import ConnectionSettings, ProtocolError, SendFailure
-from postroom.core.retry import ErrorCategory
+from postroom.core.contract.protocols import ConnectionSettings, ProtocolError, SendFailure
+from postroom.core.contract.retry import ErrorCategory
 from postroom.plugins.policies.classifier import classify_send_failure
 from postroom.plugins.protocols import ews_connection
 from postroom.plugins.protocols.ews import EwsProtocol, postroom_register_protocols

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import text
 
-from postroom.core import configuration
 from postroom.core.app import Postroom
+from postroom.core.data import configuration
 from tests.servers.cli import Cli
 
 

@@ -7,10 +7,10 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from postroom.core import events
 from postroom.core.app import Postroom
-from postroom.core.directory import add_campaign
-from postroom.core.models import Campaign
+from postroom.core.contract import events
+from postroom.core.data.directory import add_campaign
+from postroom.core.data.models import Campaign
 
 
 def _collect() -> tuple[list[dict[str, Any]], Any]:

@@ -6,7 +6,7 @@ from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 
 from postroom.core.app import Postroom
-from postroom.core.models import Base
+from postroom.core.data.models import Base
 
 
 def test_migrations_match_the_models(app: Postroom) -> None:

@@ -10,8 +10,8 @@ import pytest
 
 from postroom import ResolverContext, ResolverPlugin, hookimpl
 from postroom.core.app import Postroom
-from postroom.core.models import Ticket
-from postroom.core.plugins import PluginConflictError, PluginHost
+from postroom.core.data.models import Ticket
+from postroom.core.plugin_host import PluginConflictError, PluginHost
 from tests.servers.cli import Cli
 
 EXTERNAL = "example-resolver"
@@ -93,7 +93,7 @@ def test_a_duplicate_name_is_refused_naming_both_plugins() -> None:
 
 def test_core_never_imports_plugins() -> None:
     code = (
-        "import sys, postroom, postroom.core.app, postroom.core.profiles, postroom.cli;"
+        "import sys, postroom, postroom.core.app, postroom.core.data.profiles, postroom.cli;"
         "print([m for m in sys.modules if m.startswith('postroom.plugins')])"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

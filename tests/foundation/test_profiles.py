@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.models import Campaign, Customer, MediaProfile, Ticket, agent_media_profile
+from postroom.core.data.models import Campaign, Customer, MediaProfile, Ticket, agent_media_profile
 from tests.servers.cli import Cli
 
 SMTP_IMAP = [

@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import func, select
 
 from postroom.core.app import Postroom
-from postroom.core.models import Direction, FetchLedger, MediaProfile, Message
+from postroom.core.data.models import Direction, FetchLedger, MediaProfile, Message
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
 

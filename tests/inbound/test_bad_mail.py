@@ -17,14 +17,14 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from postroom.core import events
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
-from postroom.core.hookspecs import hookimpl
-from postroom.core.ingest import Fetcher
-from postroom.core.models import FetchLedger, LedgerOutcome, Message, MessageRaw, MessageStatus
-from postroom.core.profiles import get_profile
-from postroom.core.routing import InboundVerdict
+from postroom.core.contract import events
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.routing import InboundVerdict
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.models import FetchLedger, LedgerOutcome, Message, MessageRaw, MessageStatus
+from postroom.core.data.profiles import get_profile
+from postroom.core.inbound.fetch import Fetcher
 from tests.inbound.mailboxes import add_dovecot_profile, fetch_reports, numbered_mail
 from tests.mail.test_parse import _SAMPLES as CPYTHON_SAMPLES
 from tests.servers.cli import Cli

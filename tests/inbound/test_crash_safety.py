@@ -28,7 +28,7 @@ from sqlalchemy import event
 from sqlalchemy.orm import Session
 
 from postroom.cli import cli
-from postroom.core import events
+from postroom.core.contract import events
 from tests.inbound.mailboxes import add_dovecot_profile, ledger_size, numbered_mail, stored_message_ids
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot

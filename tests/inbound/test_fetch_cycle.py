@@ -19,10 +19,10 @@ import pytest
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
-from postroom.core.ingest import Fetcher
-from postroom.core.models import MessageRaw
-from postroom.core.profiles import get_profile
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.models import MessageRaw
+from postroom.core.data.profiles import get_profile
+from postroom.core.inbound.fetch import Fetcher
 from tests.inbound.mailboxes import (
     add_dovecot_profile,
     fetch_reports,

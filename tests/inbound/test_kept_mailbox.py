@@ -9,9 +9,9 @@ import pytest
 from sqlalchemy import event
 
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID
-from postroom.core.ingest import Fetcher
-from postroom.core.profiles import get_profile
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.profiles import get_profile
+from postroom.core.inbound.fetch import Fetcher
 from tests.inbound.mailboxes import add_dovecot_profile, numbered_mail
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot

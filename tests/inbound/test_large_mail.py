@@ -7,8 +7,8 @@ import os
 import tracemalloc
 from email.message import EmailMessage
 
-from postroom.core.large_mail import LARGE_MAIL, cut_large_bodies
-from postroom.core.mail import parse_mail
+from postroom.core.mail.large_mail import LARGE_MAIL, cut_large_bodies
+from postroom.core.mail.parse import parse_mail
 
 
 def big_mail(attachment: bytes, *, text_attachment: str = "", subtype: str = "pdf") -> bytes:

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from postroom.core import events
+from postroom.core.contract import events
 from tests.inbound.mailboxes import add_dovecot_profile, fetch_reports, numbered_mail, stored_message_ids
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from postroom.core.mail import MailParseError, ParsedMail, decode_header_value, parse_mail
+from postroom.core.contract.mail import ParsedMail
+from postroom.core.mail.parse import MailParseError, decode_header_value, parse_mail
 
 CRLF = b"\r\n"
 

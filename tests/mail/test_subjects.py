@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.core.subjects import (
+from postroom.core.mail.subjects import (
     CASE_TOKEN_RE,
     add_subject_prefix,
     find_case_ticket_ids,

@@ -7,11 +7,11 @@ from collections.abc import Iterator
 import pluggy
 import pytest
 
-from postroom.core import hookspecs
-from postroom.core.hookspecs import hookimpl
-from postroom.core.protocols import FailureKind, SendFailure
-from postroom.core.retry import CATEGORY_POLICIES, ErrorCategory
-from postroom.core.smtp_status import category_for_enhanced_status, parse_enhanced_status
+from postroom.core.contract import hooks
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.protocols import FailureKind, SendFailure
+from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory
+from postroom.core.outbound.status_codes import category_for_enhanced_status, parse_enhanced_status
 from postroom.plugins.policies import classifier, default, no_retry, progressive, rate_limit
 from postroom.plugins.policies.classifier import classify_send_failure
 
@@ -139,7 +139,7 @@ class ProviderClassifier:
 @pytest.fixture
 def plugin_manager() -> Iterator[pluggy.PluginManager]:
     manager = pluggy.PluginManager("postroom")
-    manager.add_hookspecs(hookspecs)
+    manager.add_hookspecs(hooks)
     manager.register(classifier)
     provider = ProviderClassifier()
     manager.register(provider)

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postroom.core.retry import RetryPolicy, RetrySettings
+from postroom.core.contract.retry import RetryPolicy, RetrySettings
 from postroom.plugins.policies import default, no_retry, progressive, rate_limit
 from postroom.plugins.policies.default import DefaultRetry
 from postroom.plugins.policies.no_retry import NoRetry

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from postroom.core.protocols import SendFailure
-from postroom.core.retry import ErrorCategory
+from postroom.core.contract.protocols import SendFailure
+from postroom.core.contract.retry import ErrorCategory
 from postroom.plugins.policies.classifier import classify_send_failure
 from postroom.plugins.protocols.smtp import (
     AllRecipientsRefused,

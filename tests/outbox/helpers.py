@@ -17,8 +17,8 @@ from typing import Any
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.directory import add_campaign, add_queue
-from postroom.core.models import (
+from postroom.core.data.directory import add_campaign, add_queue
+from postroom.core.data.models import (
     Campaign,
     FailedMessageSendInfo,
     MediaProfile,
@@ -27,9 +27,9 @@ from postroom.core.models import (
     Queue,
     SMessageSendInfo,
 )
-from postroom.core.pipeline import InboundPipeline
-from postroom.core.profiles import ProfileFields, create_profile
-from postroom.core.routing import add_rule
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.data.rules import add_rule
+from postroom.core.inbound.pipeline import InboundPipeline
 from tests.servers.cli import CliResult
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SMTP_PASSWORD, SMTP_USERNAME, SmtpEndpoint

@@ -7,16 +7,17 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import select, text
 
-from postroom.core import events
 from postroom.core.app import Postroom
-from postroom.core.compose import OutgoingDraft, compose_reply, queue_reply
-from postroom.core.errors import UserError
-from postroom.core.hookspecs import hookimpl
-from postroom.core.mail import parse_mail
-from postroom.core.mime import build_message
-from postroom.core.models import MediaProfile, Message, SendState, Ticket
-from postroom.core.profiles import set_signature
-from postroom.core.tickets import close_ticket
+from postroom.core.contract import events
+from postroom.core.contract.drafts import OutgoingDraft
+from postroom.core.contract.errors import UserError
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.data.models import MediaProfile, Message, SendState, Ticket
+from postroom.core.data.profiles import set_signature
+from postroom.core.data.tickets import close_ticket
+from postroom.core.mail.build import build_message
+from postroom.core.mail.parse import parse_mail
+from postroom.core.outbound.compose import compose_reply, queue_reply
 from postroom.plugins.auto_reply_filter import auto_reply_reason
 from tests.outbox.helpers import (
     CUSTOMER,

@@ -23,9 +23,9 @@ from sqlalchemy import func, insert, select
 from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
-from postroom.core.compose import compose_reply
-from postroom.core.models import Message, MessageRaw, SendState, SMessageSendInfo, Ticket
-from postroom.core.outbox import Outbox, OutcomeNotRecorded, unsynced_connection
+from postroom.core.data.models import Message, MessageRaw, SendState, SMessageSendInfo, Ticket
+from postroom.core.outbound.compose import compose_reply
+from postroom.core.outbound.outbox import Outbox, OutcomeNotRecorded, unsynced_connection
 from tests.outbox.helpers import (
     NOW,
     Desk,

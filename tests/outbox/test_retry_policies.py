@@ -14,14 +14,20 @@ from typing import Any
 import pytest
 from sqlalchemy import text
 
-from postroom.core import events
 from postroom.core.app import Postroom
-from postroom.core.compose import queue_reply
-from postroom.core.hookspecs import hookimpl
-from postroom.core.models import MediaProfile, SendState
-from postroom.core.outbox import Outbox, OutboxReport
-from postroom.core.protocols import ConnectionSettings, ProtocolPlugin, Sender, SendFailure, SendReport
-from postroom.core.retry import ErrorCategory
+from postroom.core.contract import events
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.protocols import (
+    ConnectionSettings,
+    ProtocolPlugin,
+    Sender,
+    SendFailure,
+    SendReport,
+)
+from postroom.core.contract.retry import ErrorCategory
+from postroom.core.data.models import MediaProfile, SendState
+from postroom.core.outbound.compose import queue_reply
+from postroom.core.outbound.outbox import Outbox, OutboxReport
 from tests.outbox.helpers import (
     CUSTOMER,
     NOW,

@@ -11,9 +11,9 @@ import uuid
 import pytest
 
 from postroom.core.app import Postroom
-from postroom.core.compose import queue_reply
-from postroom.core.models import SendState
-from postroom.core.outbox import Outbox
+from postroom.core.data.models import SendState
+from postroom.core.outbound.compose import queue_reply
+from postroom.core.outbound.outbox import Outbox
 from tests.outbox.helpers import (
     CUSTOMER,
     NOW,

@@ -8,12 +8,12 @@ import pytest
 from sqlalchemy import text
 
 from postroom import hookimpl
-from postroom.core import outbox as outbox_module
 from postroom.core.app import Postroom
-from postroom.core.compose import queue_reply
-from postroom.core.models import MediaProfile, SendState
-from postroom.core.outbox import Outbox
-from postroom.core.profiles import set_signature
+from postroom.core.data.models import MediaProfile, SendState
+from postroom.core.data.profiles import set_signature
+from postroom.core.outbound import outbox as outbox_module
+from postroom.core.outbound.compose import queue_reply
+from postroom.core.outbound.outbox import Outbox
 from tests.outbox.helpers import (
     CUSTOMER,
     NOW,

@@ -10,7 +10,7 @@ import click
 from sqlalchemy import select
 
 from postroom import ResolverContext, ResolverPlugin, hookimpl
-from postroom.core.models import Ticket
+from postroom.core.data.models import Ticket
 
 
 class NewestOpenTicket(ResolverPlugin):

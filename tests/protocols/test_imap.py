@@ -9,7 +9,7 @@ from datetime import date, datetime, timedelta
 import pytest
 from imapclient import DELETED
 
-from postroom.core.protocols import ProtocolError
+from postroom.core.contract.protocols import ProtocolError
 from postroom.plugins.protocols import imap
 from postroom.plugins.protocols.imap import ImapProtocol, ImapsProtocol
 from tests.servers.dovecot import Dovecot, free_ports, make_mail

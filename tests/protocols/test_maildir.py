@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from postroom.core.protocols import ConnectionSettings, ProtocolError, SendFailure
+from postroom.core.contract.protocols import ConnectionSettings, ProtocolError, SendFailure
 from postroom.plugins.protocols import maildir
 from postroom.plugins.protocols.maildir import MaildirProtocol
 from tests.servers.dovecot import make_mail

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 
 import pytest
 
-from postroom.core.protocols import ProtocolError
+from postroom.core.contract.protocols import ProtocolError
 from postroom.plugins.protocols import pop3
 from postroom.plugins.protocols.pop3 import Pop3Protocol, Pop3sProtocol
 from tests.servers.dovecot import Dovecot, make_mail

@@ -10,11 +10,11 @@ from email.utils import format_datetime
 
 from sqlalchemy import select
 
-from postroom.core import directory, profiles, routing
 from postroom.core.app import Postroom
-from postroom.core.models import MediaProfile, Message
-from postroom.core.pipeline import InboundPipeline
-from postroom.core.profiles import ProfileFields
+from postroom.core.data import directory, profiles, rules
+from postroom.core.data.models import MediaProfile, Message
+from postroom.core.data.profiles import ProfileFields
+from postroom.core.inbound.pipeline import InboundPipeline
 
 _counter = itertools.count(1)
 
@@ -76,7 +76,7 @@ class Desk:
             campaign = directory.add_campaign(session, 1, "Support")
             queue = directory.add_queue(session, campaign, "First line")
             if with_rule:
-                routing.add_rule(session, profile, campaign, queue)
+                rules.add_rule(session, profile, campaign, queue)
         return self
 
     def add_profile(self, name: str) -> None:
@@ -89,7 +89,7 @@ class Desk:
                 session, self.app.plugins, profile, [r.resolver_name for r in source.resolvers]
             )
             campaign = directory.get_campaign(session, 1, "Support")
-            routing.add_rule(session, profile, campaign, campaign.queues[0])
+            rules.add_rule(session, profile, campaign, campaign.queues[0])
 
     def deliver(self, raw: bytes, profile_name: str | None = None) -> Message:
         """Store one mail through the real pipeline, as a fetch batch would, and return its row."""

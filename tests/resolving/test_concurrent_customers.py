@@ -6,11 +6,11 @@ import threading
 
 from sqlalchemy import func, select
 
-from postroom.core import directory, profiles, routing
 from postroom.core.app import Postroom
-from postroom.core.models import Customer, CustomerEmail, Message, MessageStatus
-from postroom.core.pipeline import InboundPipeline
-from postroom.core.profiles import ProfileFields
+from postroom.core.data import directory, profiles, rules
+from postroom.core.data.models import Customer, CustomerEmail, Message, MessageStatus
+from postroom.core.data.profiles import ProfileFields
+from postroom.core.inbound.pipeline import InboundPipeline
 from tests.resolving.mailbuilder import make_mail
 
 ROUNDS = 10
@@ -23,7 +23,7 @@ def test_two_workers_storing_mail_of_one_new_sender_at_once_share_one_customer(p
         queue = directory.add_queue(session, campaign, "First line")
         for name in ("one", "two"):
             profile = profiles.create_profile(session, app.plugins, 1, name, ProfileFields())
-            routing.add_rule(session, profile, campaign, queue)
+            rules.add_rule(session, profile, campaign, queue)
     errors: list[BaseException] = []
 
     def store(profile_name: str, sender: str, barrier: threading.Barrier) -> None:

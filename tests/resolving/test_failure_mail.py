@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
 
-from postroom.core import configuration, directory, tickets
 from postroom.core.app import Postroom
-from postroom.core.mail import parse_mail
-from postroom.core.models import CustomerEmail, Message, MessageRaw, SMessageSendInfo, Ticket
+from postroom.core.data import configuration, directory, tickets
+from postroom.core.data.models import CustomerEmail, Message, MessageRaw, SMessageSendInfo, Ticket
+from postroom.core.mail.parse import parse_mail
 from tests.resolving.mailbuilder import make_mail
 from tests.servers.bounce_corpus import KnownBounce
 from tests.servers.cli import Cli

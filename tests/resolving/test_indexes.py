@@ -11,8 +11,8 @@ from typing import Any
 
 from sqlalchemy import event, text
 
-from postroom.core import directory
 from postroom.core.app import Postroom
+from postroom.core.data import directory
 from tests.resolving.mailbuilder import Desk, make_mail
 
 ALL_RESOLVERS = [

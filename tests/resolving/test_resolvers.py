@@ -13,9 +13,9 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from postroom.core import directory, tickets
 from postroom.core.app import Postroom
-from postroom.core.models import Direction, Message, MessageStatus, Ticket
+from postroom.core.data import directory, tickets
+from postroom.core.data.models import Direction, Message, MessageStatus, Ticket
 from tests.resolving.mailbuilder import Desk, make_mail
 
 BOB, BOB_HOME, CAROL, DAVE, ERIN, FRANK = (

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from postroom.core.app import Postroom
-from postroom.core.models import MessageStatus
+from postroom.core.data.models import MessageStatus
 from tests.inbound.mailboxes import add_dovecot_profile
 from tests.resolving.mailbuilder import Desk, make_mail
 from tests.servers.cli import Cli

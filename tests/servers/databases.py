@@ -20,7 +20,7 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
 from postroom.core.app import Postroom
-from postroom.core.models import Base
+from postroom.core.data.models import Base
 
 PG_ADMIN_URL = os.environ.get(
     "POSTROOM_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres"

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 from imapclient import IMAPClient
 
-from postroom.core.protocols import ConnectionSettings
+from postroom.core.contract.protocols import ConnectionSettings
 from tests.servers.certs import Certificate
 
 HOST = "127.0.0.1"

@@ -22,7 +22,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import MISSING, SMTP, AuthResult, Envelope, LoginPassword, Session
 
-from postroom.core.protocols import ConnectionSettings
+from postroom.core.contract.protocols import ConnectionSettings
 from tests.servers.certs import Certificate
 
 SMTP_USERNAME = "agent@example.test"

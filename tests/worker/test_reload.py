@@ -25,9 +25,9 @@ import pytest
 from sqlalchemy import text
 
 from postroom.cli.worker import listen_address
-from postroom.core.admin_http import RELOAD_PATH
 from postroom.core.app import Postroom
-from postroom.core.errors import UserError
+from postroom.core.contract.errors import UserError
+from postroom.core.worker.admin_http import RELOAD_PATH
 from tests.outbox.helpers import CUSTOMER, Desk
 from tests.servers.cli import Cli
 from tests.servers.smtp import SmtpScript, SmtpServers, free_port

@@ -12,7 +12,7 @@ from itertools import pairwise
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.models import Message
+from postroom.core.data.models import Message
 from tests.inbound.mailboxes import numbered_mail
 from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot

@@ -19,7 +19,7 @@ from itertools import pairwise
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.models import MediaProfile
+from postroom.core.data.models import MediaProfile
 from tests.inbound.mailboxes import numbered_mail
 from tests.servers.dovecot import Dovecot
 from tests.worker.workers import (

@@ -23,8 +23,8 @@ from typing import IO, Any, TypeVar
 from sqlalchemy import func, select
 
 from postroom.core.app import Postroom
-from postroom.core.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
-from postroom.core.models import (
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
+from postroom.core.data.models import (
     Campaign,
     Direction,
     FetchLedger,
@@ -34,8 +34,8 @@ from postroom.core.models import (
     MessageStatus,
     Queue,
 )
-from postroom.core.profiles import ProfileFields, create_profile
-from postroom.core.routing import add_rule
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.data.rules import add_rule
 from tests.servers.dovecot import Dovecot
 
 T = TypeVar("T")

@@ -8,13 +8,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.retry import ErrorCategory
-from postroom.core.smtp_status import category_for_enhanced_status, parse_enhanced_status
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.retry import ErrorCategory
+from postroom.core.outbound.status_codes import category_for_enhanced_status, parse_enhanced_status
 
 if TYPE_CHECKING:
-    from postroom.core.models import MediaProfile
-    from postroom.core.protocols import SendFailure
+    from postroom.core.contract.protocols import SendFailure
+    from postroom.core.data.models import MediaProfile
 
 # Failures to reach or talk to the server, which carry no reply to read a code from.
 KIND_CATEGORIES: dict[str, ErrorCategory] = {

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.retry import DEFAULT_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.retry import DEFAULT_RETRY, RetryDecision, RetryPolicy, RetrySettings
 
 
 class DefaultRetry(RetryPolicy):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.retry import NO_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.retry import NO_RETRY, RetryDecision, RetryPolicy, RetrySettings
 
 
 class NoRetry(RetryPolicy):

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from postroom.core.hookspecs import hookimpl
-from postroom.core.retry import PROGRESSIVE_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.retry import PROGRESSIVE_RETRY, RetryDecision, RetryPolicy, RetrySettings
 
 
 class ProgressiveRetry(RetryPolicy):

@@ -2,7 +2,7 @@
 
 A vendor writing a protocol subclasses :class:`ProtocolPlugin` and implements a
 :class:`Mailbox` (fetch side) and/or a :class:`Sender` (send side); see their docstrings in
-``postroom.core.protocols``. Register the class from a ``postroom_register_protocols`` hook:
+``postroom.core.contract.protocols``. Register the class from a ``postroom_register_protocols`` hook:
 
     from postroom import hookimpl, ProtocolPlugin
 
@@ -22,7 +22,7 @@ import socket
 import ssl
 import threading
 
-from postroom.core.protocols import (
+from postroom.core.contract.protocols import (
     ConnectionSettings,
     FetchedMail,
     Mailbox,

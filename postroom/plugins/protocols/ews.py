@@ -9,7 +9,7 @@ EWS profile connects: it takes a third of a second, which every ``postroom`` com
 
 from __future__ import annotations
 
-from postroom.core.hookspecs import hookimpl
+from postroom.core.contract.hooks import hookimpl
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     Mailbox,

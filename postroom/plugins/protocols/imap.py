@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from imapclient import DELETED, SEEN, IMAPClient
 
-from postroom.core.hookspecs import hookimpl
+from postroom.core.contract.hooks import hookimpl
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     FetchedMail,

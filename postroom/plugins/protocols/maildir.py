@@ -8,7 +8,7 @@ from collections.abc import Iterator, Sequence
 from datetime import date
 from pathlib import Path
 
-from postroom.core.hookspecs import hookimpl
+from postroom.core.contract.hooks import hookimpl
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     FetchedMail,

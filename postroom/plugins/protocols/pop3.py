@@ -13,7 +13,7 @@ from email.parser import BytesHeaderParser
 from email.utils import parsedate_to_datetime
 from typing import ClassVar
 
-from postroom.core.hookspecs import hookimpl
+from postroom.core.contract.hooks import hookimpl
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     FetchedMail,

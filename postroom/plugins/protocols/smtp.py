@@ -17,7 +17,7 @@ import smtplib
 import socket
 from collections.abc import Callable, Sequence
 
-from postroom.core.hookspecs import hookimpl
+from postroom.core.contract.hooks import hookimpl
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     ProtocolPlugin,

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from postroom import ResolverContext, ResolverPlugin, hookimpl
-from postroom.core.models import Ticket
-from postroom.core.subjects import find_case_tokens
-from postroom.core.tickets import ticket_by_case_token, ticket_of_thread
+from postroom.core.data.models import Ticket
+from postroom.core.data.tickets import ticket_by_case_token, ticket_of_thread
+from postroom.core.mail.subjects import find_case_tokens
 
 
 class CaseIdResolver(ResolverPlugin):

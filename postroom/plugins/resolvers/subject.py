@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from postroom import ResolverContext, ResolverPlugin, hookimpl
-from postroom.core.models import Ticket
-from postroom.core.tickets import latest_open_ticket_for_subject
+from postroom.core.data.models import Ticket
+from postroom.core.data.tickets import latest_open_ticket_for_subject
 
 
 class SubjectResolver(ResolverPlugin):

@@ -1,0 +1,173 @@
+"""``postroom fetch``, ``profile test``, ``unrouted list`` and ``quarantine list``: the inbound side."""
+
+from __future__ import annotations
+
+import sys
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from postroom.cli._common import (
+    PostroomGroup,
+    command,
+    contact_center_id,
+    json_option,
+    print_json,
+    print_table,
+    state,
+)
+from postroom.cli.profiles import profile_group
+from postroom.core import servers
+from postroom.core.contract.errors import UserError
+from postroom.core.data import profiles
+from postroom.core.data.models import MediaProfile, Message, MessageStatus
+from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, fetchable_profiles
+
+#: Show a progress bar on a terminal when a cycle has at least this many new mails.
+PROGRESS_THRESHOLD = 50
+
+
+def _progress_printer(profile: str) -> Any:
+    """A progress callback drawing a click progress bar once a cycle is big enough to deserve one."""
+    bar: Any = None
+
+    def advance(done: int, total: int) -> None:
+        nonlocal bar
+        if bar is None and total >= PROGRESS_THRESHOLD and sys.stderr.isatty():
+            bar = click.progressbar(length=total, label=f"fetching {profile}", file=sys.stderr)
+            bar.__enter__()
+        if bar is not None:
+            bar.update(done)
+            if bar.pos >= total:
+                bar.__exit__(None, None, None)
+                bar = None
+
+    return advance
+
+
+@command(None, "fetch")
+@click.option("--profile", "profile_name", help="Fetch only this profile.")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=BATCH_MAILS,
+    show_default=True,
+    help="Mails downloaded and committed together; smaller batches hold less memory.",
+)
+@json_option
+def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> None:
+    """Run one fetch cycle for each incoming-enabled profile, then exit.
+
+    Exits with status 1 when a profile failed (its reason goes to stderr and to 'profile list').
+    """
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        if profile_name:
+            profile = profiles.get_profile(session, profile_name, cc)
+            if not profile.incoming_allowed or profile.fetch_protocol == profiles.NO_PROTOCOL:
+                raise UserError(f"Profile {profile_name!r} does not fetch mail: its incoming side is off.")
+            chosen = [profile]
+        else:
+            chosen = fetchable_profiles(session, cc)
+        targets = [(p.id, p.name) for p in chosen]
+    fetcher = Fetcher(app, batch_mails=batch_size)
+    reports = [
+        fetcher.fetch_profile(profile_id, progress=None if as_json else _progress_printer(name))
+        for profile_id, name in targets
+    ]
+    if as_json:
+        print_json([vars(r) for r in reports])
+    else:
+        print_table(
+            ["profile", "fetched", "stored", "duplicates", "quarantined", "deleted", "error"],
+            [
+                [r.profile, r.fetched, r.stored, r.duplicates, r.quarantined, r.deleted, r.error]
+                for r in reports
+            ],
+            empty="No profile has incoming mail enabled.",
+        )
+    failed = [r for r in reports if r.error]
+    for report in failed:
+        click.echo(f"Error: profile {report.profile!r}: {report.error}", err=True)
+    if failed:
+        sys.exit(1)
+
+
+@command(profile_group, "test")
+@click.argument("name")
+def test_profile(name: str) -> None:
+    """Log in to the profile's incoming and outgoing servers and check the folders; fetch nothing."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        results = servers.check_profile(profiles.get_profile(session, name, cc), app.plugins)
+    if not results:
+        click.echo(f"Profile {name!r} has neither incoming nor outgoing mail enabled.")
+    for result in results:
+        click.echo(f"{'ok' if result.ok else 'FAILED':6} {result.what}: {result.detail}")
+    if any(not r.ok for r in results):
+        sys.exit(1)
+
+
+def _held_messages(status: MessageStatus, as_json: bool, empty: str) -> None:
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
+        rows = session.scalars(
+            select(Message)
+            .where(Message.contact_center_id == cc, Message.status == status)
+            .order_by(Message.id)
+        ).all()
+        documents = [
+            {
+                "id": m.id,
+                "profile": names.get(m.media_profile_id or 0),
+                "message_id": m.message_id,
+                "from": m.from_address,
+                "subject": m.subject,
+                "reason": m.reason,
+                "received_at": m.created_at.isoformat(),
+            }
+            for m in rows
+        ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "profile", "from", "subject", "reason"],
+        [[d["id"], d["profile"], d["from"], d["subject"], d["reason"]] for d in documents],
+        empty=empty,
+    )
+
+
+@click.group("unrouted", cls=PostroomGroup)
+def unrouted_group() -> None:
+    """Mail no routing rule matched yet: stored and held until a rule routes it."""
+
+
+@command(unrouted_group, "list")
+@json_option
+def unrouted_list(as_json: bool) -> None:
+    """List mail held as unrouted."""
+    _held_messages(MessageStatus.UNROUTED, as_json, "No unrouted mail.")
+
+
+@click.group("quarantine", cls=PostroomGroup)
+def quarantine_group() -> None:
+    """Mail that could not be parsed or broke a plugin: stored raw with the reason."""
+
+
+@command(quarantine_group, "list")
+@json_option
+def quarantine_list(as_json: bool) -> None:
+    """List quarantined mail."""
+    _held_messages(MessageStatus.QUARANTINED, as_json, "Nothing in quarantine.")
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(fetch_command)
+    cli.add_command(unrouted_group)
+    cli.add_command(quarantine_group)

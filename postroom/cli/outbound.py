@@ -1,0 +1,286 @@
+"""``postroom ticket reply``, ``send``, ``outbox list`` and ``failures list``: the outgoing side.
+
+``reply`` and ``send`` take a hidden ``--now ISO-8601`` option that fixes the clock the outbox
+uses (when a reply is due, when a retry comes); it exists for tests and demos of the retry
+policies, never for production.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from postroom.cli._common import (
+    PostroomGroup,
+    command,
+    contact_center_id,
+    json_option,
+    print_json,
+    print_table,
+    state,
+)
+from postroom.cli.tickets import ticket_group
+from postroom.core.contract.errors import UserError
+from postroom.core.data.models import FailedMessageSendInfo, MediaProfile, Message, SMessageSendInfo
+from postroom.core.outbound.outbox import DEFAULT_BATCH_SIZE, Outbox
+
+
+def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) -> datetime | None:
+    if not value:
+        return None
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"{value!r} is not an ISO 8601 time.") from None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=UTC)
+
+
+now_option = click.option(
+    "--now", callback=_parse_now, hidden=True, help="Fix the outbox clock (ISO 8601; tests only)."
+)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
+
+
+@command(None, "reply")
+@click.argument("ticket_id", type=int)
+@click.option("--body", help="The reply text.")
+@click.option(
+    "--body-file",
+    type=click.Path(dir_okay=False, path_type=Path, allow_dash=True),
+    help="Read the reply text from a file ('-' for standard input).",
+)
+@click.option("--agent", "agent_name", help="The agent who writes the reply (fills {agent_name}).")
+@click.option(
+    "--attach",
+    "attach",
+    multiple=True,
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="A file to send with the reply (repeatable).",
+)
+@now_option
+@json_option
+def reply(
+    ticket_id: int,
+    body: str | None,
+    body_file: Path | None,
+    agent_name: str | None,
+    attach: tuple[Path, ...],
+    now: datetime | None,
+    as_json: bool,
+) -> None:
+    """Queue a reply to a ticket's customer; 'postroom send' or the worker sends it."""
+    if (body is None) == (body_file is None):
+        raise UserError("Give the reply text with exactly one of --body or --body-file.")
+    if body_file is not None:
+        try:
+            body = sys.stdin.read() if str(body_file) == "-" else body_file.read_text()
+        except (OSError, UnicodeDecodeError) as error:
+            raise UserError(f"The reply file {str(body_file)!r} cannot be read: {error}.") from error
+    app = state().app()
+    cc = contact_center_id(app)
+    # Not imported for 'postroom send', which never composes.
+    from postroom.core.contract.drafts import OutgoingAttachment
+    from postroom.core.outbound.compose import queue_reply
+
+    attachments = [OutgoingAttachment.from_file(path) for path in attach]
+    queued = queue_reply(
+        app, cc, ticket_id, body or "", agent_name=agent_name, now=now, attachments=attachments
+    )
+    if as_json:
+        print_json(
+            {
+                "outbox_id": queued.send_info_id,
+                "message_pk": queued.message_pk,
+                "message_id": queued.message_id,
+                "ticket_id": queued.ticket_id,
+                "profile": queued.profile_name,
+                "to": queued.to,
+                "cc": queued.cc,
+                "subject": queued.subject,
+            }
+        )
+        return
+    copies = f" (cc {', '.join(queued.cc)})" if queued.cc else ""
+    click.echo(
+        f"Queued reply {queued.send_info_id} on ticket {ticket_id} to {', '.join(queued.to)}{copies} "
+        f"through profile {queued.profile_name!r}: {queued.subject}"
+    )
+
+
+@command(None, "send")
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=DEFAULT_BATCH_SIZE,
+    show_default=True,
+    help="How many due replies one claim takes.",
+)
+@now_option
+@json_option
+def send_command(batch_size: int, now: datetime | None, as_json: bool) -> None:
+    """Send every due reply once (of all contact centres), then exit."""
+    app = state().app()
+    report = Outbox(app, batch_size=batch_size).send_due(now)
+    if as_json:
+        print_json(report.as_json())
+        return
+    click.echo(
+        f"Sent {report.sent}, retry scheduled {report.retry_scheduled}, failed {report.failed}"
+        + (f" ({report.partial} partly delivered)" if report.partial else "")
+        + (f"; {report.copy_errors} sent copies could not be stored" if report.copy_errors else "")
+        + "."
+    )
+
+
+@click.group("outbox", cls=PostroomGroup)
+def outbox_group() -> None:
+    """Queued, sending, sent and failed replies (s_message_send_info)."""
+
+
+@command(outbox_group, "list")
+@click.option(
+    "--state",
+    "states",
+    multiple=True,
+    type=click.Choice(["queued", "sending", "sent", "retry-scheduled", "failed"]),
+    help="Only rows in this state (repeatable).",
+)
+@click.option("--ticket", "ticket_id", type=int, help="Only the replies of this ticket.")
+@json_option
+def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -> None:
+    """List outgoing replies and their send state, oldest first."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        query = (
+            select(SMessageSendInfo, Message)
+            .join(Message, Message.id == SMessageSendInfo.message_pk)
+            .where(Message.contact_center_id == cc)
+        )
+        if states:
+            query = query.where(SMessageSendInfo.state.in_(states))
+        if ticket_id is not None:
+            query = query.where(SMessageSendInfo.ticket_id == ticket_id)
+        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
+        documents = [
+            _outbox_row(row, message, names)
+            for row, message in session.execute(query.order_by(SMessageSendInfo.id)).all()
+        ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "ticket", "profile", "to", "state", "tries", "next attempt", "last error"],
+        [
+            [
+                d["id"],
+                d["ticket_id"],
+                d["profile"],
+                ", ".join(d["to"]),
+                d["state"],
+                d["attempts"],
+                d["next_attempt_at"],
+                d["last_error"],
+            ]
+            for d in documents
+        ],
+        empty="The outbox is empty.",
+    )
+
+
+def _outbox_row(row: SMessageSendInfo, message: Message, names: dict[int, str]) -> dict[str, Any]:
+    return {
+        "id": row.id,
+        "ticket_id": row.ticket_id,
+        "profile": names.get(row.media_profile_id) if row.media_profile_id else None,
+        "message_id": row.message_id,
+        "to": [a for a in [*message.to_addresses.split(","), *message.cc_addresses.split(",")] if a],
+        "pending": json.loads(row.pending_recipients or "[]"),
+        "state": row.state,
+        "attempts": row.attempts,
+        "next_attempt_at": _iso(row.next_attempt_at),
+        "last_error": row.last_error,
+        "category": row.category,
+        "policy": row.policy,
+        "sent_at": _iso(row.sent_at),
+        "created_at": _iso(row.created_at),
+        "claimed_by": row.claimed_by,
+        "bounced_at": _iso(row.bounced_at),
+    }
+
+
+@click.group("failures", cls=PostroomGroup)
+def failures_group() -> None:
+    """Failed send attempts (failed_message_send_info): one row per failure and recipient."""
+
+
+@command(failures_group, "list")
+@click.option("--outbox", "outbox_id", type=int, help="Only the failures of this outbox row.")
+@json_option
+def failures_list(outbox_id: int | None, as_json: bool) -> None:
+    """List failed send attempts with the server's reply, its category and the policy's next attempt."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        query = (
+            select(FailedMessageSendInfo)
+            .join(SMessageSendInfo, SMessageSendInfo.id == FailedMessageSendInfo.send_info_id)
+            .join(Message, Message.id == SMessageSendInfo.message_pk)
+            .where(Message.contact_center_id == cc)
+        )
+        if outbox_id is not None:
+            query = query.where(FailedMessageSendInfo.send_info_id == outbox_id)
+        documents = [
+            {
+                "id": f.id,
+                "outbox_id": f.send_info_id,
+                "attempt": f.attempt,
+                "recipient": f.recipient,
+                "reply_code": f.reply_code,
+                "enhanced_code": f.enhanced_code,
+                "text": f.text,
+                "category": f.category,
+                "policy": f.policy,
+                "next_attempt_at": _iso(f.next_attempt_at),
+                "created_at": _iso(f.created_at),
+            }
+            for f in session.scalars(query.order_by(FailedMessageSendInfo.id))
+        ]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "outbox", "try", "recipient", "code", "category", "policy", "next attempt", "text"],
+        [
+            [
+                d["id"],
+                d["outbox_id"],
+                d["attempt"],
+                d["recipient"],
+                d["enhanced_code"] or d["reply_code"],
+                d["category"],
+                d["policy"],
+                d["next_attempt_at"] or "never",
+                d["text"],
+            ]
+            for d in documents
+        ],
+        empty="No failed send attempts.",
+    )
+
+
+def register(cli: click.Group) -> None:
+    """Add ``send``, ``outbox`` and ``failures`` to the command line (and ``reply`` to ``ticket``)."""
+    ticket_group.add_command(reply)
+    cli.add_command(send_command)
+    cli.add_command(outbox_group)
+    cli.add_command(failures_group)

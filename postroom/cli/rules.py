@@ -1,0 +1,129 @@
+"""``postroom rule ...``: routing rules of a profile."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from sqlalchemy import select
+
+from postroom.cli._common import (
+    PostroomGroup,
+    command,
+    contact_center_id,
+    json_option,
+    print_json,
+    print_table,
+    state,
+)
+from postroom.core.data import directory, profiles, rules
+from postroom.core.data.models import Campaign, MediaProfile, Queue
+
+
+@click.group("rule", cls=PostroomGroup)
+def rule_group() -> None:
+    """Routing rules: which campaign and queue a profile's mail goes to."""
+
+
+@command(rule_group, "add")
+@click.option("--profile", "profile_name", required=True)
+@click.option("--campaign", "campaign_name", required=True)
+@click.option("--queue", "queue_name", required=True)
+@click.option("--priority", type=int, default=100, show_default=True, help="Lower numbers are tried first.")
+@click.option("--from", "from_pattern", help="Sender pattern, e.g. '*@example.com'.")
+@click.option("--to", "to_pattern", help="Recipient pattern.")
+@click.option("--subject", "subject_pattern", help="Subject pattern, e.g. '*invoice*'.")
+def add_rule(profile_name: str, campaign_name: str, queue_name: str, **options: Any) -> None:
+    """Add a routing rule; mail held as unrouted is routed again."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        profile = profiles.get_profile(session, profile_name, cc)
+        campaign = directory.get_campaign(session, cc, campaign_name)
+        queue = directory.get_queue(session, campaign, queue_name)
+        rule = rules.add_rule(session, profile, campaign, queue, **options)
+        rule_id = rule.id
+    click.echo(f"Added rule {rule_id}: {profile_name} -> {campaign_name} / {queue_name}.")
+    rerouted = app.reroute_held(profile_name, cc)
+    if rerouted:
+        click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+
+
+@command(rule_group, "list")
+@json_option
+def list_rules(as_json: bool) -> None:
+    """List the routing rules."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        names = {
+            "profile": dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all()),
+            "campaign": dict(session.execute(select(Campaign.id, Campaign.name)).all()),
+            "queue": dict(session.execute(select(Queue.id, Queue.name)).all()),
+        }
+        documents = [rules.rule_as_json(rule, names) for rule in rules.list_rules(session, cc)]
+    if as_json:
+        print_json(documents)
+        return
+    print_table(
+        ["id", "profile", "campaign", "queue", "priority", "enabled", "from", "to", "subject"],
+        [
+            [
+                d["id"],
+                d["profile"],
+                d["campaign"],
+                d["queue"],
+                d["priority"],
+                "yes" if d["enabled"] else "no",
+                d["from"],
+                d["to"],
+                d["subject"],
+            ]
+            for d in documents
+        ],
+        empty="No routing rules yet: mail is held as unrouted until one exists.",
+    )
+
+
+@command(rule_group, "delete")
+@click.argument("rule_id", type=int)
+def delete_rule(rule_id: int) -> None:
+    """Delete a routing rule."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        session.delete(rules.get_rule(session, cc, rule_id))
+    click.echo(f"Deleted rule {rule_id}.")
+
+
+def _switch_rule(rule_id: int, enabled: bool) -> None:
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        rule = rules.get_rule(session, cc, rule_id)
+        rule.enabled = enabled
+        profile = session.get(MediaProfile, rule.media_profile_id)
+        profile_name = profile.name if profile is not None else ""
+    click.echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
+    if enabled:
+        rerouted = app.reroute_held(profile_name, cc)
+        if rerouted:
+            click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+
+
+@command(rule_group, "enable")
+@click.argument("rule_id", type=int)
+def enable_rule(rule_id: int) -> None:
+    """Enable a routing rule; mail held as unrouted is routed again."""
+    _switch_rule(rule_id, True)
+
+
+@command(rule_group, "disable")
+@click.argument("rule_id", type=int)
+def disable_rule(rule_id: int) -> None:
+    """Disable a routing rule (mail it would route is held as unrouted)."""
+    _switch_rule(rule_id, False)
+
+
+def register(cli: click.Group) -> None:
+    cli.add_command(rule_group)

@@ -1,0 +1,57 @@
+"""The ticket resolver contract: how a stored, routed mail finds the ticket it belongs to.
+
+A resolver is a class returned from ``postroom_register_resolvers``; a profile lists resolvers
+in priority order and the first one that returns a ticket wins (DESIGN §6).
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, ClassVar
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from postroom.core.contract.mail import ParsedMail
+    from postroom.core.data.models import Customer, MediaProfile, Message, Ticket
+
+
+@dataclass
+class ResolverContext:
+    """What a resolver sees about one inbound mail.
+
+    ``message`` is the parsed mail, ``stored`` its database row (not yet on a ticket),
+    ``campaign_id`` the campaign routing chose, ``customer`` the sender's customer account,
+    and ``normalised_subject`` the subject with reply prefixes, the profile's subject prefix
+    and case token removed (see :func:`postroom.core.mail.subjects.normalise_subject`).
+    """
+
+    session: Session
+    message: ParsedMail
+    stored: Message
+    profile: MediaProfile
+    campaign_id: int
+    customer: Customer | None
+    normalised_subject: str
+
+
+class ResolverPlugin(abc.ABC):
+    """A ticket resolver. A subclass provides ``NAME``, ``LABEL`` and :meth:`find_ticket`.
+
+    Only tickets of ``context.campaign_id`` that are open are candidates; a resolver that
+    finds a merged ticket returns it as is and the core follows ``merged_into``.
+    ``postroom.core.data.tickets`` has the indexed queries the builtins use.
+    """
+
+    #: Configuration name, as typed in ``--resolver`` (``case-id``).
+    NAME: ClassVar[str]
+    #: Human label, the seed's wording ("Case ID based resolver").
+    LABEL: ClassVar[str] = ""
+    #: True for resolvers that group by customer: a bounce for a customer is appended to the
+    #: customer's open ticket and escalates it, instead of opening a new escalated ticket.
+    CUSTOMER_BASED: ClassVar[bool] = False
+
+    @abc.abstractmethod
+    def find_ticket(self, context: ResolverContext) -> Ticket | None:
+        """Return the open ticket this mail belongs to, or None if this resolver finds none."""

@@ -1,0 +1,145 @@
+"""Email media profiles, their configuration rows, and the seed-named configuration tables."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
+
+
+class MediaProfile(Base):
+    """An email media profile: a mailbox and its outgoing server (DESIGN §5).
+
+    Deleted profiles keep their row (``deleted_at`` set) so tickets and messages can still
+    name where they came from; names are unique among the profiles that are not deleted.
+    """
+
+    __tablename__ = "media_profile"
+    __table_args__ = (
+        Index(
+            "uq_media_profile_live_name",
+            "contact_center_id",
+            "name",
+            unique=True,
+            sqlite_where=text("deleted_at IS NULL"),
+            postgresql_where=text("deleted_at IS NULL"),
+        ),
+        Index(None, "next_fetch_at"),
+    )
+
+    id: Mapped[int_pk]
+    contact_center_id: Mapped[int] = mapped_column(ForeignKey("contact_center.id"))
+    media_profile_type: Mapped[str] = mapped_column(String(32), default="email")
+    name: Mapped[str]
+    username: Mapped[str | None]
+    #: Fernet token of the password; never decrypted except to log in.
+    password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
+    send_from_name: Mapped[str | None] = mapped_column(String(52))
+    send_from_address: Mapped[str | None]
+    subject_prefix: Mapped[str | None]
+
+    outgoing_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    outgoing_host: Mapped[str | None]
+    outgoing_port: Mapped[int | None]
+    send_protocol: Mapped[str] = mapped_column(String(32), default="none")
+    outgoing_folder: Mapped[str | None] = mapped_column(String(1024))
+
+    reply_to_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    reply_to_address: Mapped[str | None]
+    delete_on_fetch: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    incoming_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
+    incoming_host: Mapped[str | None]
+    incoming_port: Mapped[int | None]
+    fetch_protocol: Mapped[str] = mapped_column(String(32), default="none")
+    incoming_folder: Mapped[str | None] = mapped_column(String(1024))
+    fetch_interval: Mapped[int] = mapped_column(Integer, default=10)
+    fetch_last_days: Mapped[int | None]
+
+    signature_html: Mapped[str | None] = mapped_column(Text)
+    #: "before" or "after" the quoted text.
+    signature_position: Mapped[str] = mapped_column(String(16), default="before")
+    tls_verify: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    status: Mapped[str] = mapped_column(String(16), default=ProfileStatus.OK)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_fetch_at: Mapped[datetime | None]
+    next_fetch_at: Mapped[datetime | None]
+    #: The worker that holds the fetch lease, and until when (DESIGN §8).
+    lease_owner: Mapped[str | None]
+    lease_expires_at: Mapped[datetime | None]
+
+    created_at: Mapped[timestamp]
+    updated_at: Mapped[timestamp]
+    deleted_at: Mapped[datetime | None]
+
+    resolvers: Mapped[list[MediaProfileResolver]] = relationship(
+        order_by="MediaProfileResolver.position", cascade="all, delete-orphan"
+    )
+
+
+class MediaProfileResolver(Base):
+    """One entry of a profile's ordered ticket-resolver list."""
+
+    __tablename__ = "media_profile_resolver"
+
+    media_profile_id: Mapped[int] = mapped_column(
+        ForeignKey("media_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    position: Mapped[int] = mapped_column(Integer, primary_key=True)
+    resolver_name: Mapped[str] = mapped_column(String(64))
+
+
+class MediaProfileConfiguration(Base):
+    """The seed's per-profile JSON properties (retry variables); rows typed in SQL work as written."""
+
+    __tablename__ = "media_profile_configuration"
+    __table_args__ = (Index(None, "media_profile_id"),)
+
+    id: Mapped[int_pk]
+    media_profile_id: Mapped[int] = mapped_column(ForeignKey("media_profile.id", ondelete="CASCADE"))
+    contact_center_id: Mapped[int] = mapped_column(Integer)
+    media_profile_type: Mapped[str] = mapped_column(String(32), default="email")
+    #: JSON text, e.g. ``{"maxRetryCount":"3","rateLimitRetryTime":"86400"}``.
+    media_profile_properties: Mapped[str] = mapped_column(Text, default="{}")
+
+
+class IcConfigurationParameter(Base):
+    """The seed's contact-centre parameters: ``failureMailConfiguration``, ``mediaProfileMapping``.
+
+    Several rows of one name are allowed; names are matched case-insensitively.
+    """
+
+    __tablename__ = "ic_configuration_parameter"
+    __table_args__ = (Index(None, "contact_center_id", "name"),)
+
+    id: Mapped[int_pk]
+    contact_center_id: Mapped[int] = mapped_column(Integer)
+    name: Mapped[str]
+    value: Mapped[str] = mapped_column(Text)
+
+
+class PluginSwitch(Base):
+    """A plugin an operator switched off (or back on) with ``postroom plugins disable|enable``."""
+
+    __tablename__ = "plugin_switch"
+    __table_args__ = (UniqueConstraint("name"),)
+
+    id: Mapped[int_pk]
+    name: Mapped[str]
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    changed_at: Mapped[timestamp]
+
+
+class EngineSetting(Base):
+    """postroom's own key/value state: the configuration generation ``postroom reload`` bumps,
+    the hash of the administrator token, and the like."""
+
+    __tablename__ = "engine_setting"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)

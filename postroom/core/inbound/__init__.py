@@ -1,0 +1,1 @@
+"""Inbound: the fetch cycle, storing, filtering, routing, resolving, bounces and quarantine."""

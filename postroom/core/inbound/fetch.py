@@ -1,0 +1,270 @@
+"""The fetch cycle of one profile: list, skip what the ledger knows, download in batches, store, acknowledge.
+
+Store before acknowledge: each batch's raw bytes, ledger rows and tickets are committed before
+any of its mails is deleted on the server, so a crash anywhere neither loses nor doubles a mail.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from postroom.core.app import Postroom
+from postroom.core.contract import events
+from postroom.core.contract.errors import UserError
+from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
+from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
+from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
+from postroom.core.servers import incoming_protocol, incoming_settings
+
+log = logging.getLogger(__name__)
+
+#: A batch holds at most this many mails and this many bytes (as the server announces sizes).
+BATCH_MAILS = 100
+BATCH_BYTES = 16 * 1024 * 1024
+LEDGER_LOOKUP_CHUNK = 500
+
+#: Called with (mails just handled, mails to handle in this cycle).
+Progress = Callable[[int, int], None]
+
+
+@dataclass
+class FetchReport:
+    """What one fetch cycle of one profile did."""
+
+    profile: str
+    listed: int = 0
+    fetched: int = 0
+    stored: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    deleted: int = 0
+    error: str | None = None
+
+
+def _batches(refs: Sequence[MailRef], most_mails: int, most_bytes: int) -> Iterator[list[MailRef]]:
+    """Consecutive batches of at most ``most_mails`` mails and (where sizes are known) ``most_bytes``."""
+    batch: list[MailRef] = []
+    size = 0
+    for ref in refs:
+        if batch and (len(batch) >= most_mails or size + (ref.size or 0) > most_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(ref)
+        size += ref.size or 0
+    if batch:
+        yield batch
+
+
+def _known_keys(session: Session, profile_id: int, keys: Sequence[str]) -> dict[str, LedgerOutcome]:
+    """Ledger outcome of each listed key the ledger already holds (one indexed query per chunk)."""
+    known: dict[str, LedgerOutcome] = {}
+    for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+        chunk = keys[start : start + LEDGER_LOOKUP_CHUNK]
+        rows = session.execute(
+            select(FetchLedger.mailbox_key, FetchLedger.outcome).where(
+                FetchLedger.media_profile_id == profile_id, FetchLedger.mailbox_key.in_(chunk)
+            )
+        )
+        known.update({key: LedgerOutcome(outcome) for key, outcome in rows})
+    return known
+
+
+class Fetcher:
+    """Runs fetch cycles; one instance may serve many profiles and cycles."""
+
+    def __init__(
+        self,
+        app: Postroom,
+        batch_mails: int = BATCH_MAILS,
+        batch_bytes: int = BATCH_BYTES,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> None:
+        if batch_mails < 1:
+            raise UserError(f"A fetch batch must hold at least one mail, not {batch_mails}.")
+        self.app = app
+        #: Profile id -> mailbox keys known to be in its fetch ledger. Ledger rows are never removed,
+        #: so a worker that lists a big mailbox kept on the server every cycle asks the database
+        #: only about keys it has not seen before.
+        self._ledger_keys: dict[int, set[str]] = {}
+        #: Asked between batches: a worker told to stop ends the cycle after the batch in hand.
+        self.should_stop = should_stop or (lambda: False)
+        self.batch_mails = batch_mails
+        self.batch_bytes = batch_bytes
+
+    def fetch_profile(self, profile_id: int, progress: Progress | None = None) -> FetchReport:
+        """One cycle for one profile; a server failure marks the profile in error and is reported."""
+        with self.app.sessions() as session:
+            profile = session.get(MediaProfile, profile_id)
+            if profile is None or profile.deleted_at is not None:
+                raise UserError(f"There is no media profile {profile_id}.")
+            report = FetchReport(profile.name)
+            try:
+                plugin = incoming_protocol(profile, self.app.plugins)
+                settings = incoming_settings(profile, self.app.plugins)
+                with plugin.open_mailbox(settings) as mailbox:
+                    self._cycle(session, profile, mailbox, report, progress)
+            except ProtocolError as error:
+                session.rollback()
+                report.error = str(error)
+                self._mark_error(session, profile, str(error), error.kind)
+                return report
+            except UserError as error:
+                session.rollback()
+                report.error = str(error)
+                self._mark_error(session, profile, str(error), "protocol")
+                return report
+            except Exception as error:  # a bug must not stop the other profiles
+                log.exception("fetch of profile %s failed", profile.name)
+                session.rollback()
+                report.error = f"Internal error while fetching: {type(error).__name__}: {error}"
+                self._mark_error(session, profile, report.error, "internal")
+                return report
+            self._mark_ok(session, profile)
+        return report
+
+    def _cycle(
+        self,
+        session: Session,
+        profile: MediaProfile,
+        mailbox: Mailbox,
+        report: FetchReport,
+        progress: Progress | None,
+    ) -> None:
+        since = date.today() - timedelta(days=profile.fetch_last_days) if profile.fetch_last_days else None
+        refs = mailbox.list_mail(since)
+        report.listed = len(refs)
+        ledger = self._ledger_keys.setdefault(profile.id, set())
+        # Only what is still on the server needs remembering: the set never outgrows the mailbox.
+        ledger.intersection_update(r.key for r in refs)
+        ledger.update(_known_keys(session, profile.id, [r.key for r in refs if r.key not in ledger]))
+        session.commit()  # end the read transaction: each batch below is its own
+        known = [r.key for r in refs if r.key in ledger]
+        if profile.delete_on_fetch and known:
+            # Stored by an earlier cycle that stopped before it could delete them on the server.
+            self._acknowledge(session, profile, mailbox, known, report)
+        new = [r for r in refs if r.key not in ledger]
+        unsized = [r.key for r in new if r.size is None]
+        if unsized:
+            sizes = mailbox.sizes(unsized)
+            new = [r if r.size is not None else MailRef(r.key, sizes.get(r.key)) for r in new]
+        for batch in _batches(new, self.batch_mails, self.batch_bytes):
+            if self.should_stop():
+                break
+            stored_keys = self._store_batch(session, profile, mailbox, batch, report)
+            ledger.update(stored_keys)  # committed: the ledger holds them now
+            if progress is not None:
+                progress(len(batch), len(new))
+            if profile.delete_on_fetch and stored_keys:
+                self._acknowledge(session, profile, mailbox, stored_keys, report)
+
+    def _acknowledge(
+        self, session: Session, profile: MediaProfile, mailbox: Mailbox, keys: list[str], report: FetchReport
+    ) -> None:
+        """Delete mails on the server that the ledger already holds (committed), then note it there.
+
+        A crash between the two leaves ``deleted_at`` empty; the next cycle deletes them again,
+        which is harmless because the server no longer has them or still has them unchanged.
+        """
+        mailbox.delete(keys)
+        report.deleted += len(keys)
+        for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+            session.execute(
+                update(FetchLedger)
+                .where(
+                    FetchLedger.media_profile_id == profile.id,
+                    FetchLedger.mailbox_key.in_(keys[start : start + LEDGER_LOOKUP_CHUNK]),
+                )
+                .values(deleted_at=utcnow())
+            )
+        session.commit()
+
+    def _store_batch(
+        self,
+        session: Session,
+        profile: MediaProfile,
+        mailbox: Mailbox,
+        batch: list[MailRef],
+        report: FetchReport,
+    ) -> list[str]:
+        """Download and store one batch in one transaction; returns the keys now safely in the ledger."""
+        downloaded: list[tuple[str, bytes]] = []
+        for mail in mailbox.fetch([r.key for r in batch]):
+            report.fetched += 1
+            events.message_fetched.send(self, profile_id=profile.id, mailbox_key=mail.key, size=len(mail.raw))
+            downloaded.append((mail.key, mail.raw))
+        with events.held():  # the batch's signals go out after its commit
+            try:
+                with events.held():  # and those of a batch the database refused, not at all
+                    results = InboundPipeline(session, self.app.plugins, profile).store_batch(downloaded)
+            except (OperationalError, InterfaceError):
+                raise  # the database itself is gone: the cycle stops, nothing was acknowledged
+            except SQLAlchemyError:
+                # One mail the database refuses must not block the mailbox for ever: store one by one.
+                log.exception(
+                    "profile %s: a batch could not be stored; storing its mails one by one", profile.name
+                )
+                session.rollback()
+                results = [self._store_alone(session, profile, key, raw) for key, raw in downloaded]
+            for result in results:
+                if result.outcome == LedgerOutcome.DUPLICATE:
+                    report.duplicates += 1
+                elif result.outcome == LedgerOutcome.QUARANTINED:
+                    report.quarantined += 1
+                else:
+                    report.stored += 1
+            session.commit()
+        # Let the batch's raw bytes go: only the profile (and its resolver list) stays in the session.
+        keep = {id(profile), *(id(r) for r in profile.resolvers)}
+        for instance in list(session):
+            if id(instance) not in keep and instance in session:  # an expunge cascades to related rows
+                session.expunge(instance)
+        return [key for key, _raw in downloaded]
+
+    def _store_alone(self, session: Session, profile: MediaProfile, key: str, raw: bytes) -> StoreResult:
+        """Store one mail in a savepoint; if the database refuses it, quarantine it raw with the reason."""
+        pipeline = InboundPipeline(session, self.app.plugins, profile)
+        try:
+            with events.held(), session.begin_nested():
+                return pipeline.store(key, raw)
+        except (OperationalError, InterfaceError):
+            raise
+        except SQLAlchemyError as error:
+            reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
+            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}"[:2000])
+
+    def _mark_error(self, session: Session, profile: MediaProfile, reason: str, kind: str) -> None:
+        profile.status = ProfileStatus.ERROR
+        profile.last_error = reason
+        profile.consecutive_failures += 1
+        profile.last_fetch_at = utcnow()
+        session.commit()
+        log.debug("profile %s: %s", profile.name, reason)  # the caller reports it (fetch, the worker)
+        events.profile_error.send(self, profile_id=profile.id, reason=reason, kind=kind)
+
+    def _mark_ok(self, session: Session, profile: MediaProfile) -> None:
+        recovered = profile.status == ProfileStatus.ERROR
+        profile.status = ProfileStatus.OK
+        profile.last_error = None
+        profile.consecutive_failures = 0
+        profile.last_fetch_at = utcnow()
+        session.commit()
+        if recovered:
+            events.profile_recovered.send(self, profile_id=profile.id)
+
+
+def fetchable_profiles(session: Session, contact_center_id: int | None = None) -> list[MediaProfile]:
+    query = select(MediaProfile).where(
+        MediaProfile.deleted_at.is_(None),
+        MediaProfile.incoming_allowed.is_(True),
+        MediaProfile.fetch_protocol != "none",
+    )
+    if contact_center_id is not None:
+        query = query.where(MediaProfile.contact_center_id == contact_center_id)
+    return list(session.scalars(query.order_by(MediaProfile.id)))

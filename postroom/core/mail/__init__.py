@@ -1,0 +1,1 @@
+"""Mail as bytes: the robust parser of inbound mail and the builder of outgoing MIME (no database)."""

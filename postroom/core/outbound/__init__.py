@@ -1,0 +1,1 @@
+"""Outbound: composing replies, the outbox that sends them, connections, and failure classification."""

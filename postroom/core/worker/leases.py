@@ -1,0 +1,136 @@
+"""Fetch leases: which worker fetches which profile now, kept in the database (DESIGN §8).
+
+A worker claims due profiles with one UPDATE whose subquery skips rows other workers hold
+locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); a lease expires unless renewed, so the
+profiles of a worker that died are taken over by the others. PostgreSQL is the only coordinator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.elements import ColumnElement
+
+from postroom.core.data.models import MediaProfile
+
+#: The longest a profile in error waits before it is tried again.
+MAX_BACKOFF = timedelta(minutes=5)
+
+
+def _fetchable() -> list[ColumnElement[bool]]:
+    return [
+        MediaProfile.deleted_at.is_(None),
+        MediaProfile.incoming_allowed.is_(True),
+        MediaProfile.fetch_protocol != "none",
+    ]
+
+
+def claim_due_profiles(
+    session: Session, worker: str, now: datetime, lease: timedelta, limit: int
+) -> list[int]:
+    """Lease up to ``limit`` profiles whose fetch is due and that nobody (alive) holds; returns their ids."""
+    if limit <= 0:
+        return []
+    candidates = (
+        select(MediaProfile.id)
+        .where(
+            *_fetchable(),
+            or_(MediaProfile.next_fetch_at.is_(None), MediaProfile.next_fetch_at <= now),
+            or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
+        )
+        .order_by(MediaProfile.next_fetch_at.asc().nulls_first(), MediaProfile.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    claimed = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.id.in_(candidates.scalar_subquery()))
+        .values(lease_owner=worker, lease_expires_at=now + lease)
+        .returning(MediaProfile.id)
+        .execution_options(synchronize_session=False)
+    )
+    return sorted(claimed.scalars())
+
+
+def renew_leases(
+    session: Session, worker: str, profile_ids: Sequence[int], now: datetime, lease: timedelta
+) -> set[int]:
+    """Extend this worker's leases on the profiles it is still fetching; returns those it still holds."""
+    if not profile_ids:
+        return set()
+    renewed = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.id.in_(profile_ids), MediaProfile.lease_owner == worker)
+        .values(lease_expires_at=now + lease)
+        .returning(MediaProfile.id)
+        .execution_options(synchronize_session=False)
+    )
+    return set(renewed.scalars())
+
+
+def backoff(interval: int, consecutive_failures: int) -> timedelta:
+    """The wait after a cycle: the interval when healthy, doubling per failure, capped at MAX_BACKOFF."""
+    if consecutive_failures <= 0:
+        return timedelta(seconds=interval)
+    doubled = timedelta(seconds=interval * 2 ** min(consecutive_failures, 16))
+    return max(timedelta(seconds=interval), min(doubled, MAX_BACKOFF))
+
+
+def release_profile(
+    session: Session, worker: str, profile_id: int, now: datetime, started_at: datetime | None = None
+) -> datetime | None:
+    """Give a profile back after its cycle and schedule its next fetch; returns when that is.
+
+    A healthy profile is fetched every ``fetch_interval`` seconds counted from the start of its
+    cycles, so a cycle's own length does not stretch the interval (a cycle longer than the
+    interval is followed at once by the next); a profile in error waits its backoff from now.
+    """
+    profile = session.get(MediaProfile, profile_id, populate_existing=True)
+    if profile is None or profile.lease_owner != worker:
+        return None  # our lease expired and someone else took it: leave their schedule alone
+    if profile.consecutive_failures <= 0 and started_at is not None:
+        profile.next_fetch_at = max(now, started_at + timedelta(seconds=profile.fetch_interval))
+    else:
+        profile.next_fetch_at = now + backoff(profile.fetch_interval, profile.consecutive_failures)
+    profile.lease_owner = None
+    profile.lease_expires_at = None
+    return profile.next_fetch_at
+
+
+def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, datetime]]:
+    """Bring forward the next fetch of healthy profiles whose interval was shortened since it was planned.
+
+    Without it a profile changed from an hourly to a ten-second interval would wait out the old
+    hour. Returns the profiles moved, with their new time.
+    """
+    profiles = session.scalars(
+        select(MediaProfile).where(
+            *_fetchable(),
+            MediaProfile.consecutive_failures == 0,
+            MediaProfile.next_fetch_at > now,
+            MediaProfile.last_fetch_at.is_not(None),
+            or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
+        )
+    )
+    moved = []
+    for profile in profiles:
+        assert profile.next_fetch_at is not None and profile.last_fetch_at is not None
+        due = max(now, profile.last_fetch_at + timedelta(seconds=profile.fetch_interval))
+        if due < profile.next_fetch_at:
+            profile.next_fetch_at = due
+            moved.append((profile.name, due))
+    return moved
+
+
+def release_all(session: Session, worker: str) -> int:
+    """Give back every lease of this worker (on shutdown); the profiles stay due."""
+    result = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.lease_owner == worker)
+        .values(lease_owner=None, lease_expires_at=None)
+        .execution_options(synchronize_session=False)
+    )
+    return int(getattr(result, "rowcount", 0) or 0)

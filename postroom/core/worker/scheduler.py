@@ -1,0 +1,359 @@
+"""The worker (``postroom run``): fetches each profile on its interval, drains the outbox, stops cleanly.
+
+Threads: the scheduler (this loop) leases due profiles and hands them to a small pool of fetch
+threads, so one slow or failing server never delays the others; one thread drains the outbox;
+one renews this worker's leases. SIGTERM/SIGINT let in-flight work finish its batch, give the
+leases back and return 0.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import func, select
+
+from postroom.core.app import Postroom
+from postroom.core.contract.errors import UserError
+from postroom.core.data import configuration
+from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
+from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
+from postroom.core.outbound.outbox import Outbox
+from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
+from postroom.core.worker.leases import (
+    claim_due_profiles,
+    release_all,
+    release_profile,
+    renew_leases,
+    reschedule_to_intervals,
+)
+
+log = logging.getLogger("postroom.worker")
+
+DEFAULT_LEASE = timedelta(seconds=60)
+#: Even without ``postroom reload``, the worker re-reads plugin switches this often.
+SELF_RELOAD = timedelta(seconds=60)
+#: After the database failed the scheduler, wait this long before asking it again.
+DATABASE_RETRY = 5.0
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+
+
+class SqliteWorkerLock:
+    """SQLite allows one worker per database file: a second one is told so and exits."""
+
+    def __init__(self, app: Postroom) -> None:
+        self.handle: IO[str] | None = None
+        database = app.engine.url.database
+        self.path = Path(f"{database}.worker-lock") if database and database != ":memory:" else None
+
+    def acquire(self) -> None:
+        if self.path is None:
+            return
+        handle = self.path.open("w")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.close()
+            database = self.path.with_suffix("")
+            raise UserError(
+                f"Another postroom worker is already running on the SQLite database {database}; "
+                "SQLite supports one worker — use PostgreSQL to run several."
+            ) from None
+        handle.write(str(os.getpid()))
+        handle.flush()
+        self.handle = handle
+
+    def release(self) -> None:
+        if self.handle is not None:
+            fcntl.flock(self.handle, fcntl.LOCK_UN)
+            self.handle.close()
+            self.handle = None
+
+
+class Worker:
+    """One ``postroom run`` process."""
+
+    def __init__(
+        self,
+        app: Postroom,
+        *,
+        threads: int = 8,
+        lease: timedelta = DEFAULT_LEASE,
+        tick: float = 0.5,
+        admin_address: tuple[str, int] | None = None,
+        verbose: bool = False,
+        batch_mails: int = BATCH_MAILS,
+    ) -> None:
+        self.app = app
+        self.id = worker_id()
+        self.threads = threads
+        self.lease = lease
+        self.tick = tick
+        self.verbose = verbose
+        self.batch_mails = batch_mails
+        #: Set when a fetch thread becomes free, so the scheduler refills it without waiting a tick.
+        self.wake = threading.Event()
+        self.stopping = threading.Event()
+        self.in_flight: dict[int, Future[FetchReport]] = {}
+        self.lock = threading.Lock()
+        self.generation = -1
+        self.last_reload = time.monotonic()
+        self.cycles = 0
+        self.admin_address = admin_address
+        self.admin: AdminServer | None = None
+        self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def stop(self, *_: Any) -> None:
+        """Ask the worker to finish what it holds and return (safe from a signal handler)."""
+        self.stopping.set()
+        self.wake.set()
+
+    def run(self) -> int:
+        # The lock comes first: a second worker on one SQLite file must say so, not fight over the port.
+        if self.sqlite_lock is not None:
+            self.sqlite_lock.acquire()
+        log.info(
+            "worker %s started on %s (%d fetch threads, lease %d s)",
+            self.id,
+            self.app.engine.url.render_as_string(hide_password=True),
+            self.threads,
+            self.lease.total_seconds(),
+        )
+        try:
+            if self.admin_address is not None:
+                self.admin = self._start_admin(*self.admin_address)
+            return self._run()
+        finally:
+            if self.admin is not None:
+                self.admin.stop()
+            if self.sqlite_lock is not None:
+                self.sqlite_lock.release()
+
+    def _start_admin(self, host: str, port: int) -> AdminServer:
+        try:
+            admin = AdminServer(host, port, self._check_token, self._reload_now, self.health)
+        except OSError as error:
+            raise UserError(
+                f"The admin endpoint cannot listen on {host}:{port}: {error.strerror or error}."
+            ) from None
+        admin.start()
+        bound_host, bound_port = admin.address
+        shown = f"[{bound_host}]" if ":" in bound_host else bound_host
+        log.info("admin endpoint on http://%s:%s (reload: POST %s)", shown, bound_port, RELOAD_PATH)
+        return admin
+
+    def _run(self) -> int:
+        fetcher = Fetcher(self.app, batch_mails=self.batch_mails, should_stop=self.stopping.is_set)
+        helpers = [
+            threading.Thread(target=self._drain_outbox, name="postroom-outbox", daemon=True),
+            threading.Thread(target=self._renew_leases, name="postroom-leases", daemon=True),
+        ]
+        for thread in helpers:
+            thread.start()
+        try:
+            with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-fetch") as pool:
+                while not self.stopping.is_set():
+                    self.wake.clear()
+                    try:
+                        self._check_generation()
+                        self._schedule(pool, fetcher)
+                    except Exception:
+                        # A database that went away must not end the worker: it comes back.
+                        log.exception("the scheduler could not reach the database; trying again")
+                        self.stopping.wait(DATABASE_RETRY)
+                    self.wake.wait(self.tick)
+                with self.lock:
+                    log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
+        finally:
+            for thread in helpers:
+                thread.join(timeout=60)
+            with self.app.transaction() as session:
+                released = release_all(session, self.id)
+            log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
+        return 0
+
+    # --- fetching -------------------------------------------------------------------------------
+
+    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> None:
+        with self.lock:
+            free = self.threads - len(self.in_flight)
+        if free <= 0:
+            return
+        with self.app.transaction() as session:
+            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
+        for profile_id in claimed:
+            with self.lock:
+                future = pool.submit(self._fetch_one, fetcher, profile_id)
+                self.in_flight[profile_id] = future
+
+    def _fetch_one(self, fetcher: Fetcher, profile_id: int) -> FetchReport:
+        started_at = utcnow()
+        started = time.monotonic()
+        next_at: datetime | None = None
+        try:
+            report = fetcher.fetch_profile(profile_id)
+        except UserError as error:  # deleted meanwhile
+            report = FetchReport(str(profile_id), error=str(error))
+        except Exception:
+            log.exception("fetch of profile %s failed unexpectedly", profile_id)
+            report = FetchReport(str(profile_id), error="internal error")
+        finally:
+            # Measured before the lease is given back: the cycle lies wholly inside the lease.
+            elapsed = time.monotonic() - started
+            # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
+            # back for one somebody took from us.
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+                self.cycles += 1
+            try:
+                with self.app.transaction() as session:
+                    next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+            except Exception:
+                log.exception(
+                    "could not give back the lease of profile %s; it runs out in %d s",
+                    profile_id,
+                    self.lease.total_seconds(),
+                )
+            finally:
+                self.wake.set()
+        self._log_cycle(report, started_at, elapsed, next_at)
+        return report
+
+    def _log_cycle(
+        self, report: FetchReport, started_at: datetime, elapsed: float, next_at: datetime | None
+    ) -> None:
+        """One line per cycle that did something or failed; with ``--verbose``, per cycle, with its start."""
+        if self.verbose:
+            took = f"{elapsed:.3f} s from {started_at.astimezone():%H:%M:%S.%f}"
+        else:
+            took = f"{elapsed:.2f} s"
+        if report.error:
+            log.warning(
+                "profile %s: %s (%s; next try %s)",
+                report.profile,
+                report.error,
+                took,
+                next_at.astimezone().strftime("%H:%M:%S") if next_at else "by another worker",
+            )
+        elif report.fetched or report.deleted or self.verbose:
+            log.info(
+                "profile %s: fetched %d, stored %d, duplicates %d, quarantined %d, deleted %d (%s)",
+                report.profile,
+                report.fetched,
+                report.stored,
+                report.duplicates,
+                report.quarantined,
+                report.deleted,
+                took,
+            )
+
+    def _renew_leases(self) -> None:
+        """Extend the leases of the profiles being fetched, three times a lease, so none expires under us."""
+        interval = max(self.lease.total_seconds() / 3, 0.2)
+        while not self.stopping.wait(interval):
+            with self.lock:
+                held = dict(self.in_flight)
+            if not held:
+                continue
+            try:
+                with self.app.transaction() as session:
+                    kept = renew_leases(session, self.id, list(held), utcnow(), self.lease)
+            except Exception:
+                log.exception("renewing fetch leases failed; trying again")
+                continue
+            with self.lock:
+                # Still the same fetch as before the renewal, so the lease was never given back meanwhile.
+                lost = sorted(p for p, f in held.items() if p not in kept and self.in_flight.get(p) is f)
+            if lost:
+                # Only a pause longer than the lease (or a clock jump) gets here; the ledger still
+                # keeps a mail from being stored twice.
+                log.warning("lost the fetch lease of profile(s) %s to another worker", lost)
+
+    # --- sending --------------------------------------------------------------------------------
+
+    def _drain_outbox(self) -> None:
+        outbox = Outbox(self.app, worker=self.id, should_stop=self.stopping.is_set)
+        while not self.stopping.is_set():
+            try:
+                report = outbox.send_due()
+            except Exception:
+                log.exception("outbox cycle failed")
+                report = None
+            busy = report is not None and any(report.as_json().values())
+            if busy and report is not None:
+                log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in report.as_json().items() if v))
+            self.stopping.wait(0.05 if busy else 1.0)
+
+    # --- configuration --------------------------------------------------------------------------
+
+    def _check_generation(self) -> None:
+        with self.app.sessions() as session:
+            generation = configuration.config_generation(session)
+        stale = time.monotonic() - self.last_reload > SELF_RELOAD.total_seconds()
+        if generation != self.generation or stale:
+            if self.generation >= 0 and generation != self.generation:
+                log.info("configuration generation %d picked up", generation)
+            elif self.generation < 0:
+                log.info("configuration generation %d loaded", generation)
+            self.generation = generation
+            self.last_reload = time.monotonic()
+            self.app.reload_plugins()
+            with self.app.transaction() as session:
+                moved = reschedule_to_intervals(session, utcnow())
+            for name, due in moved:
+                log.info(
+                    "profile %s: fetch interval shortened; next fetch at %s",
+                    name,
+                    f"{due.astimezone():%H:%M:%S}",
+                )
+
+    def _check_token(self, offered: str | None) -> bool:
+        with self.app.sessions() as session:
+            return token_matches(session, offered)
+
+    def _reload_now(self) -> int:
+        with self.app.transaction() as session:
+            generation = configuration.reload_configuration(session)
+        self._check_generation()
+        return generation
+
+    def health(self) -> dict[str, Any]:
+        with self.app.sessions() as session:
+            in_error = session.scalar(
+                select(func.count())
+                .select_from(MediaProfile)
+                .where(MediaProfile.deleted_at.is_(None), MediaProfile.status == ProfileStatus.ERROR)
+            )
+        with self.lock:
+            fetching = len(self.in_flight)
+        return {
+            "status": "ok",
+            "worker": self.id,
+            "generation": self.generation,
+            "fetching": fetching,
+            "profiles_in_error": in_error,
+            "cycles": self.cycles,
+        }
+
+
+def install_signal_handlers(
+    worker: Worker, signal_module: Any, on: Callable[[int, Any], None] | None = None
+) -> None:
+    """SIGTERM and SIGINT stop the worker cleanly."""
+    for name in ("SIGTERM", "SIGINT"):
+        signal_module.signal(getattr(signal_module, name), on or worker.stop)
