@@ -496,6 +496,6 @@ def test_the_zammad_corpus_scores_at_least_104_subjects_and_102_senders() -> Non
     finally:
         sys.path.pop(0)
     corpus = _zammad_corpus()
-    assert corpus is not None, "the shared Zammad mail corpus (../shared/corpora/zammad-mail) was not found"
+    assert corpus is not None, "the Zammad sample mail corpus (shared/corpora/zammad-mail beside the repository) was not found"
     (subjects, senders, names), misses = zammad_corpus.score(corpus, zammad_corpus.postroom_fields)
     assert subjects >= 104 and senders >= 102 and names >= 100, misses

@@ -1,4 +1,4 @@
-"""Each resolver against a sequence of mails, with the expected grouping into tickets (DESIGN §6).
+"""Each resolver against a sequence of mails, with the expected grouping into tickets (docs/architecture.md, "Resolve").
 
 A step is a mail (label, sender, subject, options, expected ticket) or an action on the ticket a
 labelled mail is on (close, merge, split). "new" expects a new ticket; a label expects the

@@ -1,6 +1,6 @@
 """Databases for tests: a fresh SQLite file or a truncated PostgreSQL database per test.
 
-PostgreSQL is the machine's server (TESTING.md): each test session creates its own database
+PostgreSQL is the machine's server (README, "The two commands"): each test session creates its own database
 and drops it at the end, so runs never see each other's rows.
 """
 

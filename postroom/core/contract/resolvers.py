@@ -1,7 +1,7 @@
 """The ticket resolver contract: how a stored, routed mail finds the ticket it belongs to.
 
 A resolver is a class returned from ``postroom_register_resolvers``; a profile lists resolvers
-in priority order and the first one that returns a ticket wins (DESIGN §6).
+in priority order and the first one that returns a ticket wins (docs/architecture.md, "Resolve").
 """
 
 from __future__ import annotations

@@ -278,7 +278,7 @@ def delete_profile(session: Session, profile: MediaProfile) -> None:
 
 
 def profile_as_json(profile: MediaProfile, subject_preview: str | None = None) -> dict[str, Any]:
-    """The JSON view of a profile (DESIGN §9). The password never appears, not even masked."""
+    """The JSON view of a profile (``profile list|show --json``). The password never appears, not even masked."""
     data: dict[str, Any] = {
         "id": profile.id,
         "name": profile.name,

@@ -1,6 +1,6 @@
 """The outbox: claim due replies, send them over one connection per profile, and record every outcome.
 
-Delivery is at least once (DESIGN §7): a claim is a lease, so the rows of a sender that dies come
+Delivery is at least once (docs/architecture.md, "At-least-once sending"): a claim is a lease, so the rows of a sender that dies come
 back once it expires, and a crash between the server's 250 and the record of that outcome sends
 that mail again, with the same Message-ID. That is at most one mail per crash: outcomes are
 recorded on a writer thread while the next mail's envelope is exchanged, and the next message

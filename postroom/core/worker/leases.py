@@ -1,4 +1,4 @@
-"""Fetch leases: which worker fetches which profile now, kept in the database (DESIGN §8).
+"""Fetch leases: which worker fetches which profile now, kept in the database (docs/architecture.md, "Leases").
 
 A worker claims due profiles with one UPDATE whose subquery skips rows other workers hold
 locked (``FOR UPDATE SKIP LOCKED`` on PostgreSQL); a lease expires unless renewed, so the

@@ -98,7 +98,7 @@ class TicketState(StrEnum):
 
 
 class SendState(StrEnum):
-    """The states of ``s_message_send_info`` (DESIGN §4)."""
+    """The states of ``s_message_send_info``."""
 
     QUEUED = "queued"
     SENDING = "sending"

@@ -11,7 +11,7 @@ from postroom.core.data.models.base import Base, SendState, big_pk, timestamp
 
 
 class SMessageSendInfo(Base):
-    """The send state of one outgoing mail (DESIGN §4, §7).
+    """The send state of one outgoing mail (docs/architecture.md, "At-least-once sending").
 
     ``pending_recipients`` holds the recipients still to deliver (JSON list): after a partial
     refusal only the refused ones are retried.

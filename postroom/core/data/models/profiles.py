@@ -11,7 +11,7 @@ from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestam
 
 
 class MediaProfile(Base):
-    """An email media profile: a mailbox and its outgoing server (DESIGN §5).
+    """An email media profile: a mailbox and its outgoing server.
 
     Deleted profiles keep their row (``deleted_at`` set) so tickets and messages can still
     name where they came from; names are unique among the profiles that are not deleted.
@@ -69,7 +69,7 @@ class MediaProfile(Base):
     consecutive_failures: Mapped[int] = mapped_column(Integer, default=0)
     last_fetch_at: Mapped[datetime | None]
     next_fetch_at: Mapped[datetime | None]
-    #: The worker that holds the fetch lease, and until when (DESIGN §8).
+    #: The worker that holds the fetch lease, and until when (docs/architecture.md, "Leases").
     lease_owner: Mapped[str | None]
     lease_expires_at: Mapped[datetime | None]
 

@@ -133,7 +133,7 @@ class MessageAddress(Base):
 
 
 class FetchLedger(Base):
-    """One row per mail fetched from a profile's mailbox, keyed by its mailbox key (DESIGN §6).
+    """One row per mail fetched from a profile's mailbox, keyed by its mailbox key (docs/architecture.md, "Store before acknowledge").
 
     Written in the same transaction as the stored message; a key in the ledger is never stored again.
     ``deleted_at`` records that delete-on-fetch removed it from the server.
