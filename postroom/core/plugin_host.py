@@ -12,7 +12,6 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from types import ModuleType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pluggy
@@ -195,8 +194,3 @@ class PluginHost:
 
     def register_commands(self, cli: click.Group) -> None:
         self.pm.hook.postroom_register_commands(cli=cli)
-
-
-def builtin_module(name: str) -> ModuleType:
-    """The module of a builtin plugin, by its plugin name (for tests and docs)."""
-    return importlib.import_module(dict(DEFAULT_PLUGINS)[name])

@@ -151,28 +151,6 @@ config_reloaded = _signals.signal(
     kwargs: generation (int): the new configuration generation.""",
 )
 
-ALL_SIGNALS = (
-    message_fetched,
-    message_stored,
-    message_duplicate,
-    message_quarantined,
-    message_unrouted,
-    message_routed,
-    ticket_created,
-    ticket_updated,
-    ticket_escalated,
-    failure_mail_received,
-    reply_queued,
-    send_succeeded,
-    send_failed,
-    retry_scheduled,
-    send_abandoned,
-    profile_error,
-    profile_recovered,
-    profile_deleted,
-    config_reloaded,
-)
-
 
 # --- sending once the work is kept -------------------------------------------------------------
 

@@ -192,16 +192,6 @@ def add_customer(session: Session, contact_center_id: int, name: str, emails: li
     return customer
 
 
-def add_customer_email(session: Session, customer: Customer, address: str) -> None:
-    address = normalise_address(check_address(address, "customer email"))
-    owner = find_customer_by_address(session, customer.contact_center_id, address)
-    if owner is not None and owner.id != customer.id:
-        raise UserError(f"The address {address!r} already belongs to another customer.")
-    if owner is None:
-        customer.emails.append(CustomerEmail(contact_center_id=customer.contact_center_id, address=address))
-        session.flush()
-
-
 def customers_by_address(
     session: Session, contact_center_id: int, addresses: list[str]
 ) -> dict[str, Customer]:

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING
 import nh3
 
 from postroom.core.contract.errors import UserError
-from postroom.core.data.models import Message
 
 if TYPE_CHECKING:
     from postroom.core.contract.drafts import OutgoingDraft
+    from postroom.core.data.models import Message
 
 #: Serialises with CRLF and refuses CR or LF inside a header value (``ValueError``).
 SMTP_POLICY = email.policy.SMTP
