@@ -90,7 +90,7 @@ def postroom_inbound_filter(message: ParsedMail, profile: MediaProfile) -> Inbou
 
     :param message: the parsed mail.
     :param profile: the profile it was fetched through.
-    :return: an :class:`postroom.core.data.rules.InboundVerdict`, or None for no opinion.
+    :return: an :class:`postroom.core.contract.routing.InboundVerdict`, or None for no opinion.
     """
 
 
@@ -106,7 +106,7 @@ def postroom_route_message(
     :param message: the parsed mail.
     :param profile: the profile it was fetched through.
     :param session: the database session of the fetch transaction (read only).
-    :return: a :class:`postroom.core.data.rules.RouteChoice`, or None to pass.
+    :return: a :class:`postroom.core.contract.routing.RouteChoice`, or None to pass.
     """
 
 
