@@ -3,6 +3,11 @@
 ``POST /ameyorestapi/media/messages/reloadMediaProfileConfiguration`` with header ``sessionId: <token>``
 reloads the configuration (the seed's curl command works as written); ``GET /health`` reports the
 worker. The token is made by ``postroom admin token``; only its SHA-256 is stored.
+
+The endpoint faces whatever can reach its port, so it gives nobody more than a little: a client
+that is idle or slow is disconnected after ``client_timeout`` seconds, the token is checked before
+any body is read (a body is never needed), and at most ``max_clients`` connections are served at
+once; the next one is answered 503 at once instead of getting a thread.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ import secrets
 import socket
 import threading
 from collections.abc import Callable
+from contextlib import suppress
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -27,6 +33,15 @@ log = logging.getLogger(__name__)
 RELOAD_PATH = "/ameyorestapi/media/messages/reloadMediaProfileConfiguration"
 HEALTH_PATH = "/health"
 TOKEN_SETTING = "admin_token_sha256"
+#: Seconds a client may take to send its whole request; a half-sent request no longer holds a thread.
+CLIENT_TIMEOUT = 10.0
+#: Connections served at once: a reload and a few health probes never need more.
+MAX_CLIENTS = 8
+_BUSY_BODY = b'{"status": "error", "message": "Too many requests at once; try again."}'
+_BUSY = (
+    b"HTTP/1.0 503 Service Unavailable\r\nContent-Type: application/json\r\nConnection: close\r\n"
+    b"Content-Length: %d\r\n\r\n%s" % (len(_BUSY_BODY), _BUSY_BODY)
+)
 
 
 def _digest(token: str) -> str:
@@ -51,7 +66,46 @@ def token_matches(session: Session, offered: str | None) -> bool:
     return hmac.compare_digest(row.value, _digest(offered.strip()))
 
 
-class _Ipv6Server(ThreadingHTTPServer):
+class _BoundedServer(ThreadingHTTPServer):
+    """A threaded HTTP server that serves at most ``max_clients`` connections at once.
+
+    Past the cap a connection is answered 503 on the accepting thread and closed, so a flood of
+    connections costs one short write each, never a thread each.
+    """
+
+    daemon_threads = True
+
+    def __init__(
+        self, address: tuple[str, int], handler: type[BaseHTTPRequestHandler], max_clients: int
+    ) -> None:
+        self._slots = threading.BoundedSemaphore(max_clients)
+        super().__init__(address, handler)
+
+    def process_request(self, request: Any, client_address: Any) -> None:
+        if not self._slots.acquire(blocking=False):
+            with suppress(OSError):
+                request.settimeout(1.0)
+                request.sendall(_BUSY)
+            self.shutdown_request(request)
+            return
+        try:
+            super().process_request(request, client_address)
+        except BaseException:
+            self._slots.release()
+            raise
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that hung up or was cut off: worth a debug line, not a traceback on stderr."""
+        log.debug("admin: a connection from %s ended in an error", client_address, exc_info=True)
+
+    def process_request_thread(self, request: Any, client_address: Any) -> None:
+        try:
+            super().process_request_thread(request, client_address)
+        finally:
+            self._slots.release()
+
+
+class _Ipv6Server(_BoundedServer):
     """The same server on an IPv6 address (``--admin-listen [::1]:8025``)."""
 
     address_family = socket.AF_INET6
@@ -67,10 +121,36 @@ class AdminServer:
         check_token: Callable[[str | None], bool],
         reload: Callable[[], int],
         health: Callable[[], dict[str, Any]],
+        *,
+        client_timeout: float = CLIENT_TIMEOUT,
+        max_clients: int = MAX_CLIENTS,
     ) -> None:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
+            # Applied to the connection's socket: a client that goes quiet is disconnected.
+            timeout = client_timeout
+
+            def setup(self) -> None:
+                super().setup()
+                # A client that trickles its request a byte at a time never goes quiet; the whole
+                # request must arrive within the timeout, or the connection is shut.
+                self._deadline = threading.Timer(client_timeout, self._cut_off)
+                self._deadline.start()
+
+            def _cut_off(self) -> None:
+                with suppress(OSError):
+                    self.connection.shutdown(socket.SHUT_RDWR)
+
+            def parse_request(self) -> bool:
+                parsed = super().parse_request()  # reads the headers
+                self._deadline.cancel()  # the request is in: answering it may take its time
+                return parsed
+
+            def finish(self) -> None:
+                self._deadline.cancel()
+                super().finish()
+
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug("admin: " + format, *args)
 
@@ -93,12 +173,9 @@ class AdminServer:
                     )
 
             def _post(self) -> None:
-                try:
-                    length = int(self.headers.get("Content-Length") or 0)
-                except ValueError:
-                    length = 0
-                if length > 0:
-                    self.rfile.read(min(length, 1 << 16))
+                # No body is ever read: the reload needs none, and reading one before the token is
+                # checked would let anyone make the worker wait for it. The connection closes after
+                # the answer (HTTP/1.0), so an unread body does no harm.
                 if self.path.split("?")[0] != RELOAD_PATH:
                     self._reply(404, {"status": "error", "message": "Not found."})
                     return
@@ -136,8 +213,7 @@ class AdminServer:
         self.check_token = check_token
         self.reload = reload
         self.health = health
-        self.httpd = (_Ipv6Server if ":" in host else ThreadingHTTPServer)((host, port), Handler)
-        self.httpd.daemon_threads = True
+        self.httpd = (_Ipv6Server if ":" in host else _BoundedServer)((host, port), Handler, max_clients)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="postroom-admin", daemon=True)
 
     @property
