@@ -66,7 +66,7 @@ def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> N
     with app.transaction() as session:
         if profile_name:
             profile = profiles.get_profile(session, profile_name, cc)
-            if not profile.incoming_allowed or profile.fetch_protocol == profiles.NO_PROTOCOL:
+            if not profile.can_fetch:
                 raise UserError(f"Profile {profile_name!r} does not fetch mail: its incoming side is off.")
             chosen = [profile]
         else:

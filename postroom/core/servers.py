@@ -25,6 +25,7 @@ def _settings(
     port: int | None,
     folder: str | None,
 ) -> ConnectionSettings:
+    """The settings a plugin connects with; the only place a protocol's ``DEFAULT_PORT`` is applied."""
     return ConnectionSettings(
         profile_id=profile.id,
         profile_name=profile.name,

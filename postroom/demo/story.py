@@ -1,8 +1,9 @@
-"""``postroom demo``: the whole job on the embedded default — SQLite, a Maildir mailbox, a Maildir sink.
+"""``postroom demo``: the whole job on the embedded default — SQLite, a Maildir mailbox, the demo's sink.
 
 Builds a fresh demo home with a handful of realistic customer mails, configures a profile, a
 campaign, a queue, a rule and two resolvers, fetches, queues and sends an agent's reply, and
-shows a retry being scheduled for a recipient the sink turns away. No server, no network.
+shows a retry being scheduled for a recipient the sink turns away. No server, no network. The
+sink is the demo's own send protocol (:mod:`postroom.demo.sink`), registered here and nowhere else.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from postroom.core.data.profiles import ProfileFields
 from postroom.core.inbound.fetch import Fetcher, FetchReport
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import OutboxReport, send_due
+from postroom.demo import sink
 
 SUPPORT = "support@acme.example"
 MAILER_DAEMON = "mailer-daemon@mx.acme.example"
@@ -148,7 +150,7 @@ def run_demo(home: Path) -> DemoResult:
     for make in CUSTOMER_MAILS:
         box.add(make())
     url = f"sqlite:///{home / 'postroom.sqlite'}"
-    app = Postroom(url)
+    app = Postroom(url, extra_plugins=[(sink.DemoSinkProtocol.NAME, sink)])
     app.init()
     with app.transaction() as session:
         profile = profiles.create_profile(
@@ -160,7 +162,7 @@ def run_demo(home: Path) -> DemoResult:
                 fetch_protocol="maildir",
                 incoming_folder=str(inbox),
                 delete_on_fetch=True,
-                send_protocol="maildir",
+                send_protocol=sink.DemoSinkProtocol.NAME,
                 outgoing_folder=str(sent),
                 send_from_name="ACME Support",
                 send_from_address=SUPPORT,

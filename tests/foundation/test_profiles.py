@@ -285,3 +285,39 @@ def test_profile_add_with_a_login_at_a_terminal_asks_for_the_password_twice(
     with app.transaction() as session:
         stored = session.scalar(select(MediaProfile.password_encrypted))
     assert stored is not None
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--fetch-protocol", "imap"], "The incoming host is required for protocol 'imap'."),
+        (["--send-protocol", "smtps"], "The outgoing host is required for protocol 'smtps'."),
+        (["--fetch-protocol", "maildir"], "The incoming folder is required for protocol 'maildir'."),
+        (["--send-protocol", "maildir"], "The outgoing folder is required for protocol 'maildir'."),
+    ],
+)
+def test_a_profile_lacking_what_its_protocol_needs_is_refused_in_one_sentence(
+    postroom_cli: Cli, args: list[str], message: str
+) -> None:
+    result = postroom_cli.run("profile", "add", "p1", *args)
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {message}"
+
+
+@pytest.mark.parametrize(("protocol", "folder"), [("imap", "INBOX"), ("imaps", "INBOX"), ("ews", "Inbox")])
+def test_a_new_profile_gets_its_fetch_protocols_default_folder(
+    postroom_cli: Cli, protocol: str, folder: str
+) -> None:
+    postroom_cli.ok("profile", "add", "p1", "--fetch-protocol", protocol, "--incoming-host", "mail.example.test")
+    shown = postroom_cli.ok("profile", "show", "p1", "--json").json()
+    assert (shown["incoming_folder"], shown["incoming_port"]) == (folder, None)
+
+
+def test_a_profile_whose_protocol_plugin_is_switched_off_keeps_its_other_settings_editable(
+    postroom_cli: Cli,
+) -> None:
+    postroom_cli.ok("profile", "add", "p1", *SMTP_IMAP)
+    postroom_cli.ok("plugins", "disable", "smtp")
+
+    postroom_cli.ok("profile", "modify", "p1", "--subject-prefix", "[ACME]")
+    assert postroom_cli.ok("profile", "show", "p1", "--json").json()["subject_prefix"] == "[ACME]"

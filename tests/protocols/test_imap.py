@@ -261,12 +261,12 @@ def test_a_port_that_speaks_another_protocol_is_reported_as_such(dovecot: Doveco
     assert "did not greet like an IMAP server" in str(failed.value)
 
 
-def test_the_module_registers_imap_and_imaps() -> None:
+def test_the_module_registers_imap_and_imaps_each_with_its_port_and_the_inbox_as_default_folder() -> None:
     classes = imap.postroom_register_protocols()
 
-    assert [(cls.NAME, cls.DEFAULT_PORT, cls.CAN_FETCH) for cls in classes] == [
-        ("imap", 143, True),
-        ("imaps", 993, True),
+    assert [(cls.NAME, cls.DEFAULT_PORT, cls.DEFAULT_FOLDER, cls.CAN_FETCH) for cls in classes] == [
+        ("imap", 143, "INBOX", True),
+        ("imaps", 993, "INBOX", True),
     ]
 
 

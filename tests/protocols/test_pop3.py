@@ -184,10 +184,10 @@ def test_a_port_that_speaks_another_protocol_is_reported_as_such(dovecot: Doveco
     assert "did not greet like a POP3 server" in str(failed.value)
 
 
-def test_the_module_registers_pop3_and_pop3s() -> None:
+def test_the_module_registers_pop3_and_pop3s_each_with_its_port_and_no_folder() -> None:
     classes = pop3.postroom_register_protocols()
 
-    assert [(cls.NAME, cls.DEFAULT_PORT, cls.CAN_FETCH) for cls in classes] == [
-        ("pop3", 110, True),
-        ("pop3s", 995, True),
+    assert [(cls.NAME, cls.DEFAULT_PORT, cls.DEFAULT_FOLDER, cls.CAN_FETCH) for cls in classes] == [
+        ("pop3", 110, None, True),
+        ("pop3s", 995, None, True),
     ]

@@ -13,6 +13,9 @@ from datetime import date
 from types import TracebackType
 from typing import ClassVar, Literal, NamedTuple, Self
 
+#: The protocol name of a profile's direction that is not used (``--fetch-protocol none``).
+NO_PROTOCOL = "none"
+
 #: Why a connection-level operation failed. The core uses it to word the profile's error and
 #: to classify a failed send (``unknown-host`` and ``connection`` are categories of their own).
 FailureKind = Literal["auth", "tls", "connection", "unknown-host", "folder", "protocol", "internal"]
@@ -196,20 +199,31 @@ class Sender(_Closing):
 class ProtocolPlugin(abc.ABC):
     """A mail protocol: a class returned from ``postroom_register_protocols``.
 
-    A subclass provides:
+    The class attributes below are everything the core knows about a protocol: it validates
+    profiles, fills in defaults and decides about sent copies from them alone, so a vendor's
+    protocol is treated exactly like a builtin one. A protocol that comes in a plain and a TLS
+    variant on different ports is two classes (``imap``/``imaps``), each with its own ``NAME``
+    and ``DEFAULT_PORT``. ``docs/protocols.md`` is the guide, with a complete example.
     """
 
     #: The protocol's configuration name, as typed in ``--fetch-protocol``/``--send-protocol``.
     NAME: ClassVar[str]
     #: A short human label for ``plugins list``.
     LABEL: ClassVar[str] = ""
-    #: The port used when a profile gives none (None when the protocol has no port).
-    DEFAULT_PORT: ClassVar[int | None] = None
     #: Whether profiles may use it as fetch protocol / send protocol.
     CAN_FETCH: ClassVar[bool] = False
     CAN_SEND: ClassVar[bool] = False
-    #: Whether a host is required (False for local protocols such as Maildir).
+    #: Whether a profile must name a host (False for local protocols such as Maildir).
     NEEDS_HOST: ClassVar[bool] = True
+    #: The port :class:`ConnectionSettings` carries when a profile gives none (None: no port).
+    #: The core fills it in, so ``settings.port`` is never empty when the protocol has a default.
+    DEFAULT_PORT: ClassVar[int | None] = None
+    #: The incoming folder a profile fetching with this protocol gets when it names none
+    #: (``INBOX`` for IMAP, ``Inbox`` for EWS; None: the profile keeps no folder).
+    DEFAULT_FOLDER: ClassVar[str | None] = None
+    #: Whether the folder is where the mail lives and has no default (a Maildir's path): a
+    #: profile must name its incoming folder to fetch, and its outgoing folder to send, with it.
+    NEEDS_FOLDER: ClassVar[bool] = False
     #: True when sending through it already stores the sent copy (EWS Sent Items, a Maildir sink),
     #: so the core does not append a copy to the outgoing folder itself.
     KEEPS_SENT_COPY: ClassVar[bool] = False

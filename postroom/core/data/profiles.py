@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data.models import (
     MediaProfile,
     MediaProfileResolver,
@@ -25,7 +26,6 @@ from postroom.core.data.validation import check_address, check_port, check_posit
 from postroom.core.plugin_host import PluginHost
 
 SEND_FROM_NAME_LIMIT = 52
-NO_PROTOCOL = "none"
 #: Fields fixed at creation: changing them would orphan the fetch ledger or the sent copies.
 IMMUTABLE_FIELDS = {
     "send_protocol": "send protocol",
@@ -164,12 +164,17 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
 
 
 def _check_complete(profile: MediaProfile, plugins: PluginHost) -> None:
-    """Cross-field rules: an enabled direction needs its protocol and, for network protocols, a host."""
-    for direction, allowed, protocol, host in (
-        ("incoming", profile.incoming_allowed, profile.fetch_protocol, profile.incoming_host),
-        ("outgoing", profile.outgoing_allowed, profile.send_protocol, profile.outgoing_host),
+    """Cross-field rules: an enabled direction needs its protocol and what that protocol says it needs."""
+    p = profile
+    for direction, allowed, protocol, host, folder in (
+        ("incoming", p.incoming_allowed, p.fetch_protocol, p.incoming_host, p.incoming_folder),
+        ("outgoing", p.outgoing_allowed, p.send_protocol, p.outgoing_host, p.outgoing_folder),
     ):
         if not allowed:
+            continue
+        if protocol != NO_PROTOCOL and protocol not in plugins.protocols:
+            # Only a profile made while its protocol's plugin was enabled names one that is not
+            # (the protocol is fixed at creation, and checked then): its other fields stay editable.
             continue
         cls = plugins.protocols.get(protocol)
         if cls is None:
@@ -178,10 +183,8 @@ def _check_complete(profile: MediaProfile, plugins: PluginHost) -> None:
             )
         if cls.NEEDS_HOST and not host:
             raise UserError(f"The {direction} host is required for protocol {protocol!r}.")
-        if not cls.NEEDS_HOST and not (profile.incoming_folder if direction == "incoming" else True):
-            raise UserError(f"The incoming folder (a local path) is required for protocol {protocol!r}.")
-    if profile.send_protocol == "maildir" and profile.outgoing_allowed and not profile.outgoing_folder:
-        raise UserError("The outgoing folder (a local Maildir path) is required for send protocol 'maildir'.")
+        if cls.NEEDS_FOLDER and not folder:
+            raise UserError(f"The {direction} folder is required for protocol {protocol!r}.")
 
 
 def create_profile(
@@ -215,8 +218,9 @@ def create_profile(
     _apply(profile, given, plugins)
     profile.incoming_allowed = given.get("incoming_allowed", profile.fetch_protocol != NO_PROTOCOL)
     profile.outgoing_allowed = given.get("outgoing_allowed", profile.send_protocol != NO_PROTOCOL)
-    if profile.fetch_protocol in ("imap", "imaps", "ews") and not profile.incoming_folder:
-        profile.incoming_folder = "INBOX" if profile.fetch_protocol != "ews" else "Inbox"
+    fetch_protocol = plugins.protocols.get(profile.fetch_protocol)
+    if fetch_protocol is not None and not profile.incoming_folder:
+        profile.incoming_folder = fetch_protocol.DEFAULT_FOLDER
     _check_complete(profile, plugins)
     session.add(profile)
     session.flush()

@@ -260,11 +260,7 @@ class Fetcher:
 
 
 def fetchable_profiles(session: Session, contact_center_id: int | None = None) -> list[MediaProfile]:
-    query = select(MediaProfile).where(
-        MediaProfile.deleted_at.is_(None),
-        MediaProfile.incoming_allowed.is_(True),
-        MediaProfile.fetch_protocol != "none",
-    )
+    query = select(MediaProfile).where(MediaProfile.can_fetch)
     if contact_center_id is not None:
         query = query.where(MediaProfile.contact_center_id == contact_center_id)
     return list(session.scalars(query.order_by(MediaProfile.id)))

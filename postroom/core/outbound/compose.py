@@ -94,7 +94,7 @@ def outgoing_profile(session: Session, ticket: Ticket) -> MediaProfile:
         raise UserError(
             f"The reply profile {target_id}{mapped} of ticket {ticket.id} does not exist or was deleted."
         )
-    if not profile.outgoing_allowed or profile.send_protocol == "none":
+    if not profile.can_send:
         raise UserError(
             f"Profile {profile.name!r}{mapped} does not allow outgoing mail; "
             "give it a send protocol and outgoing server first."

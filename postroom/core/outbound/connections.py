@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import Self
 
 from postroom.core.contract.errors import UserError
-from postroom.core.contract.protocols import Mailbox, ProtocolError, Sender, SendFailure
+from postroom.core.contract.protocols import NO_PROTOCOL, Mailbox, ProtocolError, Sender, SendFailure
 from postroom.core.data.models import MediaProfile
 from postroom.core.plugin_host import PluginHost
 from postroom.core.servers import incoming_protocol, incoming_settings, outgoing_settings
@@ -66,7 +66,7 @@ class Connections:
     def _open_sender(self, profile: MediaProfile) -> Sender:
         if profile.deleted_at is not None:
             raise NoProvider(f"Profile {profile.name!r} was deleted; its queued replies cannot be sent.")
-        if not profile.outgoing_allowed or profile.send_protocol == "none":
+        if not profile.can_send:
             raise NoProvider(f"Profile {profile.name!r} does not allow outgoing mail.")
         plugin = self.plugins.protocol(profile.send_protocol)
         if plugin is None or not plugin.CAN_SEND:
@@ -114,7 +114,7 @@ class Connections:
 
     def _mailbox(self, profile: MediaProfile) -> Mailbox | None:
         if profile.id not in self._mailboxes:
-            if profile.fetch_protocol == "none":
+            if profile.fetch_protocol == NO_PROTOCOL:
                 log.warning(
                     "profile %s has outgoing folder %r but no fetch protocol to store sent copies through",
                     profile.name,

@@ -12,20 +12,11 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.elements import ColumnElement
 
 from postroom.core.data.models import MediaProfile
 
 #: The longest a profile in error waits before it is tried again.
 MAX_BACKOFF = timedelta(minutes=5)
-
-
-def _fetchable() -> list[ColumnElement[bool]]:
-    return [
-        MediaProfile.deleted_at.is_(None),
-        MediaProfile.incoming_allowed.is_(True),
-        MediaProfile.fetch_protocol != "none",
-    ]
 
 
 def claim_due_profiles(
@@ -37,7 +28,7 @@ def claim_due_profiles(
     candidates = (
         select(MediaProfile.id)
         .where(
-            *_fetchable(),
+            MediaProfile.can_fetch,
             or_(MediaProfile.next_fetch_at.is_(None), MediaProfile.next_fetch_at <= now),
             or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
         )
@@ -108,7 +99,7 @@ def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, 
     """
     profiles = session.scalars(
         select(MediaProfile).where(
-            *_fetchable(),
+            MediaProfile.can_fetch,
             MediaProfile.consecutive_failures == 0,
             MediaProfile.next_fetch_at > now,
             MediaProfile.last_fetch_at.is_not(None),

@@ -1,19 +1,8 @@
 """What builtin protocol plugins share: the base classes (re-exported) and TLS/error helpers.
 
-A vendor writing a protocol subclasses :class:`ProtocolPlugin` and implements a
-:class:`Mailbox` (fetch side) and/or a :class:`Sender` (send side); see their docstrings in
-``postroom.core.contract.protocols``. Register the class from a ``postroom_register_protocols`` hook:
-
-    from postroom import hookimpl, ProtocolPlugin
-
-    class MyProtocol(ProtocolPlugin):
-        NAME = "myproto"
-        CAN_FETCH = True
-        def open_mailbox(self, settings): ...
-
-    @hookimpl
-    def postroom_register_protocols():
-        return [MyProtocol]
+These helpers are the builtins' own. A vendor adding a protocol starts from ``docs/protocols.md``
+(the class attributes, the mailbox and sender, the send contract, registering, testing) and
+imports from the contract, ``postroom.core.contract.protocols``.
 """
 
 from __future__ import annotations

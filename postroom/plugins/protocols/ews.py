@@ -26,6 +26,7 @@ class EwsProtocol(ProtocolPlugin):
     NAME = "ews"
     LABEL = "Microsoft Exchange Web Services"
     DEFAULT_PORT = 443
+    DEFAULT_FOLDER = "Inbox"
     CAN_FETCH = True
     CAN_SEND = True
     KEEPS_SENT_COPY = True

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import imaplib
 import logging
 import re
@@ -352,14 +351,14 @@ class ImapProtocol(ProtocolPlugin):
     NAME = "imap"
     LABEL = "IMAP (STARTTLS when offered)"
     DEFAULT_PORT: ClassVar[int | None] = 143
+    DEFAULT_FOLDER: ClassVar[str] = "INBOX"
     CAN_FETCH = True
     IMPLICIT_TLS: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
-        settings = dataclasses.replace(settings, port=settings.port or self.DEFAULT_PORT)
         client = connect(settings, self.IMPLICIT_TLS)
         try:
-            return ImapMailbox(client, settings, settings.folder or "INBOX")
+            return ImapMailbox(client, settings, settings.folder or self.DEFAULT_FOLDER)
         except BaseException:
             close_quietly(client)
             raise

@@ -88,34 +88,10 @@ class MaildirMailbox(Mailbox):
         """Nothing to close: every operation went straight to the file system."""
 
 
-def refusal(recipient: str) -> SendFailure | None:
-    """The demo's stand-in for a server refusing a recipient, or None when it is accepted."""
-    address = recipient.strip().strip("<>")
-    local, _, domain = address.rpartition("@")
-    if domain.lower().endswith(".invalid") or local.lower().startswith("refuse"):
-        return SendFailure(
-            f"550 5.1.1 <{address}>: Recipient address rejected: User unknown",
-            reply_code=550,
-            recipient=recipient,
-        )
-    if local.lower().startswith("busy"):
-        return SendFailure(
-            f"452 4.2.2 <{address}>: Mailbox full, try again later",
-            reply_code=452,
-            recipient=recipient,
-        )
-    return None
-
-
 class MaildirSender(Sender):
     """Writes each sent mail, raw, into ``new/`` of a local Maildir (atomically: tmp/, then a rename).
 
-    So that ``postroom demo`` can show refusals and a retry without any network, this sink answers
-    like a mail server would: ``550 5.1.1`` (unknown user, never retried) for every recipient whose
-    domain ends in ``.invalid`` (reserved by RFC 2606, never a real domain) or whose local part
-    starts with ``refuse``, and ``452 4.2.2`` (mailbox full, retried later) for every recipient
-    whose local part starts with ``busy``. When every recipient is refused nothing is written and
-    the first refusal is raised; otherwise the mail is written once and the refusals are reported.
+    A Maildir has no recipients to refuse: every send delivers the mail, once, whoever it is for.
     """
 
     def __init__(self, path: Path) -> None:
@@ -123,20 +99,8 @@ class MaildirSender(Sender):
         self.maildir = open_maildir(path)
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
-        refused = {addr: failure for addr in recipients if (failure := refusal(addr)) is not None}
-        if recipients and len(refused) == len(recipients):
-            first = next(iter(refused.values()))
-            # Several recipients, all refused: the failure is no longer about one of them, and
-            # each recipient's own refusal travels along for the outbox.
-            raise SendFailure(
-                first.text,
-                reply_code=first.reply_code,
-                kind=first.kind,
-                recipient=first.recipient if len(recipients) == 1 else None,
-                per_recipient=refused,
-            )
         self.maildir.add(raw)
-        return SendReport(refused=refused)
+        return SendReport()
 
     def close(self) -> None:
         """Nothing to close: each mail was written as it was sent."""
@@ -155,6 +119,7 @@ class MaildirProtocol(ProtocolPlugin):
     CAN_FETCH = True
     CAN_SEND = True
     NEEDS_HOST = False
+    NEEDS_FOLDER = True
     KEEPS_SENT_COPY = True
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:

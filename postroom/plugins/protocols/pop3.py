@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import dataclasses
 import logging
 import poplib
 from collections.abc import Iterator, Sequence
@@ -79,14 +78,17 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
     """Connect (with TLS, or STLS when the server's CAPA offers it) and log in."""
     if not settings.host:
         raise ProtocolError(f"Profile {settings.profile_name!r} has no incoming host for POP3.", "connection")
+    # The core fills in DEFAULT_PORT when the profile gives none; only a caller of its own can omit it.
+    if not settings.port:
+        raise ProtocolError(f"Profile {settings.profile_name!r} has no incoming port for POP3.", "connection")
     context = tls_context(settings)
     try:
         if implicit_tls:
             conn: poplib.POP3 = _POP3_SSL(
-                settings.host, settings.port or 995, context=context, timeout=settings.timeout
+                settings.host, settings.port, context=context, timeout=settings.timeout
             )
         else:
-            conn = _POP3(settings.host, settings.port or 110, timeout=settings.timeout)
+            conn = _POP3(settings.host, settings.port, timeout=settings.timeout)
     except OSError as error:
         raise connection_failure(error, WHAT, settings) from error
     except poplib.error_proto as error:
@@ -261,7 +263,6 @@ class Pop3Protocol(ProtocolPlugin):
     IMPLICIT_TLS: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
-        settings = dataclasses.replace(settings, port=settings.port or self.DEFAULT_PORT)
         if settings.folder and settings.folder.upper() != "INBOX":
             raise ProtocolError(
                 f"POP3 reaches only the inbox, so folder {settings.folder!r} cannot be fetched from the "

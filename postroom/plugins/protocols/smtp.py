@@ -9,7 +9,6 @@ logs in with ``AUTH XOAUTH2`` instead of its password, as IMAP and POP3 do.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import logging
 import re
@@ -123,8 +122,8 @@ class _ReadyAtDataTls(_ReadyAtData, smtplib.SMTP_SSL):
 class SmtpSender(Sender):
     """One connection to a profile's SMTP server, reused for every mail of a batch."""
 
-    def __init__(self, settings: ConnectionSettings, *, implicit_tls: bool, default_port: int) -> None:
-        self._settings = dataclasses.replace(settings, port=settings.port or default_port)
+    def __init__(self, settings: ConnectionSettings, *, implicit_tls: bool) -> None:
+        self._settings = settings
         self._implicit_tls = implicit_tls
         self._where = f"{SERVER_ROLE} {self._settings.host}:{self._settings.port}"
         self._client: _ReadyAtData | None = None
@@ -307,7 +306,7 @@ class SmtpProtocol(ProtocolPlugin):
     CAN_SEND = True
 
     def open_sender(self, settings: ConnectionSettings) -> Sender:
-        sender = SmtpSender(settings, implicit_tls=False, default_port=self.DEFAULT_PORT)
+        sender = SmtpSender(settings, implicit_tls=False)
         sender.connect()
         return sender
 
@@ -321,7 +320,7 @@ class SmtpsProtocol(ProtocolPlugin):
     CAN_SEND = True
 
     def open_sender(self, settings: ConnectionSettings) -> Sender:
-        sender = SmtpSender(settings, implicit_tls=True, default_port=self.DEFAULT_PORT)
+        sender = SmtpSender(settings, implicit_tls=True)
         sender.connect()
         return sender
 

@@ -4,9 +4,23 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, LargeBinary, String, Text, UniqueConstraint, text
+from sqlalchemy import (
+    Boolean,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    and_,
+    text,
+)
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
 
 
@@ -44,7 +58,7 @@ class MediaProfile(Base):
     outgoing_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     outgoing_host: Mapped[str | None]
     outgoing_port: Mapped[int | None]
-    send_protocol: Mapped[str] = mapped_column(String(32), default="none")
+    send_protocol: Mapped[str] = mapped_column(String(32), default=NO_PROTOCOL)
     outgoing_folder: Mapped[str | None] = mapped_column(String(1024))
 
     reply_to_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -54,7 +68,7 @@ class MediaProfile(Base):
     incoming_allowed: Mapped[bool] = mapped_column(Boolean, default=False)
     incoming_host: Mapped[str | None]
     incoming_port: Mapped[int | None]
-    fetch_protocol: Mapped[str] = mapped_column(String(32), default="none")
+    fetch_protocol: Mapped[str] = mapped_column(String(32), default=NO_PROTOCOL)
     incoming_folder: Mapped[str | None] = mapped_column(String(1024))
     fetch_interval: Mapped[int] = mapped_column(Integer, default=10)
     fetch_last_days: Mapped[int | None]
@@ -80,6 +94,33 @@ class MediaProfile(Base):
     resolvers: Mapped[list[MediaProfileResolver]] = relationship(
         order_by="MediaProfileResolver.position", cascade="all, delete-orphan"
     )
+
+    # "Can fetch" and "can send" are each defined once, for Python checks and for SQL queries
+    # (the fetch leases, ``postroom fetch``) alike; the second definition is the SQL spelling.
+
+    @hybrid_property
+    def can_fetch(self) -> bool:
+        """Whether this profile fetches: not deleted, incoming mail allowed, and a fetch protocol."""
+        return self.deleted_at is None and bool(self.incoming_allowed) and self.fetch_protocol != NO_PROTOCOL
+
+    @can_fetch.inplace.expression
+    @classmethod
+    def _can_fetch_expression(cls) -> ColumnElement[bool]:
+        return and_(
+            cls.deleted_at.is_(None), cls.incoming_allowed.is_(True), cls.fetch_protocol != NO_PROTOCOL
+        )
+
+    @hybrid_property
+    def can_send(self) -> bool:
+        """Whether this profile sends: not deleted, outgoing mail allowed, and a send protocol."""
+        return self.deleted_at is None and bool(self.outgoing_allowed) and self.send_protocol != NO_PROTOCOL
+
+    @can_send.inplace.expression
+    @classmethod
+    def _can_send_expression(cls) -> ColumnElement[bool]:
+        return and_(
+            cls.deleted_at.is_(None), cls.outgoing_allowed.is_(True), cls.send_protocol != NO_PROTOCOL
+        )
 
 
 class MediaProfileResolver(Base):
