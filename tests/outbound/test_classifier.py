@@ -11,7 +11,7 @@ from postroom.core.contract import hooks
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.protocols import FailureKind, SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory
-from postroom.core.outbound.status_codes import category_for_enhanced_status, parse_enhanced_status
+from postroom.core.outbound.classification import category_for_enhanced_status, parse_enhanced_status
 from postroom.plugins.policies import classifier, default, no_retry, progressive, rate_limit
 from postroom.plugins.policies.classifier import classify_send_failure
 
@@ -124,8 +124,8 @@ def test_every_category_names_a_policy_that_a_builtin_plugin_registers() -> None
         for policy in module.postroom_register_retry_policies()
     }
     assert set(CATEGORY_POLICIES) == set(ErrorCategory)
-    assert {category.policy_name for category in ErrorCategory} <= registered
-    assert ErrorCategory.NO_SUCH_PROVIDER.policy_name == "no retry"
+    assert set(CATEGORY_POLICIES.values()) <= registered
+    assert CATEGORY_POLICIES[ErrorCategory.NO_SUCH_PROVIDER] == "no retry"
 
 
 class ProviderClassifier:

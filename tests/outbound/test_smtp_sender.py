@@ -8,7 +8,6 @@ from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import ErrorCategory
 from postroom.plugins.policies.classifier import classify_send_failure
 from postroom.plugins.protocols.smtp import (
-    AllRecipientsRefused,
     SmtpProtocol,
     SmtpsProtocol,
     postroom_register_protocols,
@@ -152,27 +151,43 @@ def test_refused_recipients_come_back_in_the_report_and_the_others_get_the_mail(
     assert mail.recipients == ("customer@example.test",)
 
 
-def test_when_every_recipient_is_refused_the_send_fails_with_each_refusal(
+def test_when_every_recipient_is_refused_the_report_holds_each_refusal_and_the_connection_still_sends(
     smtp_servers: SmtpServers, smtp_script: SmtpScript
 ) -> None:
     smtp_script.refuse_recipient("gone@example.test")
     smtp_script.refuse_recipient("full@example.test", "452 4.2.2 Mailbox full")
 
     with SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender:
-        with pytest.raises(AllRecipientsRefused) as caught:
-            sender.send(FROM, ["gone@example.test", "full@example.test"], MAIL)
+        report = sender.send(FROM, ["gone@example.test", "full@example.test"], MAIL)
         # The transaction was reset, so the same connection still sends.
         sender.send(FROM, ["customer@example.test"], MAIL)
 
-    failure = caught.value
-    assert (failure.reply_code, failure.recipient) == (550, "gone@example.test")
-    assert failure.text.startswith("5.1.1 ")
-    assert {address: f.reply_code for address, f in failure.per_recipient.items()} == {
-        "gone@example.test": 550,
-        "full@example.test": 452,
+    assert {address: (f.reply_code, f.recipient) for address, f in report.refused.items()} == {
+        "gone@example.test": (550, "gone@example.test"),
+        "full@example.test": (452, "full@example.test"),
     }
+    assert report.refused["gone@example.test"].text.startswith("5.1.1 ")
     assert len(smtp_servers.received()) == 1
     assert smtp_servers.connections("starttls") == 1
+
+
+def test_a_server_closing_the_channel_at_one_recipient_fails_the_whole_send_and_the_next_mail_reconnects(
+    smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    smtp_script.refuse_recipient("second@example.test", "421 4.3.2 Service shutting down", times=1)
+
+    with SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender:
+        with pytest.raises(SendFailure) as caught:
+            sender.send(FROM, ["first@example.test", "second@example.test", "third@example.test"], MAIL)
+        sender.send(FROM, ["customer@example.test"], MAIL)
+
+    assert (caught.value.reply_code, caught.value.text, caught.value.recipient) == (
+        421,
+        "4.3.2 Service shutting down",
+        None,
+    )
+    assert [mail.recipients for mail in smtp_servers.received()] == [("customer@example.test",)]
+    assert smtp_servers.connections("starttls") == 2
 
 
 def test_a_multi_line_data_refusal_keeps_the_whole_reply_and_the_first_code_decides(
@@ -299,11 +314,9 @@ def test_ready_is_not_called_when_the_server_refuses_before_data(
 ) -> None:
     smtp_script.refuse_recipient("customer@example.test")
     seen: list[str] = []
-    with (
-        SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender,
-        pytest.raises(AllRecipientsRefused),
-    ):
-        sender.send_when_ready(FROM, ["customer@example.test"], MAIL, lambda: seen.append("ready"))
+    with SmtpProtocol().open_sender(smtp_servers.starttls.settings()) as sender:
+        report = sender.send_when_ready(FROM, ["customer@example.test"], MAIL, lambda: seen.append("ready"))
+    assert list(report.refused) == ["customer@example.test"]
     assert seen == [] and smtp_servers.received() == []
 
 

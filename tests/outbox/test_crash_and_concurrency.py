@@ -24,8 +24,10 @@ from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import Message, MessageRaw, SendState, SMessageSendInfo, Ticket
+from postroom.core.outbound import claims
 from postroom.core.outbound.compose import compose_reply
-from postroom.core.outbound.outbox import Outbox, OutcomeNotRecorded, unsynced_connection
+from postroom.core.outbound.outbox import Outbox
+from postroom.core.outbound.writer import OutcomeNotRecorded, unsynced_connection
 from tests.outbox.helpers import (
     NOW,
     Desk,
@@ -248,7 +250,7 @@ def test_an_outcome_that_cannot_be_recorded_stops_the_run_before_the_next_mail_i
     def database_gone(*_args: object) -> None:
         raise OperationalError("UPDATE s_message_send_info", {}, Exception("server closed the connection"))
 
-    monkeypatch.setattr(Outbox, "_write", staticmethod(database_gone))
+    monkeypatch.setattr(claims, "write_transition", database_gone)
     with pytest.raises(OutcomeNotRecorded, match=r"outbox row \d+ failed .*server closed the connection"):
         Outbox(app).send_due(NOW)
     assert counting_server.received() == Counter([first])  # the second mail never got past DATA

@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import Connection, text
 
 from postroom import hookimpl
 from postroom.core.app import Postroom
 from postroom.core.data.models import MediaProfile, SendState
 from postroom.core.data.profiles import set_signature
-from postroom.core.outbound import outbox as outbox_module
+from postroom.core.outbound import claims
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import Outbox
 from tests.outbox.helpers import (
@@ -357,20 +358,20 @@ def test_big_queued_mails_are_read_a_few_at_a_time(
     for number in range(5):
         queue_reply(app, 1, ticket_id, f"Answer {number}.", now=NOW)
     chunks: list[int] = []
-    real = Outbox._load_raws
+    real = claims.load_raws
 
-    def spy(connection: object, message_pks: list[int]) -> dict[int, bytes]:
+    def spy(connection: Connection, message_pks: Sequence[int]) -> dict[int, bytes]:
         chunks.append(len(message_pks))
-        return real(connection, message_pks)  # type: ignore[arg-type]
+        return real(connection, message_pks)
 
-    real_chunk = outbox_module.RAW_CHUNK_BYTES
-    monkeypatch.setattr(outbox_module, "RAW_CHUNK_BYTES", 1)  # every mail is "big"
-    monkeypatch.setattr(Outbox, "_load_raws", staticmethod(spy))
+    real_chunk = claims.RAW_CHUNK_BYTES
+    monkeypatch.setattr(claims, "RAW_CHUNK_BYTES", 1)  # every mail is "big"
+    monkeypatch.setattr(claims, "load_raws", spy)
     assert Outbox(app).send_due(NOW).sent == 5
     assert chunks == [1, 1, 1, 1, 1]
     assert len(smtp_servers.received("starttls")) == 5
 
-    monkeypatch.setattr(outbox_module, "RAW_CHUNK_BYTES", real_chunk)
+    monkeypatch.setattr(claims, "RAW_CHUNK_BYTES", real_chunk)
     for number in range(5):
         queue_reply(app, 1, ticket_id, f"Again {number}.", now=NOW)
     chunks.clear()

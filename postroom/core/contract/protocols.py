@@ -76,17 +76,14 @@ class ProtocolError(Exception):
 
 
 class SendFailure(Exception):
-    """A send that did not succeed, with what the server said.
+    """What the server said to a failed send: raised when the whole transaction failed, else one refusal.
 
+    :meth:`Sender.send` raises it only for a failure of the whole transaction; a recipient's
+    refusal travels in :attr:`SendReport.refused` instead, with ``recipient`` set.
     ``reply_code`` and ``text`` are the SMTP (or equivalent) reply, ``text`` including an
     enhanced status code if the server gave one; ``kind`` says whether this was a reply from
     the server (``protocol``) or a failure to reach it (``connection``, ``unknown-host``,
-    ``tls``, ``auth``). ``recipient`` is set when the failure concerns one recipient only.
-
-    ``per_recipient`` is set when the server refused every recipient, each with its own reply:
-    the outbox then retries or fails each recipient by its own category, exactly as for the
-    refused part of a partial refusal (:attr:`SendReport.refused`). The failure's own text and
-    code are then those of the first refusal.
+    ``tls``, ``auth``).
     """
 
     def __init__(
@@ -96,19 +93,22 @@ class SendFailure(Exception):
         reply_code: int | None = None,
         kind: FailureKind = "protocol",
         recipient: str | None = None,
-        per_recipient: dict[str, SendFailure] | None = None,
     ) -> None:
         super().__init__(text)
         self.text = text
         self.reply_code = reply_code
         self.kind: FailureKind = kind
         self.recipient = recipient
-        self.per_recipient = per_recipient
 
 
 @dataclass
 class SendReport:
-    """The outcome of one accepted send: the recipients the server refused (the rest were accepted)."""
+    """The outcome of one send transaction: each refused recipient with the server's refusal.
+
+    The recipients not in ``refused`` accepted the mail. Every recipient refused is a report
+    too, not an exception: the outbox retries or fails each refused recipient by the category
+    of its own refusal, whether some others accepted the mail or none did.
+    """
 
     refused: dict[str, SendFailure] = field(default_factory=dict)
 
@@ -176,9 +176,11 @@ class Sender(_Closing):
 
     @abc.abstractmethod
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
-        """Send one mail; raise :class:`SendFailure` if no recipient accepted it.
+        """Send one mail; return the recipients the server refused, each with its refusal.
 
-        Recipients refused one by one while others were accepted go into the report.
+        Raise :class:`SendFailure` only when the transaction as a whole failed: the server could
+        not be reached, TLS or the login failed, the envelope sender or the message (DATA) was
+        refused. A recipient refused is never raised, even when every recipient is.
         """
 
     def send_when_ready(
@@ -190,7 +192,8 @@ class Sender(_Closing):
         and ``ready`` waits for that record: so a sender killed at any moment leaves at most one
         delivered mail unrecorded (sent again later). ``ready`` may raise; the mail must then not
         be delivered. This default calls it first, which is always correct; a sender that knows
-        its point of delivery (SMTP: the message after DATA's 354) overrides it to overlap more.
+        its point of delivery (SMTP: the message after DATA's 354) overrides it to overlap more,
+        and need not call it at all when the mail never gets there (every recipient refused).
         """
         ready()
         return self.send(envelope_from, recipients, raw)

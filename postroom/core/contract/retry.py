@@ -1,7 +1,8 @@
 """Retry contract: the error categories of a failed send, the retry settings, and the policy base class.
 
-The category of a failed send is decided by the ``postroom_classify_send_error`` hook; the
-category names its policy; the policy (a plugin) says when to try again.
+The category of a failed send is decided by the ``postroom_classify_send_error`` hook; a map
+from category to policy name (by default :data:`CATEGORY_POLICIES`) names its policy; the
+policy (a plugin) says when to try again.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from typing import Any, ClassVar
 
 
 class ErrorCategory(StrEnum):
-    """The seed's error categories of a failed send, and the policy each one uses by default."""
+    """The seed's error categories of a failed send (the policy of each: :data:`CATEGORY_POLICIES`)."""
 
     UNIDENTIFIED = "unidentified error"
     ADDRESSING = "addressing error"
@@ -31,18 +32,15 @@ class ErrorCategory(StrEnum):
     UNKNOWN_HOST = "unknown host"
     INTERNAL = "internal error"
 
-    @property
-    def policy_name(self) -> str:
-        """The configuration code of the retry policy this category uses."""
-        return CATEGORY_POLICIES[self]
-
 
 DEFAULT_RETRY = "default retry"
 RATE_LIMIT_RETRY = "rate limit retry"
 PROGRESSIVE_RETRY = "progressive retry"
 NO_RETRY = "no retry"
 
-CATEGORY_POLICIES: dict[ErrorCategory, str] = {
+#: The seed's retry policy of each category, by configuration code. The outbox's rules take the
+#: map as a parameter, so that it can be chosen rather than fixed.
+CATEGORY_POLICIES: Mapping[ErrorCategory, str] = {
     ErrorCategory.UNIDENTIFIED: DEFAULT_RETRY,
     ErrorCategory.ADDRESSING: NO_RETRY,
     ErrorCategory.MAILBOX: PROGRESSIVE_RETRY,

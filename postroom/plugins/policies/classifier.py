@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.retry import ErrorCategory
-from postroom.core.outbound.status_codes import category_for_enhanced_status, parse_enhanced_status
+from postroom.core.outbound.classification import category_for_enhanced_status, parse_enhanced_status
 
 if TYPE_CHECKING:
     from postroom.core.contract.protocols import SendFailure

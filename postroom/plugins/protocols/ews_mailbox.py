@@ -294,6 +294,12 @@ class EwsSender(Sender):
         return self._mailboxes[address]
 
     def send(self, envelope_from: str, recipients: Sequence[str], raw: bytes) -> SendReport:
+        """Submit the mail to Exchange, which takes or refuses it as a whole.
+
+        Exchange answers a submission with one response, not one per recipient (even
+        ``ErrorInvalidRecipients`` names none), so every refusal is a failure of the whole send
+        and the report never lists a refused recipient.
+        """
         account, copies = self._mailbox_for(envelope_from)
         message = Message(
             account=account,

@@ -36,26 +36,6 @@ SERVER_ROLE = "SMTP server"
 _NOT_CRLF = re.compile(rb"\r\n|\n|\r(?!\n)")
 
 
-class AllRecipientsRefused(SendFailure):
-    """The server refused every recipient: the first refusal, plus each recipient's own in ``per_recipient``.
-
-    The outbox retries or fails each recipient by its own category, exactly as for the refused
-    part of a partial refusal (``SendReport.refused``).
-    """
-
-    per_recipient: dict[str, SendFailure]
-
-    def __init__(self, per_recipient: dict[str, SendFailure]) -> None:
-        first = next(iter(per_recipient.values()))
-        super().__init__(
-            first.text,
-            reply_code=first.reply_code,
-            kind=first.kind,
-            recipient=first.recipient,
-            per_recipient=per_recipient,
-        )
-
-
 @functools.cache
 def _local_hostname() -> str:
     """The EHLO name; looked up once, because ``getfqdn`` can wait on DNS for seconds."""
@@ -186,7 +166,15 @@ class SmtpSender(Sender):
         try:
             refused = client.sendmail(envelope_from, list(recipients), raw, options)
         except smtplib.SMTPRecipientsRefused as error:
-            raise AllRecipientsRefused(self._refusals(error.recipients)) from error
+            closing = [reply for reply in error.recipients.values() if reply[0] == 421]
+            if closing:
+                # The server closed the channel (smtplib did too) before it heard every
+                # recipient: the transaction failed, not one recipient.
+                self._drop()
+                raise self._reply_failure(*closing[0]) from error
+            # Every recipient refused, each in its own words: a report like a partial refusal.
+            # smtplib reset the transaction, so the connection still sends.
+            refused = error.recipients
         except smtplib.SMTPNotSupportedError as error:
             raise SendFailure(
                 f"The {self._where} does not support SMTPUTF8, which this mail's non-ASCII addresses need.",

@@ -1,14 +1,22 @@
-"""RFC 3463 enhanced status codes: find one in a server's reply and name the error category it implies.
+"""What kind of error a failed send met: its category (asked of the classifier plugins) and its RFC 3463 code.
 
-Pure functions shared by the builtin classifier plugin and the core, which stores the code of
-every failed attempt in ``failed_message_send_info``.
+The status-code functions are pure and shared by the builtin classifier plugin and the core,
+which stores the code of every failed attempt in ``failed_message_send_info``.
 """
 
 from __future__ import annotations
 
+import logging
 import re
 
+from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import ErrorCategory
+from postroom.core.data.models import MediaProfile
+from postroom.core.outbound.connections import NoProvider
+from postroom.core.outbound.decision import Failure
+from postroom.core.plugin_host import PluginHost
+
+log = logging.getLogger(__name__)
 
 # class "." subject "." detail; subject and detail have 1-3 digits (RFC 3463 section 2).
 _CODE = r"[245]\.\d{1,3}\.\d{1,3}"
@@ -57,3 +65,38 @@ def category_for_enhanced_status(code: str | None) -> ErrorCategory | None:
     if len(parts) != 3 or not parts[1].isdigit():
         return None
     return SUBJECT_CATEGORIES.get(int(parts[1]))
+
+
+def classify(
+    plugins: PluginHost, error: SendFailure, profile: MediaProfile | None, recipient: str | None = None
+) -> Failure:
+    """A failed send as the outbox's rules take it: its reply, its code and its category.
+
+    A reply without a usable profile or protocol plugin is "no such provider" without asking
+    the classifier; a classifier that breaks makes the failure an internal error.
+    """
+    return Failure(
+        text=error.text,
+        reply_code=error.reply_code,
+        enhanced_code=parse_enhanced_status(error.text),
+        category=_category(plugins, error, profile),
+        recipient=recipient,
+    )
+
+
+def _category(plugins: PluginHost, error: SendFailure, profile: MediaProfile | None) -> ErrorCategory:
+    if isinstance(error, NoProvider) or profile is None:
+        return ErrorCategory.NO_SUCH_PROVIDER
+    try:
+        category = plugins.classify_send_error(error, profile)
+    except Exception:
+        log.exception("the send-error classifier failed")
+        return ErrorCategory.INTERNAL
+    return ErrorCategory(category) if category is not None else ErrorCategory.UNIDENTIFIED
+
+
+def internal_failure(text: str) -> Failure:
+    """A failure postroom itself caused (a bug, missing data): an internal error, never retried blindly."""
+    return Failure(
+        text=text, reply_code=None, enhanced_code=parse_enhanced_status(text), category=ErrorCategory.INTERNAL
+    )
