@@ -10,11 +10,11 @@ import pytest
 pytest_plugins = [
     "tests.servers.certs",
     "tests.servers.databases",
-    "tests.servers.cli",
     "tests.servers.dovecot",
     "tests.servers.smtp",
     "tests.servers.bounce_corpus",
     "tests.servers.ews_responder",
+    "tests.support.cli",
 ]
 
 

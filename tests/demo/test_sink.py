@@ -14,7 +14,7 @@ from postroom.core.app import Postroom
 from postroom.core.contract.protocols import ConnectionSettings
 from postroom.demo.sink import DemoSinkProtocol
 from postroom.demo.story import run_demo
-from tests.servers.dovecot import make_mail
+from tests.support.mail import make_mail
 
 
 def sink(path: Path) -> ConnectionSettings:

@@ -10,7 +10,7 @@ import click
 from click.testing import CliRunner, Result
 
 from postroom.cli import COMMAND_MODULES, cli
-from tests.servers.cli import Cli
+from tests.support.cli import Cli
 
 
 def test_every_command_module_registers_exactly_the_commands_mapped_to_it() -> None:

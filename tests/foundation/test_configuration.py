@@ -6,7 +6,7 @@ from sqlalchemy import text
 
 from postroom.core.app import Postroom
 from postroom.core.data import configuration
-from tests.servers.cli import Cli
+from tests.support.cli import Cli
 
 
 def test_config_set_add_get_remove(postroom_cli: Cli) -> None:

@@ -12,7 +12,7 @@ from postroom import ResolverContext, ResolverPlugin, hookimpl
 from postroom.core.app import Postroom
 from postroom.core.data.models import Ticket
 from postroom.core.plugin_host import PluginConflictError, PluginHost
-from tests.servers.cli import Cli
+from tests.support.cli import Cli
 
 EXTERNAL = "example-resolver"
 

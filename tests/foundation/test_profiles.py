@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import Campaign, Customer, MediaProfile, Ticket, agent_media_profile
-from tests.servers.cli import Cli
+from tests.support.cli import Cli, PostroomProcess
 
 SMTP_IMAP = [
     "--username",
@@ -235,18 +235,14 @@ def test_unknown_profile_is_one_sentence(postroom_cli: Cli) -> None:
     assert result.stderr.strip() == "Error: There is no media profile named 'nope'."
 
 
-def _answer_on_a_terminal(args: list[str], answers: list[str], env: dict[str, str]) -> tuple[int, str]:
+def _answer_on_a_terminal(database_url: str, args: list[str], answers: list[str]) -> tuple[int, str]:
     """Run ``postroom ARGS`` on a pseudo-terminal, typing each answer after each prompt."""
     import os
     import pty
     import select
-    import subprocess
-    import sys
 
     leader, follower = pty.openpty()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "postroom", *args], stdin=follower, stdout=follower, stderr=follower, env=env
-    )
+    process = PostroomProcess(database_url, *args, stdin=follower, stdout=follower, stderr=follower)
     os.close(follower)
     seen, pending, answered = b"", list(answers), 0
     while True:
@@ -270,15 +266,13 @@ def _answer_on_a_terminal(args: list[str], answers: list[str], env: dict[str, st
 def test_profile_add_with_a_login_at_a_terminal_asks_for_the_password_twice(
     postroom_cli: Cli, app: Postroom
 ) -> None:
-    import os
-
-    env = {**os.environ, "POSTROOM_DATABASE_URL": postroom_cli.database_url}
+    url = postroom_cli.database_url
     code, output = _answer_on_a_terminal(
-        ["profile", "add", "p1", "--username", "u@example.test"], ["first-secret", "other-secret"], env
+        url, ["profile", "add", "p1", "--username", "u@example.test"], ["first-secret", "other-secret"]
     )
     assert code == 1 and "do not match" in output
     code, output = _answer_on_a_terminal(
-        ["profile", "add", "p1", "--username", "u@example.test"], ["same-secret", "same-secret"], env
+        url, ["profile", "add", "p1", "--username", "u@example.test"], ["same-secret", "same-secret"]
     )
     assert code == 0, output
     assert output.count("assword") == 2 and "same-secret" not in output  # hidden input, asked twice

@@ -1,68 +1,17 @@
-"""What the inbound tests share: profiles on the test servers made through the CLI, and what got stored."""
+"""What the inbound tests share: what got stored, what a fetch reported, and a mail's Message-ID."""
 
 from __future__ import annotations
 
 import email
 import email.policy
 from collections import Counter
-from datetime import datetime
-from email.utils import format_datetime
 from typing import Any
 
 from sqlalchemy import func, select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import Direction, FetchLedger, MediaProfile, Message
-from tests.servers.cli import Cli
-from tests.servers.dovecot import Dovecot
-
-
-def add_dovecot_profile(
-    cli: Cli,
-    dovecot: Dovecot,
-    user: str,
-    protocol: str,
-    *options: str,
-    name: str = "support",
-    password: str | None = None,
-    tls_verify: bool = False,
-) -> None:
-    """``postroom profile add`` for ``user``'s inbox on the test Dovecot over ``protocol``.
-
-    Verification is off unless asked for, because the test server's certificate is self-signed.
-    The password goes in on standard input, as an operator's script would give it.
-    """
-    cli.ok(
-        "profile",
-        "add",
-        name,
-        "--username",
-        user,
-        "--password-stdin",
-        "--fetch-protocol",
-        protocol,
-        "--incoming-host",
-        dovecot.host,
-        "--incoming-port",
-        str(dovecot.port_for(protocol)),
-        *([] if tls_verify else ["--no-tls-verify"]),
-        *options,
-        input=(dovecot.passwords[user] if password is None else password) + "\n",
-    )
-
-
-def numbered_mail(number: int, *, date: datetime | None = None, tag: str = "mail") -> bytes:
-    """A small mail whose Message-ID says which one it is: ``<tag-number@example.org>``."""
-    lines = [
-        f"From: Customer {number} <customer{number}@example.org>",
-        "To: support@example.test",
-        f"Subject: Question {number}",
-        *([f"Date: {format_datetime(date)}"] if date else []),
-        f"Message-ID: <{tag}-{number}@example.org>",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-    ]
-    return ("\r\n".join(lines) + f"\r\n\r\nHello, this is mail {number}.\r\n").encode()
+from tests.support.cli import Cli
 
 
 def message_id_of(raw: bytes) -> str:

@@ -29,9 +29,11 @@ from sqlalchemy.orm import Session
 
 from postroom.cli import cli
 from postroom.core.contract import events
-from tests.inbound.mailboxes import add_dovecot_profile, ledger_size, numbered_mail, stored_message_ids
-from tests.servers.cli import Cli
+from tests.inbound.mailboxes import ledger_size, stored_message_ids
 from tests.servers.dovecot import Dovecot
+from tests.support.cli import Cli
+from tests.support.desk import add_dovecot_profile
+from tests.support.mail import numbered_mail
 
 #: Runs that must end by SIGKILL (IMAP; POP3 has half). A timer that fires after the cycle ended
 #: kills nothing, so there may be a few more runs than kills.

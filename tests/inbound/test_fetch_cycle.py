@@ -11,8 +11,6 @@ import mailbox
 import os
 import pty
 import select as io_select
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -23,17 +21,12 @@ from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.models import MessageRaw
 from postroom.core.data.profiles import get_profile
 from postroom.core.inbound.fetch import Fetcher
-from tests.inbound.mailboxes import (
-    add_dovecot_profile,
-    fetch_reports,
-    ledger_size,
-    message_id_of,
-    numbered_mail,
-    stored_message_ids,
-)
-from tests.servers.cli import Cli
+from tests.inbound.mailboxes import fetch_reports, ledger_size, message_id_of, stored_message_ids
 from tests.servers.dovecot import Dovecot
 from tests.servers.ews_responder import EwsStandIn
+from tests.support.cli import Cli, PostroomProcess
+from tests.support.desk import add_dovecot_profile
+from tests.support.mail import numbered_mail
 
 PROTOCOLS = ["imap", "imaps", "pop3", "pop3s"]
 MAILS = 50
@@ -233,13 +226,7 @@ def test_a_terminal_sees_a_progress_bar_while_a_big_cycle_runs(
     _maildir_profile(postroom_cli, tmp_path / "Maildir")
     controller, terminal = pty.openpty()
     try:
-        completed = subprocess.run(
-            [sys.executable, "-m", "postroom", "fetch", "--batch-size", "20"],
-            env={**os.environ, "POSTROOM_DATABASE_URL": database_url},
-            stdout=subprocess.PIPE,
-            stderr=terminal,
-            timeout=120,
-        )
+        completed = PostroomProcess(database_url, "fetch", "--batch-size", "20", stderr=terminal).finish()
         os.close(terminal)
         drawn = b""
         while io_select.select([controller], [], [], 0.5)[0]:
@@ -253,9 +240,9 @@ def test_a_terminal_sees_a_progress_bar_while_a_big_cycle_runs(
     finally:
         os.close(controller)
 
-    assert completed.returncode == 0
+    assert completed.exit_code == 0
     assert b"fetching support" in drawn and b"100%" in drawn
-    assert b"fetching" not in completed.stdout  # the bar goes to the terminal, the table to stdout
+    assert "fetching" not in completed.stdout  # the bar goes to the terminal, the table to stdout
 
 
 def test_imap_batches_keep_within_their_byte_limit(

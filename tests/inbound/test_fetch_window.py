@@ -14,10 +14,12 @@ from pathlib import Path
 
 import pytest
 
-from tests.inbound.mailboxes import add_dovecot_profile, fetch_reports, numbered_mail, stored_message_ids
-from tests.servers.cli import Cli
+from tests.inbound.mailboxes import fetch_reports, stored_message_ids
 from tests.servers.dovecot import Dovecot
 from tests.servers.ews_responder import EwsStandIn
+from tests.support.cli import Cli
+from tests.support.desk import add_dovecot_profile
+from tests.support.mail import numbered_mail
 
 NOW = datetime.now(UTC)
 OLD = NOW - timedelta(days=30)

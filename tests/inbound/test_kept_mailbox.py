@@ -12,9 +12,10 @@ from postroom.core.app import Postroom
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.profiles import get_profile
 from postroom.core.inbound.fetch import Fetcher
-from tests.inbound.mailboxes import add_dovecot_profile, numbered_mail
-from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
+from tests.support.cli import Cli
+from tests.support.desk import add_dovecot_profile
+from tests.support.mail import numbered_mail
 
 
 def test_a_worker_asks_about_sizes_and_the_ledger_only_for_new_mail(

@@ -12,10 +12,12 @@ from typing import Any
 import pytest
 
 from postroom.core.contract import events
-from tests.inbound.mailboxes import add_dovecot_profile, fetch_reports, numbered_mail, stored_message_ids
-from tests.servers.cli import Cli
+from tests.inbound.mailboxes import fetch_reports, stored_message_ids
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpEndpoint, SmtpServers, free_port
+from tests.support.cli import Cli
+from tests.support.desk import add_dovecot_profile
+from tests.support.mail import numbered_mail
 
 
 @pytest.fixture

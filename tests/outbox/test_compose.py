@@ -19,16 +19,9 @@ from postroom.core.mail.build import build_message
 from postroom.core.mail.parse import parse_mail
 from postroom.core.outbound.compose import compose_reply, queue_reply
 from postroom.plugins.auto_reply_filter import auto_reply_reason
-from tests.outbox.helpers import (
-    CUSTOMER,
-    NOW,
-    Desk,
-    outbox_rows,
-    pending,
-    queued_mail,
-    text_and_html,
-)
-from tests.servers.cli import Cli
+from tests.outbox.helpers import NOW, outbox_rows, pending, queued_mail, text_and_html
+from tests.support.cli import Cli
+from tests.support.desk import CUSTOMER, Desk
 
 MAILDIR_SINK = {"send_protocol": "maildir", "outgoing_folder": "/tmp/postroom-outbox-test-sink"}
 

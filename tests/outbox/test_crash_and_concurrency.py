@@ -28,14 +28,10 @@ from postroom.core.outbound import claims
 from postroom.core.outbound.compose import compose_reply
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.outbound.writer import OutcomeNotRecorded, unsynced_connection
-from tests.outbox.helpers import (
-    NOW,
-    Desk,
-    outbox_rows,
-    postroom_process,
-    run_postroom_process,
-)
+from tests.outbox.helpers import NOW, outbox_rows
 from tests.servers.smtp import free_port
+from tests.support.cli import Cli, PostroomProcess
+from tests.support.desk import Desk
 
 _MESSAGE_ID = re.compile(rb"^Message-ID:\s*<([^>]+)>", re.IGNORECASE | re.MULTILINE)
 
@@ -163,7 +159,7 @@ def test_a_sender_killed_mid_batch_loses_nothing_once_its_lease_expires(
     message_ids = _queue(app, desk, profile_id, 30, tickets=3)
     counting_server.reset(delay=0.1)
 
-    sender = postroom_process(database_url, "send", "--now", NOW.isoformat())
+    sender = PostroomProcess(database_url, "send", "--now", NOW.isoformat())
     try:
         _wait_for(lambda: sum(counting_server.received().values()) >= 3, 60, "the first mails")
     finally:
@@ -177,15 +173,11 @@ def test_a_sender_killed_mid_batch_loses_nothing_once_its_lease_expires(
     counting_server.reset(delay=0.0)
 
     # Within the lease nobody touches the dead sender's rows ...
-    early = run_postroom_process(
-        database_url, "send", "--json", "--now", (NOW + timedelta(minutes=1)).isoformat()
-    )
+    early = Cli(database_url).run_process("send", "--json", "--now", (NOW + timedelta(minutes=1)).isoformat())
     assert early.exit_code == 0, early.stderr
     assert json.loads(early.stdout)["claimed"] == 0
     # ... after it, they are sent.
-    late = run_postroom_process(
-        database_url, "send", "--json", "--now", (NOW + timedelta(minutes=6)).isoformat()
-    )
+    late = Cli(database_url).run_process("send", "--json", "--now", (NOW + timedelta(minutes=6)).isoformat())
     assert late.exit_code == 0, late.stderr
     assert json.loads(late.stdout)["sent"] == states[SendState.SENDING]
 
@@ -210,9 +202,7 @@ def test_two_senders_on_postgresql_send_each_of_1000_replies_exactly_once(
         counting_server.reset(delay=0.001)
 
         senders = [
-            postroom_process(
-                pg_database_url, "send", "--json", "--batch-size", "20", "--now", NOW.isoformat()
-            )
+            PostroomProcess(pg_database_url, "send", "--json", "--batch-size", "20", "--now", NOW.isoformat())
             for _ in range(2)
         ]
         outputs = [sender.communicate(timeout=300) for sender in senders]

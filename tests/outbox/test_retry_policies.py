@@ -28,16 +28,10 @@ from postroom.core.contract.retry import ErrorCategory
 from postroom.core.data.models import MediaProfile, SendState
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import Outbox, OutboxReport
-from tests.outbox.helpers import (
-    CUSTOMER,
-    NOW,
-    Desk,
-    failure_rows,
-    outbox_rows,
-    pending,
-)
-from tests.servers.cli import Cli
+from tests.outbox.helpers import NOW, failure_rows, outbox_rows, pending
 from tests.servers.smtp import SmtpScript, SmtpServers
+from tests.support.cli import Cli
+from tests.support.desk import CUSTOMER, Desk
 
 pytestmark = pytest.mark.usefixtures("smtp_script")
 

@@ -14,15 +14,9 @@ from postroom.core.app import Postroom
 from postroom.core.data.models import SendState
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import Outbox
-from tests.outbox.helpers import (
-    CUSTOMER,
-    NOW,
-    Desk,
-    failure_rows,
-    outbox_rows,
-    parse,
-)
+from tests.outbox.helpers import NOW, failure_rows, outbox_rows, parse
 from tests.servers.ews_responder import EwsStandIn
+from tests.support.desk import CUSTOMER, Desk
 
 PASSWORD = "ews-pw-7"
 

@@ -15,18 +15,11 @@ from postroom.core.data.profiles import set_signature
 from postroom.core.outbound import claims
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import Outbox
-from tests.outbox.helpers import (
-    CUSTOMER,
-    NOW,
-    Desk,
-    dovecot_user,
-    outbox_rows,
-    parse,
-    text_and_html,
-)
-from tests.servers.cli import Cli
+from tests.outbox.helpers import NOW, dovecot_user, outbox_rows, parse, text_and_html
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SMTP_ACCESS_TOKEN, SMTP_USERNAME, ServerName, SmtpScript, SmtpServers
+from tests.support.cli import Cli
+from tests.support.desk import CUSTOMER, Desk
 
 pytestmark = pytest.mark.usefixtures("smtp_script")
 

@@ -12,7 +12,8 @@ from imapclient import DELETED
 from postroom.core.contract.protocols import ProtocolError
 from postroom.plugins.protocols import imap
 from postroom.plugins.protocols.imap import ImapProtocol, ImapsProtocol
-from tests.servers.dovecot import Dovecot, free_ports, make_mail
+from tests.servers.dovecot import Dovecot, free_ports
+from tests.support.mail import make_mail
 
 
 def test_imap_lists_fetches_and_deletes_mail_after_starttls(dovecot: Dovecot) -> None:

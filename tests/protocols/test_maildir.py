@@ -13,7 +13,7 @@ import pytest
 from postroom.core.contract.protocols import ConnectionSettings, ProtocolError, SendFailure
 from postroom.plugins.protocols import maildir
 from postroom.plugins.protocols.maildir import MaildirProtocol
-from tests.servers.dovecot import make_mail
+from tests.support.mail import make_mail
 
 
 def settings(folder: Path | None) -> ConnectionSettings:

@@ -11,7 +11,8 @@ import pytest
 from postroom.core.contract.protocols import ProtocolError
 from postroom.plugins.protocols import pop3
 from postroom.plugins.protocols.pop3 import Pop3Protocol, Pop3sProtocol
-from tests.servers.dovecot import Dovecot, make_mail
+from tests.servers.dovecot import Dovecot
+from tests.support.mail import make_mail
 
 
 def test_pop3_lists_fetches_and_deletes_mail_after_stls(dovecot: Dovecot) -> None:

@@ -9,8 +9,9 @@ import pytest
 from postroom.plugins.protocols.imap import ImapProtocol, ImapsProtocol
 from postroom.plugins.protocols.pop3 import Pop3Protocol, Pop3sProtocol
 from postroom.plugins.protocols.smtp import SmtpProtocol, SmtpsProtocol
-from tests.servers.dovecot import Dovecot, make_mail
+from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServers
+from tests.support.mail import make_mail
 
 
 @pytest.mark.parametrize(

@@ -26,8 +26,10 @@ from postroom.core.inbound.fetch import Fetcher
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.outbox import send_due
 from postroom.core.servers import check_profile, incoming_settings, outgoing_settings
-from tests.outbox.helpers import Desk, customer_mail, failure_rows, outbox_rows
+from tests.outbox.helpers import failure_rows, outbox_rows
 from tests.protocols import mailhub_example
+from tests.support.desk import CUSTOMER_MAIL, Desk
+from tests.support.mail import make_mail
 
 GUIDE = Path(__file__).resolve().parents[2] / "docs" / "protocols.md"
 USER, PASSWORD = "support@hub.test", "hub-secret"
@@ -168,8 +170,8 @@ def test_a_profile_made_with_the_vendor_protocol_gets_its_default_folder_and_por
 def test_the_vendor_protocol_fetches_and_sends_through_the_core_like_a_builtin(
     vendor_app: Postroom, mailhub: MailhubServer
 ) -> None:
-    mailhub.deliver(customer_mail("Where is my order 4711?", to=USER, cc="Dan <dan@gone.example>"))
-    mailhub.deliver(customer_mail("And my invoice?", to=USER, sender="Erin <erin@example.org>"))
+    mailhub.deliver(make_mail(**{**CUSTOMER_MAIL, "to": USER, "cc": "Dan <dan@gone.example>"}))
+    mailhub.deliver(make_mail(**{**CUSTOMER_MAIL, "subject": "And my invoice?", "to": USER, "sender": "Erin <erin@example.org>"}))
     mailhub.refused_recipients["dan@gone.example"] = (550, "5.1.1 No such user")
     desk = Desk(vendor_app)
     profile_id = desk.profile(

@@ -11,7 +11,7 @@ from postroom.core.data import directory, profiles, rules
 from postroom.core.data.models import Customer, CustomerEmail, Message, MessageStatus
 from postroom.core.data.profiles import ProfileFields
 from postroom.core.inbound.pipeline import InboundPipeline
-from tests.resolving.mailbuilder import make_mail
+from tests.support.mail import make_mail
 
 ROUNDS = 10
 
@@ -31,7 +31,7 @@ def test_two_workers_storing_mail_of_one_new_sender_at_once_share_one_customer(p
             with app.sessions() as session, session.begin():
                 profile = profiles.get_profile(session, profile_name, 1)
                 pipeline = InboundPipeline(session, app.plugins, profile)
-                raw = make_mail(sender, f"Hello from {profile_name}")
+                raw = make_mail(f"Hello from {profile_name}", sender=sender)
                 barrier.wait()
                 pipeline.store_batch([(f"{profile_name}-{sender}", raw)])
         except BaseException as error:

@@ -14,9 +14,9 @@ from postroom.core.app import Postroom
 from postroom.core.data import configuration, directory, tickets
 from postroom.core.data.models import CustomerEmail, Message, MessageRaw, SMessageSendInfo, Ticket
 from postroom.core.mail.parse import parse_mail
-from tests.resolving.mailbuilder import make_mail
 from tests.servers.bounce_corpus import KnownBounce
-from tests.servers.cli import Cli
+from tests.support.cli import Cli
+from tests.support.mail import make_mail
 
 
 def _maildir_profile(cli: Cli, folder: Path, resolvers: list[str]) -> None:
@@ -258,7 +258,7 @@ def test_auto_reply_is_stored_on_its_ticket_marked_and_answers_nothing(
     folder = tmp_path / "inbox"
     _maildir_profile(postroom_cli, folder, ["customer"])
     box = mailbox.Maildir(folder)
-    box.add(make_mail("bob@a.test", "Order 1234"))
+    box.add(make_mail("Order 1234", sender="bob@a.test"))
     postroom_cli.ok("fetch")
     for headers in (
         {"Auto-Submitted": "auto-replied"},
@@ -266,8 +266,8 @@ def test_auto_reply_is_stored_on_its_ticket_marked_and_answers_nothing(
         {"Precedence": "bulk"},
         {"X-Auto-Response-Suppress": "All"},
     ):
-        box.add(make_mail("bob@a.test", "Out of office: Order 1234", headers=headers))
-    box.add(make_mail("bob@a.test", "Not automatic", headers={"Auto-Submitted": "no"}))
+        box.add(make_mail("Out of office: Order 1234", sender="bob@a.test", headers=headers))
+    box.add(make_mail("Not automatic", sender="bob@a.test", headers={"Auto-Submitted": "no"}))
     postroom_cli.ok("fetch")
     [ticket] = postroom_cli.ok("ticket", "list", "--json").json()
     messages = postroom_cli.ok("ticket", "show", str(ticket["id"]), "--json").json()["messages"]

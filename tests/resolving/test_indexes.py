@@ -13,7 +13,8 @@ from sqlalchemy import event, text
 
 from postroom.core.app import Postroom
 from postroom.core.data import directory
-from tests.resolving.mailbuilder import Desk, make_mail
+from tests.support.desk import Desk
+from tests.support.mail import make_mail
 
 ALL_RESOLVERS = [
     "case-id",
@@ -32,7 +33,7 @@ def test_per_mail_queries_are_served_by_indexes(pg_database_url: str) -> None:
     desk = Desk(app, ALL_RESOLVERS).setup()
     with app.transaction() as session:
         directory.add_customer(session, 1, "Bob", ["bob@a.test"])
-    first = desk.deliver(make_mail("bob@a.test", "Order 1234", cc=["dave@corp.test"]))
+    first = desk.deliver(make_mail("Order 1234", sender="bob@a.test", cc=["dave@corp.test"]))
 
     captured: list[tuple[str, Any]] = []
 
@@ -45,8 +46,8 @@ def test_per_mail_queries_are_served_by_indexes(pg_database_url: str) -> None:
     event.listen(app.engine, "before_cursor_execute", capture)
     try:
         # Matches nothing, so every resolver in the list runs its query.
-        desk.deliver(make_mail("dave@corp.test", "Re: Unrelated", in_reply_to="nobody@x.test"))
-        desk.deliver(make_mail("bob@a.test", "Re: Order 1234", in_reply_to=first.message_id))
+        desk.deliver(make_mail("Re: Unrelated", sender="dave@corp.test", in_reply_to="nobody@x.test"))
+        desk.deliver(make_mail("Re: Order 1234", sender="bob@a.test", in_reply_to=first.message_id))
     finally:
         event.remove(app.engine, "before_cursor_execute", capture)
     assert len(captured) > 10

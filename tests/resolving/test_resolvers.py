@@ -16,7 +16,8 @@ from sqlalchemy import select
 from postroom.core.app import Postroom
 from postroom.core.data import directory, tickets
 from postroom.core.data.models import Direction, Message, MessageStatus, Ticket
-from tests.resolving.mailbuilder import Desk, make_mail
+from tests.support.desk import Desk
+from tests.support.mail import make_mail
 
 BOB, BOB_HOME, CAROL, DAVE, ERIN, FRANK = (
     "Bob <bob@a.test>",
@@ -94,8 +95,8 @@ def run_sequence(desk: Desk, steps: list[M | Act]) -> None:
         reply_id = ids.get(step.reply_to, step.reply_to) if step.reply_to else None
         message = desk.deliver(
             make_mail(
-                step.sender,
                 subject,
+                sender=step.sender,
                 cc=step.cc,
                 in_reply_to=reply_id,
                 references=[reply_id] if reply_id else None,

@@ -6,11 +6,10 @@ import pytest
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import MessageStatus
-from tests.inbound.mailboxes import add_dovecot_profile
-from tests.resolving.mailbuilder import Desk, make_mail
-from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
-from tests.servers.dovecot import make_mail as plain_mail
+from tests.support.cli import Cli
+from tests.support.desk import Desk, add_dovecot_profile
+from tests.support.mail import make_mail
 
 
 def test_mail_fetched_before_any_rule_is_held_then_routed_by_rule_add(
@@ -18,7 +17,7 @@ def test_mail_fetched_before_any_rule_is_held_then_routed_by_rule_add(
 ) -> None:
     user, _password = dovecot.new_user("routing")
     for number in range(5):
-        dovecot.deliver(user, plain_mail(f"Question {number}"))
+        dovecot.deliver(user, make_mail(f"Question {number}"))
     add_dovecot_profile(postroom_cli, dovecot, user, "imap", "--delete-on-fetch")
     postroom_cli.ok("campaign", "add", "Support")
     postroom_cli.ok("queue", "add", "Support", "First line")
@@ -102,10 +101,10 @@ def test_first_enabled_rule_by_priority_wins(app: Postroom, postroom_cli: Cli) -
         "--to",
         "sales@acme.test",
     )
-    desk.deliver(make_mail("bob@a.test", "My INVOICE is wrong"))
-    desk.deliver(make_mail("ceo@vip.test", "Invoice again"))
-    desk.deliver(make_mail("bob@a.test", "Hello"))
-    desk.deliver(make_mail("bob@a.test", "Invoice for sales", to="Sales <sales@acme.test>"))
+    desk.deliver(make_mail("My INVOICE is wrong", sender="bob@a.test"))
+    desk.deliver(make_mail("Invoice again", sender="ceo@vip.test"))
+    desk.deliver(make_mail("Hello", sender="bob@a.test"))
+    desk.deliver(make_mail("Invoice for sales", sender="bob@a.test", to="Sales <sales@acme.test>"))
     placed = {
         t["subject"]: (t["campaign"], t["queue"]) for t in postroom_cli.ok("ticket", "list", "--json").json()
     }
@@ -125,7 +124,7 @@ def test_disabling_the_only_rule_holds_mail_and_enabling_it_routes_it(
 ) -> None:
     desk = Desk(app, ["customer"]).setup()
     postroom_cli.ok("rule", "disable", "1")
-    message = desk.deliver(make_mail("bob@a.test", "Hello"))
+    message = desk.deliver(make_mail("Hello", sender="bob@a.test"))
     assert message.status == MessageStatus.UNROUTED
     enabled = postroom_cli.ok("rule", "enable", "1")
     assert "Routed 1 held mail(s)" in enabled.stdout
@@ -136,7 +135,7 @@ def test_disabling_the_only_rule_holds_mail_and_enabling_it_routes_it(
 def test_own_profile_and_automatic_mail_is_marked(app: Postroom, header: str) -> None:
     desk = Desk(app, ["customer"]).setup()
     name, value = header.split(": ")
-    automatic = desk.deliver(make_mail("bob@a.test", "Away", headers={name: value}))
-    own = desk.deliver(make_mail("ACME Support <support@acme.test>", "Loop"))
+    automatic = desk.deliver(make_mail("Away", sender="bob@a.test", headers={name: value}))
+    own = desk.deliver(make_mail("Loop", sender="ACME Support <support@acme.test>"))
     assert automatic.is_auto_reply and own.is_auto_reply
     assert "own-profile" in own.tags

@@ -20,7 +20,6 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from datetime import datetime
-from email.utils import format_datetime, make_msgid
 from pathlib import Path
 
 import pytest
@@ -349,21 +348,6 @@ class Dovecot:
             uids = sorted(client.search("ALL"))
             data = client.fetch(uids, ["BODY.PEEK[]", "FLAGS"]) if uids else {}
             return [(data[uid][b"BODY[]"], data[uid][b"FLAGS"]) for uid in uids]
-
-
-def make_mail(subject: str = "Help", *, date: datetime | None = None, body: str = "Hello.\r\n") -> bytes:
-    """A small plain-text mail with CRLF line ends (what servers hand back), dated ``date`` or now."""
-    lines = [
-        "From: Customer <customer@example.org>",
-        "To: support@example.test",
-        f"Subject: {subject}",
-        f"Date: {format_datetime(date or datetime.now().astimezone())}",
-        f"Message-ID: {make_msgid(domain='example.org')}",
-        "MIME-Version: 1.0",
-        "Content-Type: text/plain; charset=utf-8",
-        "",
-    ]
-    return ("\r\n".join(lines) + "\r\n" + body).encode()
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,11 @@ aiosmtpd server that refuses the recipient; ``outbox list`` and ``failures list`
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
 import socket
 import subprocess
-import sys
 import urllib.error
 import urllib.request
 from datetime import datetime, timedelta
@@ -28,9 +26,9 @@ from postroom.cli.worker import listen_address
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.worker.admin_http import RELOAD_PATH
-from tests.outbox.helpers import CUSTOMER, Desk
-from tests.servers.cli import Cli
 from tests.servers.smtp import SmtpScript, SmtpServers, free_port
+from tests.support.cli import Cli
+from tests.support.desk import CUSTOMER, Desk
 from tests.worker.workers import Workers, wait_until
 
 NO_CODE = "550 Requested action not taken: mailbox unavailable"
@@ -40,14 +38,8 @@ OTHER_CUSTOMER = "dan.doe@example.org"
 
 def _admin_token(database_url: str) -> str:
     """``postroom admin token``, run as an operator would; the token is the only line on stdout."""
-    completed = subprocess.run(
-        [sys.executable, "-m", "postroom", "admin", "token"],
-        env={**os.environ, "POSTROOM_DATABASE_URL": database_url},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
+    completed = Cli(database_url).run_process("admin", "token", timeout=60)
+    assert completed.exit_code == 0, completed.stderr
     [token] = completed.stdout.split()
     assert "shown once" in completed.stderr
     return token

@@ -13,10 +13,11 @@ from sqlalchemy import select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import Message
-from tests.inbound.mailboxes import numbered_mail
-from tests.servers.cli import Cli
 from tests.servers.dovecot import Dovecot
-from tests.worker.workers import Workers, add_dovecot_profile, wait_until
+from tests.support.cli import Cli
+from tests.support.desk import Desk, add_dovecot_profile
+from tests.support.mail import numbered_mail
+from tests.worker.workers import Workers, wait_until
 
 INTERVAL = 2
 
@@ -30,7 +31,10 @@ def test_a_mail_appended_to_a_watched_mailbox_is_on_a_ticket_within_the_interval
     sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
 ) -> None:
     user, _ = dovecot.new_user("watched")
-    add_dovecot_profile(sqlite_app, dovecot, "watched", user, interval=INTERVAL)
+    add_dovecot_profile(
+        Cli(sqlite_url), dovecot, user, "imap", "--fetch-interval", str(INTERVAL), name="watched"
+    )
+    Desk(sqlite_app).route("watched")
     worker = workers.start("solo", sqlite_url, "--verbose")
     worker.wait_for_log(r"profile watched: fetched 0")
 
@@ -57,8 +61,13 @@ def test_a_profile_with_a_wrong_password_backs_off_doubling_while_a_good_one_kee
 ) -> None:
     bad_user, _ = dovecot.new_user("backoff")
     good_user, _ = dovecot.new_user("steady")
-    add_dovecot_profile(sqlite_app, dovecot, "refused", bad_user, password="not-the-password")
-    add_dovecot_profile(sqlite_app, dovecot, "healthy", good_user)
+    cli, desk = Cli(sqlite_url), Desk(sqlite_app)
+    add_dovecot_profile(
+        cli, dovecot, bad_user, "imap", "--fetch-interval", "1", name="refused", password="not-the-password"
+    )
+    add_dovecot_profile(cli, dovecot, good_user, "imap", "--fetch-interval", "1", name="healthy")
+    desk.route("refused")
+    desk.route("healthy")
     worker = workers.start("solo", sqlite_url, "--verbose")
 
     # Failures 1, 2 and 3 wait 2, 4 and 8 s: the third failure comes about 6 s after the first.
@@ -92,12 +101,13 @@ def test_a_shortened_fetch_interval_takes_effect_after_postroom_reload(
     sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
 ) -> None:
     user, _ = dovecot.new_user("hourly")
-    add_dovecot_profile(sqlite_app, dovecot, "hourly", user, interval=3600)
+    cli = Cli(sqlite_url)
+    add_dovecot_profile(cli, dovecot, user, "imap", "--fetch-interval", "3600", name="hourly")
+    Desk(sqlite_app).route("hourly")
     worker = workers.start("solo", sqlite_url, "--verbose")
     worker.wait_for_log(r"profile hourly: fetched 0")
     dovecot.deliver(user, numbered_mail(1, tag="hourly"))
 
-    cli = Cli(sqlite_url)
     cli.ok("profile", "modify", "hourly", "--fetch-interval", "2")
     cli.ok("reload")
 

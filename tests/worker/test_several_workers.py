@@ -20,14 +20,14 @@ from sqlalchemy import select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import MediaProfile
-from tests.inbound.mailboxes import numbered_mail
 from tests.servers.dovecot import Dovecot
+from tests.support.cli import Cli
+from tests.support.desk import Desk, add_dovecot_profile
+from tests.support.mail import numbered_mail
 from tests.worker.workers import (
     SilentServer,
     WorkerProcess,
     Workers,
-    add_dovecot_profile,
-    add_routed_profile,
     ledger_outcomes,
     overlapping_cycles,
     quarantine_reasons,
@@ -96,13 +96,17 @@ def test_two_workers_store_every_mail_once_never_share_a_profile_and_take_over_f
     pg_database_url: str, pg_app: Postroom, dovecot: Dovecot, workers: Workers
 ) -> None:
     users = [dovecot.new_user("shared")[0] for _ in range(PROFILES)]
+    cli, desk = Cli(pg_database_url), Desk(pg_app)
     for number, user in enumerate(users):
         # Delete-on-fetch on every other profile: both ways of remembering what was fetched are shared.
-        add_dovecot_profile(pg_app, dovecot, f"p{number:02}", user, delete_on_fetch=number % 2 == 0)
+        deleting = ["--delete-on-fetch"] if number % 2 == 0 else []
+        add_dovecot_profile(
+            cli, dovecot, user, "imap", "--fetch-interval", "1", *deleting, name=f"p{number:02}"
+        )
+        desk.route(f"p{number:02}")
         dovecot.deliver_many(user, [numbered_mail(number * 10 + n, tag="early") for n in range(3)])
     silent = SilentServer(HOLD)
-    add_routed_profile(
-        pg_app,
+    desk.profile(
         "stalled",
         username="nobody",
         password="secret",

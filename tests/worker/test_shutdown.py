@@ -8,10 +8,12 @@ import re
 import signal
 
 from postroom.core.app import Postroom
-from tests.inbound.mailboxes import numbered_mail
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import free_port
-from tests.worker.workers import Workers, add_dovecot_profile, ledger_outcomes, stored_counts, wait_until
+from tests.support.cli import Cli
+from tests.support.desk import Desk, add_dovecot_profile
+from tests.support.mail import numbered_mail
+from tests.worker.workers import Workers, ledger_outcomes, stored_counts, wait_until
 
 MAILS = 300
 
@@ -21,7 +23,10 @@ def test_sigterm_during_a_cycle_exits_0_and_the_next_start_stores_the_rest_exact
 ) -> None:
     user, _ = dovecot.new_user("big")
     dovecot.deliver_many(user, [numbered_mail(n, tag="big") for n in range(MAILS)])
-    add_dovecot_profile(sqlite_app, dovecot, "big", user, delete_on_fetch=True)
+    add_dovecot_profile(
+        Cli(sqlite_url), dovecot, user, "imap", "--fetch-interval", "1", "--delete-on-fetch", name="big"
+    )
+    Desk(sqlite_app).route("big")
     expected = {f"big-{n}@example.org" for n in range(MAILS)}
 
     first = workers.start("first", sqlite_url, "--batch-size", "1", "--verbose")

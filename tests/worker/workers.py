@@ -1,15 +1,13 @@
 """What the worker tests share: ``postroom run`` as a real process, its cycles read back from its log,
-profiles on the test Dovecot, a server that never answers, and what the database holds.
+a server that never answers, and what the database holds.
 """
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from collections import Counter
@@ -18,25 +16,20 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from itertools import pairwise
 from pathlib import Path
-from typing import IO, Any, TypeVar
+from typing import IO, TypeVar
 
 from sqlalchemy import func, select
 
 from postroom.core.app import Postroom
-from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
 from postroom.core.data.models import (
-    Campaign,
     Direction,
     FetchLedger,
     LedgerOutcome,
     MediaProfile,
     Message,
     MessageStatus,
-    Queue,
 )
-from postroom.core.data.profiles import ProfileFields, create_profile
-from postroom.core.data.rules import add_rule
-from tests.servers.dovecot import Dovecot
+from tests.support.cli import PostroomProcess
 
 T = TypeVar("T")
 
@@ -104,14 +97,9 @@ class WorkerProcess:
     def __init__(self, name: str, database_url: str, log_path: Path, *args: str) -> None:
         self.name = name
         self.log_path = log_path
-        env = {**os.environ, "POSTROOM_DATABASE_URL": database_url}
         self._log_file: IO[bytes] = log_path.open("wb")
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "postroom", "run", *args],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=self._log_file,
-            stderr=subprocess.STDOUT,
+        self.process = PostroomProcess(
+            database_url, "run", *args, stdout=self._log_file, stderr=subprocess.STDOUT
         )
 
     @property
@@ -188,41 +176,7 @@ def wait_until(
         time.sleep(every)
 
 
-# --- profiles and what got stored ------------------------------------------------------------------
-
-
-def add_routed_profile(app: Postroom, name: str, **values: Any) -> int:
-    """A profile whose mail a routing rule sends to campaign Support, queue First line (made once)."""
-    with app.transaction() as session:
-        profile = create_profile(
-            session, app.plugins, DEFAULT_CONTACT_CENTER_ID, name, ProfileFields(**values)
-        )
-        campaign = session.scalar(select(Campaign).where(Campaign.name == "Support"))
-        if campaign is None:
-            campaign = add_campaign(session, DEFAULT_CONTACT_CENTER_ID, "Support")
-            queue = add_queue(session, campaign, "First line")
-        else:
-            queue = session.scalars(select(Queue).where(Queue.campaign_id == campaign.id)).one()
-        add_rule(session, profile, campaign, queue)
-        return profile.id
-
-
-def add_dovecot_profile(
-    app: Postroom, dovecot: Dovecot, name: str, user: str, *, interval: int = 1, **values: Any
-) -> int:
-    """A routed IMAP profile on ``user``'s inbox (STARTTLS, self-signed certificate, so no verification)."""
-    values.setdefault("password", dovecot.passwords[user])
-    return add_routed_profile(
-        app,
-        name,
-        username=user,
-        fetch_protocol="imap",
-        incoming_host=dovecot.host,
-        incoming_port=dovecot.imap_port,
-        fetch_interval=interval,
-        tls_verify=False,
-        **values,
-    )
+# --- what got stored -------------------------------------------------------------------------------
 
 
 def stored_counts(app: Postroom) -> Counter[str]:
