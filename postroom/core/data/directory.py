@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.data.columns import fit
 from postroom.core.data.models import (
     Agent,
     Campaign,
@@ -236,7 +237,7 @@ def customer_for_sender(
     found = None if known is not None else find_customer_by_address(session, contact_center_id, address)
     if found is None:
         name = (display_name or "").strip() or parseaddr(address)[1] or address
-        found = _create_customer(session, contact_center_id, normalised, name[:255])
+        found = _create_customer(session, contact_center_id, normalised, fit(Customer.name, name))
     if known is not None:
         known[normalised] = found
     return found

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.data.columns import fit
 from postroom.core.data.models import (
     Campaign,
     Direction,
@@ -62,7 +63,9 @@ def latest_open_ticket_for_subject(
     """The most recently active open ticket with this normalised subject (of a customer/profile, if given)."""
     if not normalised:
         return None
-    query = _open_in_campaign(campaign_id).where(Ticket.normalised_subject == normalised[:512])
+    query = _open_in_campaign(campaign_id).where(
+        Ticket.normalised_subject == fit(Ticket.normalised_subject, normalised)
+    )
     if customer_id is not None:
         query = query.where(Ticket.customer_id == customer_id)
     if profile_id is not None:
@@ -113,7 +116,7 @@ def latest_open_ticket_observed_by(
             Message.direction == Direction.INBOUND,
             Ticket.campaign_id == campaign_id,
             Ticket.state == TicketState.OPEN,
-            Ticket.normalised_subject == normalised[:512],
+            Ticket.normalised_subject == fit(Ticket.normalised_subject, normalised),
         )
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
         .limit(1)
@@ -157,7 +160,9 @@ def create_ticket(
         customer_id=customer_id,
         source_profile_id=profile.id if profile else None,
         subject=subject,
-        normalised_subject=normalise_subject(subject, profile.subject_prefix if profile else None)[:512],
+        normalised_subject=fit(
+            Ticket.normalised_subject, normalise_subject(subject, profile.subject_prefix if profile else None)
+        ),
         state=TicketState.OPEN,
         escalated=escalated,
         created_at=now,

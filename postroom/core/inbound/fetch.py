@@ -237,7 +237,7 @@ class Fetcher:
             raise
         except SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}"[:2000])
+            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}")
 
     def _mark_error(self, session: Session, profile: MediaProfile, reason: str, kind: str) -> None:
         profile.status = ProfileStatus.ERROR
