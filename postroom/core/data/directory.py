@@ -293,3 +293,47 @@ def list_customers(session: Session, contact_center_id: int) -> list[Customer]:
             .order_by(Customer.id)
         )
     )
+
+
+# --- JSON views (the documents 'postroom campaign|queue|agent|customer list --json' prints) ------------
+
+
+def _live_names(profiles: list[MediaProfile]) -> list[str]:
+    return [p.name for p in profiles if p.deleted_at is None]
+
+
+def campaigns_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The campaigns with their queues and (live) profiles."""
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "queues": [q.name for q in c.queues],
+            "profiles": _live_names(c.profiles),
+        }
+        for c in list_campaigns(session, contact_center_id)
+    ]
+
+
+def queues_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The queues with their campaign and (live) profiles."""
+    return [
+        {"id": q.id, "campaign": q.campaign.name, "name": q.name, "profiles": _live_names(q.profiles)}
+        for q in list_queues(session, contact_center_id)
+    ]
+
+
+def agents_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The agents with their address and (live) profiles."""
+    return [
+        {"id": a.id, "name": a.name, "email": a.email, "profiles": _live_names(a.profiles)}
+        for a in list_agents(session, contact_center_id)
+    ]
+
+
+def customers_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The customers with their addresses."""
+    return [
+        {"id": c.id, "name": c.name, "emails": [e.address for e in c.emails]}
+        for c in list_customers(session, contact_center_id)
+    ]

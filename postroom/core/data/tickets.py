@@ -24,6 +24,7 @@ from postroom.core.data.models import (
     TicketState,
     utcnow,
 )
+from postroom.core.data.profiles import profile_names
 from postroom.core.mail.subjects import format_case_token, normalise_subject
 
 #: How many ``merged_into`` hops are followed before giving up (a cycle is a bug, not a reason to hang).
@@ -313,7 +314,7 @@ def ticket_as_json(
     }
     if with_messages:
         messages = session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
-        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
+        names = profile_names(session)
         data["messages"] = [message_as_json(m, names) for m in messages]
     return data
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -46,6 +47,10 @@ class FetchReport:
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``fetch --json`` prints for this profile."""
+        return asdict(self)
 
 
 def _batches(refs: Sequence[MailRef], most_mails: int, most_bytes: int) -> Iterator[list[MailRef]]:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, undefer
@@ -75,6 +75,19 @@ class QueuedReply:
     to: list[str]
     cc: list[str]
     subject: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``ticket reply --json`` prints."""
+        return {
+            "outbox_id": self.send_info_id,
+            "message_pk": self.message_pk,
+            "message_id": self.message_id,
+            "ticket_id": self.ticket_id,
+            "profile": self.profile_name,
+            "to": self.to,
+            "cc": self.cc,
+            "subject": self.subject,
+        }
 
 
 # --- choosing the profile and the recipients ---------------------------------------------------------
