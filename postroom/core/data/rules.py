@@ -48,17 +48,6 @@ def add_rule(
     return rule
 
 
-def list_rules(session: Session, contact_center_id: int) -> list[RoutingRule]:
-    return list(
-        session.scalars(
-            select(RoutingRule)
-            .join(MediaProfile, RoutingRule.media_profile_id == MediaProfile.id)
-            .where(MediaProfile.contact_center_id == contact_center_id)
-            .order_by(RoutingRule.media_profile_id, RoutingRule.priority, RoutingRule.id)
-        )
-    )
-
-
 def get_rule(session: Session, contact_center_id: int, rule_id: int) -> RoutingRule:
     rule = session.get(RoutingRule, rule_id)
     profile = session.get(MediaProfile, rule.media_profile_id) if rule else None
