@@ -72,10 +72,7 @@ def config_list(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        documents = [
-            {"id": row.id, "name": row.name, "value": row.value}
-            for row in configuration.list_parameters(session, cc)
-        ]
+        documents = configuration.parameters_as_json(session, cc)
     if as_json:
         print_json(documents)
         return

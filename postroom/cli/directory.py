@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from postroom.cli._common import (
@@ -46,15 +44,7 @@ def list_campaigns(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        documents: list[dict[str, Any]] = [
-            {
-                "id": c.id,
-                "name": c.name,
-                "queues": [q.name for q in c.queues],
-                "profiles": [p.name for p in c.profiles if p.deleted_at is None],
-            }
-            for c in directory.list_campaigns(session, cc)
-        ]
+        documents = directory.campaigns_as_json(session, cc)
     if as_json:
         print_json(documents)
         return
@@ -94,15 +84,7 @@ def list_queues(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        documents: list[dict[str, Any]] = [
-            {
-                "id": q.id,
-                "campaign": q.campaign.name,
-                "name": q.name,
-                "profiles": [p.name for p in q.profiles if p.deleted_at is None],
-            }
-            for q in directory.list_queues(session, cc)
-        ]
+        documents = directory.queues_as_json(session, cc)
     if as_json:
         print_json(documents)
         return
@@ -142,15 +124,7 @@ def list_agents(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        documents: list[dict[str, Any]] = [
-            {
-                "id": a.id,
-                "name": a.name,
-                "email": a.email,
-                "profiles": [p.name for p in a.profiles if p.deleted_at is None],
-            }
-            for a in directory.list_agents(session, cc)
-        ]
+        documents = directory.agents_as_json(session, cc)
     if as_json:
         print_json(documents)
         return
@@ -187,10 +161,7 @@ def list_customers(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        documents: list[dict[str, Any]] = [
-            {"id": c.id, "name": c.name, "emails": [e.address for e in c.emails]}
-            for c in directory.list_customers(session, cc)
-        ]
+        documents = directory.customers_as_json(session, cc)
     if as_json:
         print_json(documents)
         return

@@ -6,7 +6,6 @@ import sys
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from postroom.cli._common import (
     PostroomGroup,
@@ -21,8 +20,9 @@ from postroom.cli.profiles import profile_group
 from postroom.core import servers
 from postroom.core.contract.errors import UserError
 from postroom.core.data import profiles
-from postroom.core.data.models import MediaProfile, Message, MessageStatus
+from postroom.core.data.models import MessageStatus
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, fetchable_profiles
+from postroom.core.inbound.queries import held_mail_as_json
 
 #: Show a progress bar on a terminal when a cycle has at least this many new mails.
 PROGRESS_THRESHOLD = 50
@@ -78,7 +78,7 @@ def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> N
         for profile_id, name in targets
     ]
     if as_json:
-        print_json([vars(r) for r in reports])
+        print_json([r.as_json() for r in reports])
     else:
         print_table(
             ["profile", "fetched", "stored", "duplicates", "quarantined", "deleted", "error"],
@@ -115,24 +115,7 @@ def _held_messages(status: MessageStatus, as_json: bool, empty: str) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
-        rows = session.scalars(
-            select(Message)
-            .where(Message.contact_center_id == cc, Message.status == status)
-            .order_by(Message.id)
-        ).all()
-        documents = [
-            {
-                "id": m.id,
-                "profile": names.get(m.media_profile_id or 0),
-                "message_id": m.message_id,
-                "from": m.from_address,
-                "subject": m.subject,
-                "reason": m.reason,
-                "received_at": m.created_at.isoformat(),
-            }
-            for m in rows
-        ]
+        documents = held_mail_as_json(session, cc, status)
     if as_json:
         print_json(documents)
         return

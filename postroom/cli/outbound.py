@@ -7,14 +7,11 @@ policies, never for production.
 
 from __future__ import annotations
 
-import json
 import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import click
-from sqlalchemy import select
 
 from postroom.cli._common import (
     PostroomGroup,
@@ -27,7 +24,7 @@ from postroom.cli._common import (
 )
 from postroom.cli.tickets import ticket_group
 from postroom.core.contract.errors import UserError
-from postroom.core.data.models import FailedMessageSendInfo, MediaProfile, Message, SMessageSendInfo
+from postroom.core.outbound import queries
 from postroom.core.outbound.outbox import DEFAULT_BATCH_SIZE, Outbox
 
 
@@ -44,10 +41,6 @@ def _parse_now(_ctx: click.Context, _param: click.Parameter, value: str | None) 
 now_option = click.option(
     "--now", callback=_parse_now, hidden=True, help="Fix the outbox clock (ISO 8601; tests only)."
 )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None
 
 
 @command(None, "reply")
@@ -96,18 +89,7 @@ def reply(
         app, cc, ticket_id, body or "", agent_name=agent_name, now=now, attachments=attachments
     )
     if as_json:
-        print_json(
-            {
-                "outbox_id": queued.send_info_id,
-                "message_pk": queued.message_pk,
-                "message_id": queued.message_id,
-                "ticket_id": queued.ticket_id,
-                "profile": queued.profile_name,
-                "to": queued.to,
-                "cc": queued.cc,
-                "subject": queued.subject,
-            }
-        )
+        print_json(queued.as_json())
         return
     copies = f" (cc {', '.join(queued.cc)})" if queued.cc else ""
     click.echo(
@@ -161,20 +143,7 @@ def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        query = (
-            select(SMessageSendInfo, Message)
-            .join(Message, Message.id == SMessageSendInfo.message_pk)
-            .where(Message.contact_center_id == cc)
-        )
-        if states:
-            query = query.where(SMessageSendInfo.state.in_(states))
-        if ticket_id is not None:
-            query = query.where(SMessageSendInfo.ticket_id == ticket_id)
-        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
-        documents = [
-            _outbox_row(row, message, names)
-            for row, message in session.execute(query.order_by(SMessageSendInfo.id)).all()
-        ]
+        documents = queries.outbox_as_json(session, cc, states, ticket_id)
     if as_json:
         print_json(documents)
         return
@@ -197,27 +166,6 @@ def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -
     )
 
 
-def _outbox_row(row: SMessageSendInfo, message: Message, names: dict[int, str]) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "ticket_id": row.ticket_id,
-        "profile": names.get(row.media_profile_id) if row.media_profile_id else None,
-        "message_id": row.message_id,
-        "to": [a for a in [*message.to_addresses.split(","), *message.cc_addresses.split(",")] if a],
-        "pending": json.loads(row.pending_recipients or "[]"),
-        "state": row.state,
-        "attempts": row.attempts,
-        "next_attempt_at": _iso(row.next_attempt_at),
-        "last_error": row.last_error,
-        "category": row.category,
-        "policy": row.policy,
-        "sent_at": _iso(row.sent_at),
-        "created_at": _iso(row.created_at),
-        "claimed_by": row.claimed_by,
-        "bounced_at": _iso(row.bounced_at),
-    }
-
-
 @click.group("failures", cls=PostroomGroup)
 def failures_group() -> None:
     """Failed send attempts (failed_message_send_info): one row per failure and recipient."""
@@ -231,30 +179,7 @@ def failures_list(outbox_id: int | None, as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        query = (
-            select(FailedMessageSendInfo)
-            .join(SMessageSendInfo, SMessageSendInfo.id == FailedMessageSendInfo.send_info_id)
-            .join(Message, Message.id == SMessageSendInfo.message_pk)
-            .where(Message.contact_center_id == cc)
-        )
-        if outbox_id is not None:
-            query = query.where(FailedMessageSendInfo.send_info_id == outbox_id)
-        documents = [
-            {
-                "id": f.id,
-                "outbox_id": f.send_info_id,
-                "attempt": f.attempt,
-                "recipient": f.recipient,
-                "reply_code": f.reply_code,
-                "enhanced_code": f.enhanced_code,
-                "text": f.text,
-                "category": f.category,
-                "policy": f.policy,
-                "next_attempt_at": _iso(f.next_attempt_at),
-                "created_at": _iso(f.created_at),
-            }
-            for f in session.scalars(query.order_by(FailedMessageSendInfo.id))
-        ]
+        documents = queries.failures_as_json(session, cc, outbox_id)
     if as_json:
         print_json(documents)
         return

@@ -165,14 +165,7 @@ def show_profile(name: str, as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        profile = profiles.get_profile(session, name, cc)
-        document = profiles.profile_as_json(profile, subject_preview=profiles.subject_preview(profile))
-        retry = configuration.retry_settings(session, profile.id)
-    document["retry"] = {
-        "max_retry_count": retry.max_retry_count,
-        "rate_limit_retry_time": retry.rate_limit_retry_time,
-        "progressive_retry_interval": retry.progressive_retry_interval,
-    }
+        document = profiles.profile_details(session, profiles.get_profile(session, name, cc))
     if as_json:
         print_json(document)
         return

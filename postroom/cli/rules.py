@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from sqlalchemy import select
 
 from postroom.cli._common import (
     PostroomGroup,
@@ -16,8 +15,8 @@ from postroom.cli._common import (
     print_table,
     state,
 )
+from postroom.core.app import Postroom
 from postroom.core.data import directory, profiles, rules
-from postroom.core.data.models import Campaign, MediaProfile, Queue
 
 
 @click.group("rule", cls=PostroomGroup)
@@ -44,9 +43,7 @@ def add_rule(profile_name: str, campaign_name: str, queue_name: str, **options: 
         rule = rules.add_rule(session, profile, campaign, queue, **options)
         rule_id = rule.id
     click.echo(f"Added rule {rule_id}: {profile_name} -> {campaign_name} / {queue_name}.")
-    rerouted = app.reroute_held(profile_name, cc)
-    if rerouted:
-        click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+    _reroute(app, profile_name, cc)
 
 
 @command(rule_group, "list")
@@ -56,12 +53,7 @@ def list_rules(as_json: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        names = {
-            "profile": dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all()),
-            "campaign": dict(session.execute(select(Campaign.id, Campaign.name)).all()),
-            "queue": dict(session.execute(select(Queue.id, Queue.name)).all()),
-        }
-        documents = [rules.rule_as_json(rule, names) for rule in rules.list_rules(session, cc)]
+        documents = rules.rules_as_json(session, cc)
     if as_json:
         print_json(documents)
         return
@@ -96,19 +88,24 @@ def delete_rule(rule_id: int) -> None:
     click.echo(f"Deleted rule {rule_id}.")
 
 
+def _reroute(app: Postroom, profile_name: str, cc: int) -> None:
+    """Route the profile's held mail again, now that a rule was added or enabled."""
+    # Not imported for 'rule list' and 'rule delete', which route nothing.
+    from postroom.core.inbound.reroute import reroute_held
+
+    rerouted = reroute_held(app, profile_name, cc)
+    if rerouted:
+        click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+
+
 def _switch_rule(rule_id: int, enabled: bool) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        rule = rules.get_rule(session, cc, rule_id)
-        rule.enabled = enabled
-        profile = session.get(MediaProfile, rule.media_profile_id)
-        profile_name = profile.name if profile is not None else ""
+        profile_name = rules.set_rule_enabled(session, cc, rule_id, enabled).name
     click.echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
     if enabled:
-        rerouted = app.reroute_held(profile_name, cc)
-        if rerouted:
-            click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+        _reroute(app, profile_name, cc)
 
 
 @command(rule_group, "enable")

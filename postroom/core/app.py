@@ -85,15 +85,5 @@ class Postroom:
             switch.changed_at = utcnow()
         self.reload_plugins()
 
-    def reroute_held(self, profile_name: str, contact_center_id: int) -> int:
-        """Route a profile's held (unrouted) mail again, e.g. after a rule was added; returns how many landed."""
-        from postroom.core.data.profiles import get_profile
-        from postroom.core.inbound.pipeline import reroute_held_mail
-
-        with self.transaction() as session:
-            return reroute_held_mail(
-                session, self.plugins, get_profile(session, profile_name, contact_center_id)
-            )
-
     def dispose(self) -> None:
         self.engine.dispose()

@@ -88,6 +88,14 @@ def list_parameters(session: Session, contact_center_id: int) -> list[IcConfigur
     )
 
 
+def parameters_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """Every parameter row of a contact centre, as ``config list --json`` prints them."""
+    return [
+        {"id": row.id, "name": row.name, "value": row.value}
+        for row in list_parameters(session, contact_center_id)
+    ]
+
+
 def add_value(session: Session, contact_center_id: int, name: str, value: str) -> IcConfigurationParameter:
     canonical = canonical_name(name)
     row = IcConfigurationParameter(

@@ -10,6 +10,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.data.columns import fit
 from postroom.core.data.models import (
     Agent,
     Campaign,
@@ -226,7 +227,7 @@ def customer_for_sender(
     found = None if known is not None else find_customer_by_address(session, contact_center_id, address)
     if found is None:
         name = (display_name or "").strip() or parseaddr(address)[1] or address
-        found = _create_customer(session, contact_center_id, normalised, name[:255])
+        found = _create_customer(session, contact_center_id, normalised, fit(Customer.name, name))
     if known is not None:
         known[normalised] = found
     return found
@@ -282,3 +283,47 @@ def list_customers(session: Session, contact_center_id: int) -> list[Customer]:
             .order_by(Customer.id)
         )
     )
+
+
+# --- JSON views (the documents 'postroom campaign|queue|agent|customer list --json' prints) ------------
+
+
+def _live_names(profiles: list[MediaProfile]) -> list[str]:
+    return [p.name for p in profiles if p.deleted_at is None]
+
+
+def campaigns_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The campaigns with their queues and (live) profiles."""
+    return [
+        {
+            "id": c.id,
+            "name": c.name,
+            "queues": [q.name for q in c.queues],
+            "profiles": _live_names(c.profiles),
+        }
+        for c in list_campaigns(session, contact_center_id)
+    ]
+
+
+def queues_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The queues with their campaign and (live) profiles."""
+    return [
+        {"id": q.id, "campaign": q.campaign.name, "name": q.name, "profiles": _live_names(q.profiles)}
+        for q in list_queues(session, contact_center_id)
+    ]
+
+
+def agents_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The agents with their address and (live) profiles."""
+    return [
+        {"id": a.id, "name": a.name, "email": a.email, "profiles": _live_names(a.profiles)}
+        for a in list_agents(session, contact_center_id)
+    ]
+
+
+def customers_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """The customers with their addresses."""
+    return [
+        {"id": c.id, "name": c.name, "emails": [e.address for e in c.emails]}
+        for c in list_customers(session, contact_center_id)
+    ]

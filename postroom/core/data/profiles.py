@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.protocols import NO_PROTOCOL
+from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import (
     MediaProfile,
     MediaProfileResolver,
@@ -323,3 +324,20 @@ def subject_preview(profile: MediaProfile, example: str = "Question about my ord
     from postroom.core.mail.subjects import format_case_token, reply_subject
 
     return reply_subject(example, profile.subject_prefix, format_case_token(None, 42))
+
+
+def profile_names(session: Session) -> dict[int, str]:
+    """Profile id -> name, deleted profiles included (their messages and rules still name them)."""
+    return dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
+
+
+def profile_details(session: Session, profile: MediaProfile) -> dict[str, Any]:
+    """``profile show --json``: the profile's JSON view, a reply subject's preview and its retry settings."""
+    document = profile_as_json(profile, subject_preview=subject_preview(profile))
+    retry = retry_settings(session, profile.id)
+    document["retry"] = {
+        "max_retry_count": retry.max_retry_count,
+        "rate_limit_retry_time": retry.rate_limit_retry_time,
+        "progressive_retry_interval": retry.progressive_retry_interval,
+    }
+    return document

@@ -48,17 +48,6 @@ def add_rule(
     return rule
 
 
-def list_rules(session: Session, contact_center_id: int) -> list[RoutingRule]:
-    return list(
-        session.scalars(
-            select(RoutingRule)
-            .join(MediaProfile, RoutingRule.media_profile_id == MediaProfile.id)
-            .where(MediaProfile.contact_center_id == contact_center_id)
-            .order_by(RoutingRule.media_profile_id, RoutingRule.priority, RoutingRule.id)
-        )
-    )
-
-
 def get_rule(session: Session, contact_center_id: int, rule_id: int) -> RoutingRule:
     rule = session.get(RoutingRule, rule_id)
     profile = session.get(MediaProfile, rule.media_profile_id) if rule else None
@@ -103,15 +92,36 @@ def rule_matches(rule: RoutingRule, sender: str | None, recipients: list[str], s
     )
 
 
-def rule_as_json(rule: RoutingRule, names: dict[str, dict[int, str]]) -> dict[str, Any]:
-    return {
-        "id": rule.id,
-        "profile": names["profile"].get(rule.media_profile_id),
-        "campaign": names["campaign"].get(rule.campaign_id),
-        "queue": names["queue"].get(rule.queue_id),
-        "priority": rule.priority,
-        "enabled": rule.enabled,
-        "from": rule.from_pattern,
-        "to": rule.to_pattern,
-        "subject": rule.subject_pattern,
-    }
+def set_rule_enabled(session: Session, contact_center_id: int, rule_id: int, enabled: bool) -> MediaProfile:
+    """Enable or disable a rule; returns its profile (whose held mail a rule just enabled may route)."""
+    rule = get_rule(session, contact_center_id, rule_id)
+    rule.enabled = enabled
+    profile = session.get(MediaProfile, rule.media_profile_id)
+    assert profile is not None  # get_rule found it
+    return profile
+
+
+def rules_as_json(session: Session, contact_center_id: int) -> list[dict[str, Any]]:
+    """A contact centre's rules as ``rule list --json`` prints them: with profile, campaign and queue names."""
+    rows = session.execute(
+        select(RoutingRule, MediaProfile.name, Campaign.name, Queue.name)
+        .join(MediaProfile, RoutingRule.media_profile_id == MediaProfile.id)
+        .outerjoin(Campaign, RoutingRule.campaign_id == Campaign.id)
+        .outerjoin(Queue, RoutingRule.queue_id == Queue.id)
+        .where(MediaProfile.contact_center_id == contact_center_id)
+        .order_by(RoutingRule.media_profile_id, RoutingRule.priority, RoutingRule.id)
+    )
+    return [
+        {
+            "id": rule.id,
+            "profile": profile,
+            "campaign": campaign,
+            "queue": queue,
+            "priority": rule.priority,
+            "enabled": rule.enabled,
+            "from": rule.from_pattern,
+            "to": rule.to_pattern,
+            "subject": rule.subject_pattern,
+        }
+        for rule, profile, campaign, queue in rows
+    ]

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.data.columns import fit
 from postroom.core.data.models import (
     Campaign,
     Direction,
@@ -23,6 +24,7 @@ from postroom.core.data.models import (
     TicketState,
     utcnow,
 )
+from postroom.core.data.profiles import profile_names
 from postroom.core.mail.subjects import format_case_token, normalise_subject
 
 #: How many ``merged_into`` hops are followed before giving up (a cycle is a bug, not a reason to hang).
@@ -62,7 +64,9 @@ def latest_open_ticket_for_subject(
     """The most recently active open ticket with this normalised subject (of a customer/profile, if given)."""
     if not normalised:
         return None
-    query = _open_in_campaign(campaign_id).where(Ticket.normalised_subject == normalised[:512])
+    query = _open_in_campaign(campaign_id).where(
+        Ticket.normalised_subject == fit(Ticket.normalised_subject, normalised)
+    )
     if customer_id is not None:
         query = query.where(Ticket.customer_id == customer_id)
     if profile_id is not None:
@@ -113,7 +117,7 @@ def latest_open_ticket_observed_by(
             Message.direction == Direction.INBOUND,
             Ticket.campaign_id == campaign_id,
             Ticket.state == TicketState.OPEN,
-            Ticket.normalised_subject == normalised[:512],
+            Ticket.normalised_subject == fit(Ticket.normalised_subject, normalised),
         )
         .order_by(Ticket.last_activity_at.desc(), Ticket.id.desc())
         .limit(1)
@@ -157,7 +161,9 @@ def create_ticket(
         customer_id=customer_id,
         source_profile_id=profile.id if profile else None,
         subject=subject,
-        normalised_subject=normalise_subject(subject, profile.subject_prefix if profile else None)[:512],
+        normalised_subject=fit(
+            Ticket.normalised_subject, normalise_subject(subject, profile.subject_prefix if profile else None)
+        ),
         state=TicketState.OPEN,
         escalated=escalated,
         created_at=now,
@@ -308,7 +314,7 @@ def ticket_as_json(
     }
     if with_messages:
         messages = session.scalars(select(Message).where(Message.ticket_id == ticket.id).order_by(Message.id))
-        names = dict(session.execute(select(MediaProfile.id, MediaProfile.name)).all())
+        names = profile_names(session)
         data["messages"] = [message_as_json(m, names) for m in messages]
     return data
 

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import date, timedelta
+from typing import Any
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
@@ -46,6 +47,10 @@ class FetchReport:
     quarantined: int = 0
     deleted: int = 0
     error: str | None = None
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``fetch --json`` prints for this profile."""
+        return asdict(self)
 
 
 def _batches(refs: Sequence[MailRef], most_mails: int, most_bytes: int) -> Iterator[list[MailRef]]:
@@ -237,7 +242,7 @@ class Fetcher:
             raise
         except SQLAlchemyError as error:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
-            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}"[:2000])
+            return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}")
 
     def _mark_error(self, session: Session, profile: MediaProfile, reason: str, kind: str) -> None:
         profile.status = ProfileStatus.ERROR

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, select
 from sqlalchemy.orm import Session, undefer
@@ -23,6 +23,13 @@ from postroom.core.contract.drafts import OutgoingAttachment, OutgoingDraft
 from postroom.core.contract.errors import UserError
 from postroom.core.data.configuration import profile_mapping
 from postroom.core.data.directory import get_agent
+from postroom.core.data.messages import (
+    MailToStore,
+    address_roles,
+    attachment_summary,
+    new_message,
+    store_messages,
+)
 from postroom.core.data.models import (
     Agent,
     Campaign,
@@ -31,8 +38,6 @@ from postroom.core.data.models import (
     Direction,
     MediaProfile,
     Message,
-    MessageAddress,
-    MessageRaw,
     MessageStatus,
     SendState,
     SMessageSendInfo,
@@ -70,6 +75,19 @@ class QueuedReply:
     to: list[str]
     cc: list[str]
     subject: str
+
+    def as_json(self) -> dict[str, Any]:
+        """The document ``ticket reply --json`` prints."""
+        return {
+            "outbox_id": self.send_info_id,
+            "message_pk": self.message_pk,
+            "message_id": self.message_id,
+            "ticket_id": self.ticket_id,
+            "profile": self.profile_name,
+            "to": self.to,
+            "cc": self.cc,
+            "subject": self.subject,
+        }
 
 
 # --- choosing the profile and the recipients ---------------------------------------------------------
@@ -258,7 +276,7 @@ def compose_reply(
     draft.attachments.extend(attachments)
     plugins.compose_outgoing(draft, ticket, profile)
     raw = build_message(draft).as_bytes()
-    message = Message(
+    message = new_message(
         contact_center_id=ticket.contact_center_id,
         media_profile_id=profile.id,
         ticket_id=ticket.id,
@@ -279,20 +297,10 @@ def compose_reply(
         is_auto_reply=draft.automatic,
         text_body=assemble_text(draft),
         html_body=assemble_html(draft),
-        attachments=json.dumps(
-            [
-                {"name": a.filename, "content_type": a.content_type, "size": len(a.data)}
-                for a in draft.attachments
-            ]
-        ),
+        attachments=attachment_summary((a.filename, a.content_type, len(a.data)) for a in draft.attachments),
     )
-    message.raw = MessageRaw(raw=raw)
-    session.add(message)
-    session.flush()
-    roles = [("from", draft.from_address), *(("to", a) for a in draft.to), *(("cc", a) for a in draft.cc)]
-    session.add_all(
-        MessageAddress(message_pk=message.id, role=role, address=address.lower()[:255])
-        for role, address in dict.fromkeys(roles)
+    store_messages(
+        session, [MailToStore(message, raw, address_roles(draft.from_address, draft.to, draft.cc))]
     )
     send_info = SMessageSendInfo(
         message_pk=message.id,

@@ -37,14 +37,14 @@ class SMessageSendInfo(Base):
     state: Mapped[str] = mapped_column(String(20), default=SendState.QUEUED)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     next_attempt_at: Mapped[datetime | None]
-    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error: Mapped[str | None] = mapped_column(Text, info={"max_chars": 4000})
     category: Mapped[str | None] = mapped_column(String(64))
     policy: Mapped[str | None] = mapped_column(String(64))
     claimed_by: Mapped[str | None]
     claim_expires_at: Mapped[datetime | None]
     sent_at: Mapped[datetime | None]
     bounced_at: Mapped[datetime | None]
-    bounce_text: Mapped[str | None] = mapped_column(Text)
+    bounce_text: Mapped[str | None] = mapped_column(Text, info={"max_chars": 4000})
     created_at: Mapped[timestamp]
 
 
@@ -60,7 +60,7 @@ class FailedMessageSendInfo(Base):
     recipient: Mapped[str | None]
     reply_code: Mapped[int | None]
     enhanced_code: Mapped[str | None] = mapped_column(String(16))
-    text: Mapped[str | None] = mapped_column(Text)
+    text: Mapped[str | None] = mapped_column(Text, info={"max_chars": 4000})
     category: Mapped[str] = mapped_column(String(64))
     policy: Mapped[str] = mapped_column(String(64))
     next_attempt_at: Mapped[datetime | None]

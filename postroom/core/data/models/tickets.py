@@ -81,8 +81,8 @@ class Message(Base):
     agent_id: Mapped[int | None] = mapped_column(ForeignKey("agent.id"))
     direction: Mapped[str] = mapped_column(String(16))
     status: Mapped[str] = mapped_column(String(16), default=MessageStatus.UNROUTED)
-    #: Why a mail is quarantined, held or unrouted, in one sentence.
-    reason: Mapped[str | None] = mapped_column(Text)
+    #: Why a mail is quarantined, held or unrouted, in one sentence (a plugin's error text, cut).
+    reason: Mapped[str | None] = mapped_column(Text, info={"max_chars": 2000})
 
     message_id: Mapped[str | None] = mapped_column(String(998))
     in_reply_to: Mapped[str | None] = mapped_column(String(998))

@@ -1,0 +1,194 @@
+"""Processing a stored inbound mail: inbound filters, routing, the customer, and the ticket resolvers.
+
+Runs inside the caller's transaction. A mail that breaks a plugin is quarantined through a
+savepoint, never rolling back the rest of the batch; the signals of a rolled-back savepoint are
+dropped (``events.held``) and the others go out after the caller's commit.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from functools import cached_property
+
+from sqlalchemy.orm import Session
+
+from postroom.core.contract import events
+from postroom.core.contract.mail import ParsedMail
+from postroom.core.contract.resolvers import ResolverContext
+from postroom.core.contract.routing import RouteChoice
+from postroom.core.data.columns import fit
+from postroom.core.data.configuration import failure_mail_addresses
+from postroom.core.data.directory import customer_for_sender, customers_by_address
+from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
+from postroom.core.data.tickets import append_message, create_ticket, follow_merges
+from postroom.core.inbound.failure_mail import handle_failure_mail, is_failure_mail
+from postroom.core.mail.subjects import normalise_subject
+from postroom.core.plugin_host import PluginHost
+
+log = logging.getLogger(__name__)
+DEFAULT_RESOLVER = "case-id"
+
+
+class MailProcessor:
+    """Filters, routes and resolves the stored mails of one profile within one session."""
+
+    def __init__(self, session: Session, plugins: PluginHost, profile: MediaProfile) -> None:
+        self.session = session
+        self.plugins = plugins
+        self.profile = profile
+        #: Sender address -> customer, while a batch is processed inside one savepoint.
+        self.known_customers: dict[str, Customer] | None = None
+
+    @cached_property
+    def failure_addresses(self) -> set[str]:
+        return failure_mail_addresses(self.session, self.profile.contact_center_id)
+
+    @cached_property
+    def resolver_names(self) -> list[str]:
+        return [r.resolver_name for r in self.profile.resolvers] or [DEFAULT_RESOLVER]
+
+    def process_batch(self, mails: Sequence[tuple[Message, ParsedMail]]) -> None:
+        """Process stored mails in order inside one savepoint; if anything breaks, redo them one by one.
+
+        The common case costs one SAVEPOINT for the batch; only a batch holding a mail that breaks
+        a plugin pays a savepoint per mail, so that mail alone is quarantined.
+        """
+        if not mails:
+            return
+        try:
+            with events.held(), self.session.begin_nested():
+                self.known_customers = customers_by_address(
+                    self.session,
+                    self.profile.contact_center_id,
+                    [p.from_address for _, p in mails if p.from_address],
+                )
+                for message, parsed in mails:
+                    self._process(message, parsed)
+        except Exception:
+            # The cache may name customers the rolled-back savepoint created: drop it first.
+            self.known_customers = None
+            log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
+            for message, parsed in mails:
+                self.process(message, parsed)
+        finally:
+            self.known_customers = None
+
+    def process(self, message: Message, parsed: ParsedMail) -> None:
+        """Filter, route and resolve a stored mail; a failing plugin quarantines it (savepoint)."""
+        try:
+            with events.held(), self.session.begin_nested():
+                self._process(message, parsed)
+        except Exception as error:
+            log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
+            message.status = MessageStatus.QUARANTINED
+            message.reason = fit(
+                Message.reason, f"A plugin failed on this mail: {type(error).__name__}: {error}"
+            )
+            self.session.flush()
+            events.emit(
+                events.message_quarantined,
+                self,
+                profile_id=self.profile.id,
+                message_pk=message.id,
+                reason=message.reason,
+            )
+
+    def _process(self, message: Message, parsed: ParsedMail) -> None:
+        tags: list[str] = []
+        for verdict in self.plugins.inbound_verdicts(parsed, self.profile):
+            tags.extend(verdict.tags)
+            message.is_auto_reply = message.is_auto_reply or verdict.auto_reply
+            if verdict.hold:
+                message.status = MessageStatus.HELD
+                message.reason = fit(Message.reason, verdict.reason or "Held by an inbound filter.")
+        message.tags = ",".join(dict.fromkeys(tags))
+        if message.status == MessageStatus.HELD:
+            return
+        route = self.plugins.route_message(parsed, self.profile, self.session)
+        if route is None:
+            message.status = MessageStatus.UNROUTED
+            message.reason = f"No routing rule of profile {self.profile.name!r} matches this mail."
+            events.emit(events.message_unrouted, self, profile_id=self.profile.id, message_pk=message.id)
+            return
+        events.emit(
+            events.message_routed,
+            self,
+            profile_id=self.profile.id,
+            message_pk=message.id,
+            campaign_id=route.campaign_id,
+            queue_id=route.queue_id,
+        )
+        if is_failure_mail(self.session, parsed, self.failure_addresses):
+            customer_based = any(
+                getattr(self.plugins.resolvers.get(name), "CUSTOMER_BASED", False)
+                for name in self.resolver_names
+            )
+            handle_failure_mail(
+                self.session,
+                self.profile,
+                message,
+                parsed,
+                route,
+                customer_based=customer_based,
+                new_ticket=lambda: self._new_ticket(route, message, parsed),
+            )
+            return
+        customer = (
+            customer_for_sender(
+                self.session,
+                self.profile.contact_center_id,
+                parsed.from_address,
+                parsed.from_name,
+                self.known_customers,
+            )
+            if parsed.from_address
+            else None
+        )
+        message.customer_id = customer.id if customer else None
+        ticket = self._resolve(message, parsed, route, customer) or self._new_ticket(route, message, parsed)
+        append_message(self.session, ticket, message)
+        message.reason = None
+
+    def _new_ticket(self, route: RouteChoice, message: Message, parsed: ParsedMail) -> Ticket:
+        """A new ticket for the mail's customer, where routing put it, through this profile."""
+        return create_ticket(
+            self.session,
+            contact_center_id=self.profile.contact_center_id,
+            campaign_id=route.campaign_id,
+            queue_id=route.queue_id,
+            customer_id=message.customer_id,
+            profile=self.profile,
+            subject=parsed.subject,
+        )
+
+    def _resolve(
+        self, message: Message, parsed: ParsedMail, route: RouteChoice, customer: Customer | None
+    ) -> Ticket | None:
+        context = ResolverContext(
+            session=self.session,
+            message=parsed,
+            stored=message,
+            profile=self.profile,
+            campaign_id=route.campaign_id,
+            customer=customer,
+            normalised_subject=fit(
+                Ticket.normalised_subject, normalise_subject(parsed.subject, self.profile.subject_prefix)
+            ),
+        )
+        for name in self.resolver_names:
+            resolver = self.plugins.resolver(name)
+            if resolver is None:
+                log.warning(
+                    "profile %s names resolver %r, which is not installed or disabled",
+                    self.profile.name,
+                    name,
+                )
+                continue
+            found = resolver.find_ticket(context)
+            if found is None:
+                continue
+            found = follow_merges(self.session, found)
+            if found.state == TicketState.OPEN and found.campaign_id == route.campaign_id:
+                return found
+        return None
