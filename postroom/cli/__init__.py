@@ -18,9 +18,9 @@ from postroom.core.contract.errors import UserError
 from postroom.core.plugin_host import ENTRY_POINT_GROUP
 
 #: The modules of ``postroom.cli`` that define each top-level command; each has ``register(cli)``.
-#: ``ticket`` needs two: the outbox module adds ``ticket reply``.
+#: ``ticket`` and ``profile`` need two: the outbound module adds ``ticket reply``, the inbound one ``profile test``.
 COMMAND_MODULES: dict[str, tuple[str, ...]] = {
-    "profile": ("profiles",),
+    "profile": ("profiles", "inbound"),
     "campaign": ("directory",),
     "queue": ("directory",),
     "agent": ("directory",),
@@ -33,9 +33,9 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "send": ("outbound",),
     "outbox": ("outbound",),
     "failures": ("outbound",),
-    "config": ("admin",),
-    "plugins": ("admin",),
-    "reload": ("admin",),
+    "config": ("configuration",),
+    "plugins": ("configuration",),
+    "reload": ("configuration",),
     "run": ("worker",),
     "admin": ("worker",),
     "demo": ("demo",),

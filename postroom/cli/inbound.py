@@ -18,10 +18,9 @@ from postroom.cli._common import (
 )
 from postroom.cli.profiles import profile_group
 from postroom.core import servers
-from postroom.core.contract.errors import UserError
 from postroom.core.data import profiles
 from postroom.core.data.models import MessageStatus
-from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, fetchable_profiles
+from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, profiles_to_fetch
 from postroom.core.inbound.queries import held_mail_as_json
 
 #: Show a progress bar on a terminal when a cycle has at least this many new mails.
@@ -64,14 +63,7 @@ def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> N
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        if profile_name:
-            profile = profiles.get_profile(session, profile_name, cc)
-            if not profile.can_fetch:
-                raise UserError(f"Profile {profile_name!r} does not fetch mail: its incoming side is off.")
-            chosen = [profile]
-        else:
-            chosen = fetchable_profiles(session, cc)
-        targets = [(p.id, p.name) for p in chosen]
+        targets = [(p.id, p.name) for p in profiles_to_fetch(session, cc, profile_name)]
     fetcher = Fetcher(app, batch_mails=batch_size)
     reports = [
         fetcher.fetch_profile(profile_id, progress=None if as_json else _progress_printer(name))

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+import json
 import subprocess
 import sys
 
@@ -63,3 +64,33 @@ def test_send_imports_neither_the_worker_nor_the_fetcher_nor_the_demo(postroom_c
         "postroom.cli.outbound",
         "postroom.cli.tickets",
     ]
+
+
+_SUBCOMMANDS = """
+import importlib, json, sys, click
+
+def fresh_cli():
+    for name in [m for m in sys.modules if m == "postroom.cli" or m.startswith("postroom.cli.")]:
+        del sys.modules[name]
+    return importlib.import_module("postroom.cli").cli
+
+def subcommands(name, import_all):
+    cli = fresh_cli()
+    if import_all:
+        cli._import(*{m for ms in importlib.import_module("postroom.cli").COMMAND_MODULES.values() for m in ms})
+    command = cli.get_command(click.Context(cli), name)
+    return sorted(command.commands) if isinstance(command, click.Group) else []
+
+names = sorted(importlib.import_module("postroom.cli").COMMAND_MODULES)
+print(json.dumps({name: [subcommands(name, False), subcommands(name, True)] for name in names}))
+"""
+
+
+def test_a_command_line_naming_one_command_finds_every_subcommand_of_it() -> None:
+    """``postroom profile test`` in a fresh process: its module is imported though ``profile`` lives elsewhere."""
+    found = subprocess.run(
+        [sys.executable, "-c", _SUBCOMMANDS], capture_output=True, text=True, timeout=60, check=True
+    )
+    for name, (alone, with_all) in json.loads(found.stdout).items():
+        assert alone == with_all, f"'postroom {name}' alone misses {sorted(set(with_all) - set(alone))}"
+    assert "test" in json.loads(found.stdout)["profile"][0]

@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetrySettings
-from postroom.core.data.models import SendState
+from postroom.core.data.columns import width
+from postroom.core.data.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 from postroom.core.outbound.decision import (
-    TEXT_LIMIT,
     ClaimedReply,
     Failure,
     Outcome,
@@ -260,10 +260,12 @@ def test_a_recipient_retried_both_alone_and_with_everyone_is_pending_once() -> N
 
 
 def test_long_error_texts_are_cut_in_the_row_and_the_record_but_not_in_the_signal() -> None:
-    text = "4.0.0 " + "x" * (2 * TEXT_LIMIT)
+    limit = width(FailedMessageSendInfo.text)
+    assert limit == width(SMessageSendInfo.last_error) == 4000
+    text = "4.0.0 " + "x" * (2 * limit)
     transition = run(reply(), Outcome(failures=(failure(ErrorCategory.UNIDENTIFIED, text=text, code=None),)))
-    assert transition.last_error == text[:TEXT_LIMIT]
-    assert transition.failure_records[0].text == text[:TEXT_LIMIT]
+    assert transition.last_error == text[:limit]
+    assert transition.failure_records[0].text == text[:limit]
     assert transition.signals[0].kwargs["text"] == text
 
 

@@ -18,8 +18,7 @@ from datetime import date
 from typing import Any, ClassVar
 from urllib.parse import quote
 
-from postroom.core.contract.hooks import hookimpl
-from postroom.core.contract.protocols import (
+from postroom import (
     ConnectionSettings,
     FailureKind,
     FetchedMail,
@@ -30,6 +29,7 @@ from postroom.core.contract.protocols import (
     Sender,
     SendFailure,
     SendReport,
+    hookimpl,
 )
 
 

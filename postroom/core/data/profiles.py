@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.protocols import NO_PROTOCOL
+from postroom.core.data.columns import width
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import (
     MediaProfile,
@@ -26,7 +27,6 @@ from postroom.core.data.secrets import encrypt_password
 from postroom.core.data.validation import check_address, check_port, check_positive, check_single_line
 from postroom.core.plugin_host import PluginHost
 
-SEND_FROM_NAME_LIMIT = 52
 #: Fields fixed at creation: changing them would orphan the fetch ledger or the sent copies.
 IMMUTABLE_FIELDS = {
     "send_protocol": "send protocol",
@@ -121,10 +121,11 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
     """Validate and copy the given values onto ``profile`` (new or existing)."""
     if "send_from_name" in values:
         name = check_single_line(values["send_from_name"], "send-from name")
-        if len(name) > SEND_FROM_NAME_LIMIT:
+        limit = width(MediaProfile.send_from_name)
+        if limit is not None and len(name) > limit:
             raise UserError(
                 "You have exceeded the maximum character limit for the send-from name "
-                f"({len(name)}/{SEND_FROM_NAME_LIMIT})."
+                f"({len(name)}/{limit})."
             )
         profile.send_from_name = name
     if "send_from_address" in values:

@@ -21,6 +21,7 @@ from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
+from postroom.core.data.profiles import get_profile
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
 from postroom.core.servers import incoming_protocol, incoming_settings
 
@@ -265,7 +266,18 @@ class Fetcher:
 
 
 def fetchable_profiles(session: Session, contact_center_id: int | None = None) -> list[MediaProfile]:
+    """The profiles that fetch mail (of one contact centre, or of all), in the order they were made."""
     query = select(MediaProfile).where(MediaProfile.can_fetch)
     if contact_center_id is not None:
         query = query.where(MediaProfile.contact_center_id == contact_center_id)
     return list(session.scalars(query.order_by(MediaProfile.id)))
+
+
+def profiles_to_fetch(session: Session, contact_center_id: int, name: str | None = None) -> list[MediaProfile]:
+    """What ``postroom fetch`` fetches: the named profile, which must fetch mail, or every one that does."""
+    if name is None:
+        return fetchable_profiles(session, contact_center_id)
+    profile = get_profile(session, name, contact_center_id)
+    if not profile.can_fetch:
+        raise UserError(f"Profile {name!r} does not fetch mail: its incoming side is off.")
+    return [profile]

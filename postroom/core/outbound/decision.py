@@ -15,10 +15,8 @@ from blinker import NamedSignal
 
 from postroom.core.contract import events
 from postroom.core.contract.retry import ErrorCategory, RetryPolicy, RetrySettings
-from postroom.core.data.models import SendState
-
-#: The most characters of an error text kept in ``last_error`` and in a failure record.
-TEXT_LIMIT = 4000
+from postroom.core.data.columns import fit
+from postroom.core.data.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 
 #: The counters of a run's report an attempt can add to.
 Counted = Literal["sent", "retry_scheduled", "failed"]
@@ -147,7 +145,7 @@ def decide(
                 recipient=failure.recipient,
                 reply_code=failure.reply_code,
                 enhanced_code=failure.enhanced_code,
-                text=failure.text[:TEXT_LIMIT],
+                text=fit(FailedMessageSendInfo.text, failure.text),
                 category=failure.category.value,
                 policy=policy_name,
                 next_attempt_at=retry_at,
@@ -172,7 +170,7 @@ def decide(
     last_error = category = policy = None
     if outcome.failures:
         first = outcome.failures[0]
-        last_error = describe(first)[:TEXT_LIMIT]
+        last_error = fit(SMessageSendInfo.last_error, describe(first))
         category, policy = first.category.value, records[0].policy
     retry_times = [r.next_attempt_at for r in records if r.next_attempt_at is not None]
     next_attempt_at = None
