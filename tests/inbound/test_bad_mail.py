@@ -26,9 +26,9 @@ from postroom.core.data.models import FetchLedger, LedgerOutcome, Message, Messa
 from postroom.core.data.profiles import get_profile
 from postroom.core.inbound.fetch import Fetcher
 from tests.inbound.mailboxes import fetch_reports
-from tests.mail.test_parse import _SAMPLES as CPYTHON_SAMPLES
 from tests.servers.dovecot import MAIL_GID, MAIL_UID, Dovecot
 from tests.support.cli import Cli
+from tests.support.corpora import CPYTHON_SAMPLES
 from tests.support.desk import add_dovecot_profile
 from tests.support.mail import numbered_mail
 

@@ -4,97 +4,20 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import glob
 import json
-import os
 import random
 import time
 from datetime import UTC, datetime
-from pathlib import Path
 
 import pytest
 
 from postroom.core.contract.mail import ParsedMail
 from postroom.core.mail.parse import MailParseError, decode_header_value, parse_mail
-
-CRLF = b"\r\n"
-
-
-def mail(*headers: str | bytes, body: bytes = b"Hello.\r\n") -> bytes:
-    """A mail from header lines (str is ASCII, bytes may hold raw 8-bit) and a body."""
-    lines = [h.encode("ascii") if isinstance(h, str) else h for h in headers]
-    return CRLF.join(lines) + CRLF + CRLF + body
+from tests.support.mail import header_lines_mail as mail
 
 
 def simple(*headers: str | bytes, body: bytes = b"Hello.\r\n") -> ParsedMail:
     return parse_mail(mail("From: Ann <ann@example.com>", "To: desk@example.com", *headers, body=body))
-
-
-# --- CPython's own test mails ---------------------------------------------------------------------
-
-
-def _cpython_email_data() -> Path | None:
-    try:
-        import test  # the stdlib's test package; some distributions leave it out
-
-        candidates = [os.path.join(os.path.dirname(test.__file__), "test_email", "data")]
-    except ImportError:
-        candidates = []
-    candidates += sorted(glob.glob("/usr/lib/python3*/test/test_email/data"))
-    return next((Path(c) for c in candidates if os.path.isdir(c)), None)
-
-
-def _generated_mails() -> dict[str, bytes]:
-    """Stand-ins shaped like CPython's test mails, for interpreters shipped without the test package."""
-    return {
-        "plain": mail("From: a@example.com", "Subject: plain"),
-        "multipart": mail(
-            "From: a@example.com",
-            'Content-Type: multipart/mixed; boundary="b"',
-            body=b"--b\r\nContent-Type: text/plain\r\n\r\nhi\r\n--b\r\nContent-Type: image/gif\r\n"
-            b"Content-Transfer-Encoding: base64\r\n\r\nR0lGODlh\r\n--b--\r\n",
-        ),
-        "no-boundary": mail("From: a@example.com", "Content-Type: multipart/mixed", body=b"text\r\n"),
-        "digest": mail(
-            "From: a@example.com",
-            'Content-Type: multipart/digest; boundary="d"',
-            body=b"--d\r\n\r\nFrom: b@example.com\r\nSubject: inner\r\n\r\nbody\r\n--d--\r\n",
-        ),
-        "binary": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR",
-    }
-
-
-_DATA = _cpython_email_data()
-_SAMPLES = (
-    {p.name: p.read_bytes() for p in sorted(_DATA.iterdir()) if p.is_file()} if _DATA else _generated_mails()
-)
-
-
-@pytest.mark.parametrize("name", sorted(_SAMPLES))
-def test_every_cpython_test_file_parses_or_raises_mail_parse_error(name: str) -> None:
-    try:
-        parsed = parse_mail(_SAMPLES[name])
-    except MailParseError as error:
-        assert str(error).endswith(".")
-        return
-    assert isinstance(parsed.subject, str)
-    assert all(a.size >= 0 for a in parsed.attachments)
-
-
-def test_pictures_and_a_headerless_text_are_not_mails() -> None:
-    assert _DATA is not None, "CPython's test_email data is missing from this interpreter"
-    for name in ("python.png", "python.gif", "msg_19.txt"):
-        with pytest.raises(MailParseError, match="no mail headers"):
-            parse_mail(_SAMPLES[name])
-
-
-def test_cpython_dingus_fish_lists_its_gif_and_keeps_its_text() -> None:
-    assert _DATA is not None, "CPython's test_email data is missing from this interpreter"
-    parsed = parse_mail(_SAMPLES["msg_07.txt"])
-    assert parsed.subject == "Here is your dingus fish"
-    assert [(a.name, a.content_type) for a in parsed.attachments] == [("dingusfish.gif", "image/gif")]
-    assert parsed.attachments[0].size > 0
-    assert parsed.text and "Hi there" in parsed.text
 
 
 # --- unusable data ---------------------------------------------------------------------------------
@@ -471,31 +394,3 @@ def test_a_single_part_attachment_mail_has_no_body() -> None:
     )
     assert (parsed.text, parsed.html) == (None, None)
     assert [(a.name, a.size) for a in parsed.attachments] == [("scan.pdf", 13)]
-
-
-# --- the Zammad corpus (AGPL test data, read in place, never copied here) ------------------------------
-
-
-def _zammad_corpus() -> Path | None:
-    repo = Path(__file__).resolve().parents[2]
-    for candidate in (
-        repo.parent / "shared" / "corpora" / "zammad-mail",
-        Path("/work/shared/corpora/zammad-mail"),
-    ):
-        if (candidate / "expected.json").is_file():
-            return candidate
-    return None
-
-
-def test_the_zammad_corpus_scores_at_least_104_subjects_and_102_senders() -> None:
-    import sys
-
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
-    try:
-        import zammad_corpus
-    finally:
-        sys.path.pop(0)
-    corpus = _zammad_corpus()
-    assert corpus is not None, "the Zammad sample mail corpus (shared/corpora/zammad-mail beside the repository) was not found"
-    (subjects, senders, names), misses = zammad_corpus.score(corpus, zammad_corpus.postroom_fields)
-    assert subjects >= 104 and senders >= 102 and names >= 100, misses

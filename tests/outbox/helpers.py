@@ -1,4 +1,4 @@
-"""What the outbox tests share: their clock, Dovecot logins for profiles, reading the outbox."""
+"""What the outbox tests share: their clock, Dovecot logins for profiles, queueing and sending, reading the outbox."""
 
 from __future__ import annotations
 
@@ -7,13 +7,17 @@ import email.policy
 import json
 from datetime import UTC, datetime
 from email.message import EmailMessage
+from typing import Any
 
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import FailedMessageSendInfo, MessageRaw, SMessageSendInfo
+from postroom.core.outbound.compose import queue_reply
+from postroom.core.outbound.outbox import Outbox, OutboxReport
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SMTP_PASSWORD, SMTP_USERNAME
+from tests.support.desk import Desk
 
 #: The fixed clock of these tests (the outbox takes ``now``; the CLI its hidden ``--now``).
 NOW = datetime(2031, 3, 4, 10, 0, tzinfo=UTC)
@@ -62,3 +66,13 @@ def text_and_html(message: EmailMessage) -> tuple[str, str]:
 
 def pending(row: SMessageSendInfo) -> list[str]:
     return list(json.loads(row.pending_recipients))
+
+
+def queue_customer_reply(desk: Desk, profile_id: int, **mail: Any) -> int:
+    """A customer's mail on a new ticket of ``profile_id`` and the agent's reply to it, queued at ``NOW``."""
+    return queue_reply(desk.app, 1, desk.ticket(profile_id, **mail), "Your answer.", now=NOW).send_info_id
+
+
+def send_at(app: Postroom, now: datetime = NOW) -> OutboxReport:
+    """One send run with the clock at ``now``."""
+    return Outbox(app).send_due(now)

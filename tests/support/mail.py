@@ -71,3 +71,10 @@ def numbered_mail(number: int, *, date: datetime | None = None, tag: str = "mail
 
 def _angled(message_id: str) -> str:
     return message_id if message_id.startswith("<") else f"<{message_id}>"
+
+
+def header_lines_mail(*headers: str | bytes, body: bytes = b"Hello.\r\n") -> bytes:
+    """A mail from header lines as given (str is ASCII, bytes may hold raw 8-bit) and a body: for
+    mails a client would never write, which :func:`make_mail` cannot build."""
+    lines = [h.encode("ascii") if isinstance(h, str) else h for h in headers]
+    return b"\r\n".join(lines) + b"\r\n\r\n" + body
