@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -114,9 +116,18 @@ def demo_command(home: Path | None) -> None:
             )
     sent = list((home / "sent" / "new").iterdir()) + list((home / "sent" / "cur").iterdir())
     click.echo(f"\nSent mail is in the Maildir sink {home / 'sent'} ({len(sent)} message(s)).")
-    click.echo(f"Explore further: POSTROOM_HOME={home} postroom ticket show 1")
+    click.echo(f"Explore further: POSTROOM_HOME={home} {_postroom_command()} ticket show 1")
     app.dispose()
 
 
 def register(cli: click.Group) -> None:
     cli.add_command(demo_command)
+
+
+def _postroom_command() -> str:
+    """How to type ``postroom`` here: the name when PATH finds it, else this script's path (.venv/bin/postroom)."""
+    running = Path(sys.argv[0]).resolve()
+    found = shutil.which("postroom")
+    if found is not None and Path(found).resolve() == running:
+        return "postroom"
+    return str(running) if running.name == "postroom" else "postroom"

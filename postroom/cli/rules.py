@@ -84,7 +84,7 @@ def delete_rule(rule_id: int) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        session.delete(rules.get_rule(session, cc, rule_id))
+        rules.delete_rule(session, cc, rule_id)
     click.echo(f"Deleted rule {rule_id}.")
 
 

@@ -56,6 +56,11 @@ def get_rule(session: Session, contact_center_id: int, rule_id: int) -> RoutingR
     return rule
 
 
+def delete_rule(session: Session, contact_center_id: int, rule_id: int) -> None:
+    """Delete a rule; mail it routed stays where it went."""
+    session.delete(get_rule(session, contact_center_id, rule_id))
+
+
 def enabled_rules(session: Session, profile_id: int) -> list[RoutingRule]:
     """A profile's enabled rules in the order they are tried (served by the rule index).
 
