@@ -34,7 +34,7 @@ def test_the_readmes_demo_line_prints_the_demos_tickets_from_a_fresh_clone_with_
     tmp_path: Path,
 ) -> None:
     demo, _ = the_two_commands()
-    clone, home = tmp_path / "clone", tmp_path / "home"
+    clone, home = tmp_path / "clone", tmp_path / "newcomer"
     home.mkdir()
     subprocess.run(["git", "clone", "--quiet", str(REPO), str(clone)], check=True, timeout=120)
     stock = {"PATH": STOCK_PATH, "HOME": str(home), "LANG": "C.UTF-8"}
