@@ -37,7 +37,19 @@ def _unpacked_sdist() -> Path:
     )
     archive = next(CACHE.glob(f"flufl_bounce-{version}.tar.gz"))
     with tarfile.open(archive) as tar:
-        tar.extractall(CACHE, filter="data")
+        if hasattr(tarfile, "data_filter"):
+            tar.extractall(CACHE, filter="data")
+        else:
+            # Python before 3.11.4 (Debian 12's 3.11.2) has no extraction filters: take only plain
+            # files and folders that stay inside the cache, as the "data" filter would.
+            safe = [
+                member
+                for member in tar.getmembers()
+                if (member.isfile() or member.isdir())
+                and not Path(member.name).is_absolute()
+                and ".." not in Path(member.name).parts
+            ]
+            tar.extractall(CACHE, members=safe)
     return target
 
 
