@@ -7,13 +7,15 @@ A command's module is imported only when that command runs (or help lists them a
 from __future__ import annotations
 
 import importlib
+import io
+import sys
 from importlib import metadata
 from typing import Any
 
 import click
 
 from postroom import __version__
-from postroom.cli._common import PostroomGroup, command, database_option, state
+from postroom.cli._common import PostroomGroup, command, database_option, echo, state
 from postroom.core.contract.errors import UserError
 from postroom.core.plugin_host import ENTRY_POINT_GROUP
 
@@ -78,7 +80,7 @@ def _plugin_commands(ctx: click.Context) -> dict[str, click.Command]:
             try:
                 state().app(require_schema=False).plugins.register_commands(holder)
             except UserError as error:  # a broken plugin must not prevent 'postroom plugins disable'
-                click.echo(f"Warning: {error}", err=True)
+                echo(f"Warning: {error}", err=True)
         root.meta["postroom.plugin_commands"] = holder.commands
     commands: dict[str, click.Command] = root.meta["postroom.plugin_commands"]
     return commands
@@ -99,9 +101,21 @@ def init_command() -> None:
     """Create or upgrade the database schema and the default contact centre (id 1)."""
     app = state().app(require_schema=False)
     app.init()
-    click.echo(f"The postroom database is ready ({app.engine.url.render_as_string(hide_password=True)}).")
+    echo(f"The postroom database is ready ({app.engine.url.render_as_string(hide_password=True)}).")
 
 
 def main() -> None:
-    """Console-script entry point."""
-    cli(prog_name="postroom")
+    """Console-script entry point. Click's own messages (a bad option, an unknown command) quote
+    what was typed, so they too go out through :func:`echo`, control characters shown as escapes."""
+    try:
+        code = cli.main(prog_name="postroom", standalone_mode=False)
+    except click.ClickException as error:
+        message = io.StringIO()
+        error.show(file=message)
+        echo(message.getvalue(), err=True, nl=False)
+        sys.exit(error.exit_code)
+    except click.Abort:
+        echo("Aborted!", err=True)
+        sys.exit(1)
+    # standalone_mode=False hands back what a command returned, or the code of ctx.exit(): 0 when none.
+    sys.exit(code if isinstance(code, int) else 0)

@@ -1,4 +1,8 @@
-"""What every command shares: the database option, the application object, errors, JSON and tables."""
+"""What every command shares: the database option, the application object, errors, JSON and tables.
+
+Every human-readable line goes out through :func:`echo` or :func:`print_table`, which show control
+characters as escapes (see :mod:`postroom.cli._text`); JSON escapes them itself.
+"""
 
 from __future__ import annotations
 
@@ -7,15 +11,29 @@ import re
 import sys
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
+from pathlib import PurePath
 from typing import Any
 
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
+from postroom.cli._text import json_visible, one_line, visible
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
+
+#: The largest id a row can have: both databases store ids as signed 64-bit integers.
+MAX_ID = 2**63 - 1
+
+#: The type of every id argument and option: a bigger number is refused before it reaches a database.
+ROW_ID = click.IntRange(min=1, max=MAX_ID)
+
+
+def echo(message: object = "", err: bool = False, nl: bool = True) -> None:
+    """``click.echo`` for human-readable output: control characters of the data shown as escapes
+    (newlines and tabs kept, so that a message may span lines)."""
+    click.echo(visible(str(message), keep="\n\t"), err=err, nl=nl)
 
 
 class CliState:
@@ -66,7 +84,7 @@ database_option = click.option(
 )
 contact_center_option = click.option(
     "--contact-center",
-    type=click.IntRange(min=1),
+    type=ROW_ID,
     expose_value=False,
     callback=_set_contact_center,
     help="The contact centre to act in (default 1).",
@@ -83,6 +101,7 @@ def command(
 
     def decorate(function: Callable[..., Any]) -> click.Command:
         wrapped = contact_center_option(database_option(function))
+        kwargs.setdefault("cls", PostroomCommand)
         make = group.command(name, **kwargs) if group is not None else click.command(name, **kwargs)
         return make(wrapped)
 
@@ -104,7 +123,7 @@ def _json_default(value: object) -> object:
 
 
 def print_json(document: object) -> None:
-    click.echo(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False))
+    click.echo(json_visible(json.dumps(document, indent=2, default=_json_default, ensure_ascii=False)))
 
 
 _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
@@ -115,7 +134,7 @@ def print_table(
 ) -> None:
     """A plain aligned text table; cells are cut at 48 characters so rows stay on one line."""
     if not rows:
-        click.echo(empty)
+        echo(empty)
         return
 
     def cell(value: object) -> str:
@@ -130,14 +149,13 @@ def print_table(
                 else str(value)
             )
         )
-        text = " ".join(text.split())
-        return text if len(text) <= 48 else text[:47] + "…"
+        return one_line(text, 48)
 
     cells = [[cell(v) for v in row] for row in rows]
     widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    click.echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        click.echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def error_url() -> str:
@@ -152,8 +170,33 @@ def error_url() -> str:
 
 
 def fail(message: str) -> None:
-    click.echo(f"Error: {message}", err=True)
+    echo(f"Error: {message}", err=True)
     sys.exit(1)
+
+
+def _undecodable(value: object) -> str | None:
+    """The first text in ``value`` (a parameter's value) holding bytes that were not UTF-8, if any."""
+    texts = value if isinstance(value, tuple | list) else (value,)
+    for text in texts:
+        if isinstance(text, str | PurePath) and re.search("[\udc80-\udcff]", str(text)):
+            return str(text)
+    return None
+
+
+class PostroomCommand(click.Command):
+    """A command that refuses, naming the option, an argument that was not UTF-8 (Python hands such
+    bytes on as lone surrogates, which no database, mail or terminal takes)."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        rest = super().parse_args(ctx, args)
+        for param in self.get_params(ctx):
+            if param.name is not None and (text := _undecodable(ctx.params.get(param.name))):
+                raise click.BadParameter(
+                    f"'{visible(text)}' is not valid UTF-8; postroom takes names, text and paths in UTF-8 only.",
+                    ctx=ctx,
+                    param=param,
+                )
+        return rest
 
 
 class PostroomGroup(click.Group):
@@ -170,6 +213,9 @@ class PostroomGroup(click.Group):
             fail(f"The database ({url}) could not be used: {reason}.")
         except SQLAlchemyError as error:
             fail(f"The database refused the operation: {str(error).splitlines()[0]}")
+        except UnicodeEncodeError as error:  # the last net: bytes that were not UTF-8 from anywhere else
+            bad = visible(error.object[error.start : error.end]) if isinstance(error.object, str) else "?"
+            fail(f"Some text given to postroom is not valid UTF-8 (it holds {bad}); give it in UTF-8.")
         finally:
             if ctx.parent is None and isinstance(ctx.obj, CliState):
                 ctx.obj.close()

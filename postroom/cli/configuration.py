@@ -8,6 +8,7 @@ from postroom.cli._common import (
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
@@ -31,7 +32,7 @@ def config_set(name: str, value: str) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         configuration.set_value(session, cc, name, value)
-    click.echo(f"{configuration.canonical_name(name)} = {value}")
+    echo(f"{configuration.canonical_name(name)} = {value}")
 
 
 @command(config_group, "add")
@@ -43,7 +44,7 @@ def config_add(name: str, value: str) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         configuration.add_value(session, cc, name, value)
-    click.echo(f"{configuration.canonical_name(name)} += {value}")
+    echo(f"{configuration.canonical_name(name)} += {value}")
 
 
 @command(config_group, "get")
@@ -62,7 +63,7 @@ def config_get(name: str, as_json: bool) -> None:
     if not values:
         raise UserError(f"{canonical} is not set.")
     for value in values:
-        click.echo(value)
+        echo(value)
 
 
 @command(config_group, "list")
@@ -92,7 +93,7 @@ def config_remove(name: str, value: str | None) -> None:
         removed = configuration.remove_values(session, cc, name, value)
     if not removed:
         raise UserError(f"No {configuration.canonical_name(name)} row matched; nothing was removed.")
-    click.echo(f"Removed {removed} row(s).")
+    echo(f"Removed {removed} row(s).")
 
 
 @command(None, "reload")
@@ -101,7 +102,7 @@ def reload_command() -> None:
     app = state().app()
     with app.transaction() as session:
         generation = configuration.reload_configuration(session)
-    click.echo(f"Configuration generation {generation}: running workers pick it up on their next cycle.")
+    echo(f"Configuration generation {generation}: running workers pick it up on their next cycle.")
 
 
 @click.group("plugins", cls=PostroomGroup)
@@ -132,7 +133,7 @@ def plugins_list(as_json: bool) -> None:
 def plugins_disable(name: str) -> None:
     """Switch a plugin off for every process using this database."""
     state().app().set_plugin_enabled(name, False)
-    click.echo(f"Plugin {name!r} is disabled (running workers follow after 'postroom reload').")
+    echo(f"Plugin {name!r} is disabled (running workers follow after 'postroom reload').")
 
 
 @command(plugins_group, "enable")
@@ -140,7 +141,7 @@ def plugins_disable(name: str) -> None:
 def plugins_enable(name: str) -> None:
     """Switch a plugin back on."""
     state().app().set_plugin_enabled(name, True)
-    click.echo(f"Plugin {name!r} is enabled (running workers follow after 'postroom reload').")
+    echo(f"Plugin {name!r} is enabled (running workers follow after 'postroom reload').")
 
 
 def register(cli: click.Group) -> None:

@@ -10,14 +10,14 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from postroom.cli._common import print_table
+from postroom.cli._common import PostroomCommand, echo, print_table
 from postroom.core.contract.errors import UserError
 from postroom.core.data.models import Customer, FailedMessageSendInfo, Message, SMessageSendInfo, Ticket
 from postroom.core.data.tickets import ticket_as_json
 from postroom.demo.story import run_demo
 
 
-@click.command("demo")
+@click.command("demo", cls=PostroomCommand)
 @click.option(
     "--home",
     type=click.Path(file_okay=False, path_type=Path),
@@ -30,18 +30,18 @@ def demo_command(home: Path | None) -> None:
     elif home.exists() and any(home.iterdir()):
         raise UserError(f"The demo home {str(home)!r} is not empty; give a new or empty directory.")
     home.mkdir(parents=True, exist_ok=True)
-    click.echo(f"postroom demo in {home}\n")
+    echo(f"postroom demo in {home}\n")
     result = run_demo(home)
     app = result.app
     fetch = result.fetch
-    click.echo(
+    echo(
         f"Fetched {fetch.fetched} mails from the Maildir {home / 'mailbox'}: stored {fetch.stored}, "
         f"duplicates {fetch.duplicates}, quarantined {fetch.quarantined}, deleted after storing {fetch.deleted}.\n"
     )
     with app.transaction() as session:
         names = dict(session.execute(select(Customer.id, Customer.name)).all())
         tickets = session.scalars(select(Ticket).order_by(Ticket.id)).all()
-        click.echo("Tickets")
+        echo("Tickets")
         print_table(
             ["id", "case", "subject", "customer", "state", "escalated", "messages"],
             [
@@ -57,7 +57,7 @@ def demo_command(home: Path | None) -> None:
                 for t in tickets
             ],
         )
-        click.echo("\nMessages")
+        echo("\nMessages")
         messages = session.scalars(select(Message).order_by(Message.ticket_id, Message.id)).all()
         print_table(
             ["ticket", "dir", "from", "subject", "notes"],
@@ -74,7 +74,7 @@ def demo_command(home: Path | None) -> None:
                 for m in messages
             ],
         )
-        click.echo("\nSend log (s_message_send_info)")
+        echo("\nSend log (s_message_send_info)")
         rows = session.execute(
             select(SMessageSendInfo, Message)
             .join(Message, Message.id == SMessageSendInfo.message_pk)
@@ -98,7 +98,7 @@ def demo_command(home: Path | None) -> None:
         )
         failures = session.scalars(select(FailedMessageSendInfo).order_by(FailedMessageSendInfo.id)).all()
         if failures:
-            click.echo("\nFailed attempts (failed_message_send_info)")
+            echo("\nFailed attempts (failed_message_send_info)")
             print_table(
                 ["outbox", "attempt", "recipient", "code", "category", "policy", "retry at"],
                 [
@@ -115,8 +115,8 @@ def demo_command(home: Path | None) -> None:
                 ],
             )
     sent = list((home / "sent" / "new").iterdir()) + list((home / "sent" / "cur").iterdir())
-    click.echo(f"\nSent mail is in the Maildir sink {home / 'sent'} ({len(sent)} message(s)).")
-    click.echo(f"Explore further: POSTROOM_HOME={home} {_postroom_command()} ticket show 1")
+    echo(f"\nSent mail is in the Maildir sink {home / 'sent'} ({len(sent)} message(s)).")
+    echo(f"Explore further: POSTROOM_HOME={home} {_postroom_command()} ticket show 1")
     app.dispose()
 
 

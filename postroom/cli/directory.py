@@ -8,6 +8,7 @@ from postroom.cli._common import (
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
@@ -34,7 +35,7 @@ def add_campaign(name: str, profile_names: tuple[str, ...]) -> None:
         campaign = directory.add_campaign(session, cc, name)
         directory.assign_profiles(session, campaign, cc, list(profile_names))
         campaign_id = campaign.id
-    click.echo(f"Created campaign {name!r} (id {campaign_id}).")
+    echo(f"Created campaign {name!r} (id {campaign_id}).")
 
 
 @command(campaign_group, "list")
@@ -74,7 +75,7 @@ def add_queue(campaign: str, name: str, profile_names: tuple[str, ...]) -> None:
         queue = directory.add_queue(session, directory.get_campaign(session, cc, campaign), name)
         directory.assign_profiles(session, queue, cc, list(profile_names))
         queue_id = queue.id
-    click.echo(f"Created queue {name!r} in campaign {campaign!r} (id {queue_id}).")
+    echo(f"Created queue {name!r} in campaign {campaign!r} (id {queue_id}).")
 
 
 @command(queue_group, "list")
@@ -114,7 +115,7 @@ def add_agent(name: str, email: str | None, profile_names: tuple[str, ...]) -> N
         agent = directory.add_agent(session, cc, name, email)
         directory.assign_profiles(session, agent, cc, list(profile_names))
         agent_id = agent.id
-    click.echo(f"Created agent {name!r} (id {agent_id}).")
+    echo(f"Created agent {name!r} (id {agent_id}).")
 
 
 @command(agent_group, "list")
@@ -151,7 +152,7 @@ def add_customer(name: str, emails: tuple[str, ...]) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         customer_id = directory.add_customer(session, cc, name, list(emails)).id
-    click.echo(f"Created customer {name!r} (id {customer_id}).")
+    echo(f"Created customer {name!r} (id {customer_id}).")
 
 
 @command(customer_group, "list")

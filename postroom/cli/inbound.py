@@ -11,11 +11,13 @@ from postroom.cli._common import (
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
     state,
 )
+from postroom.cli._text import visible
 from postroom.cli.profiles import profile_group
 from postroom.core import servers
 from postroom.core.data import profiles
@@ -34,7 +36,7 @@ def _progress_printer(profile: str) -> Any:
     def advance(done: int, total: int) -> None:
         nonlocal bar
         if bar is None and total >= PROGRESS_THRESHOLD and sys.stderr.isatty():
-            bar = click.progressbar(length=total, label=f"fetching {profile}", file=sys.stderr)
+            bar = click.progressbar(length=total, label=f"fetching {visible(profile)}", file=sys.stderr)
             bar.__enter__()
         if bar is not None:
             bar.update(done)
@@ -82,7 +84,7 @@ def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> N
         )
     failed = [r for r in reports if r.error]
     for report in failed:
-        click.echo(f"Error: profile {report.profile!r}: {report.error}", err=True)
+        echo(f"Error: profile {report.profile!r}: {report.error}", err=True)
     if failed:
         sys.exit(1)
 
@@ -96,9 +98,9 @@ def test_profile(name: str) -> None:
     with app.transaction() as session:
         results = servers.check_profile(profiles.get_profile(session, name, cc), app.plugins)
     if not results:
-        click.echo(f"Profile {name!r} has neither incoming nor outgoing mail enabled.")
+        echo(f"Profile {name!r} has neither incoming nor outgoing mail enabled.")
     for result in results:
-        click.echo(f"{'ok' if result.ok else 'FAILED':6} {result.what}: {result.detail}")
+        echo(f"{'ok' if result.ok else 'FAILED':6} {result.what}: {result.detail}")
     if any(not r.ok for r in results):
         sys.exit(1)
 

@@ -14,9 +14,11 @@ from pathlib import Path
 import click
 
 from postroom.cli._common import (
+    ROW_ID,
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
@@ -44,7 +46,7 @@ now_option = click.option(
 
 
 @command(None, "reply")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option("--body", help="The reply text.")
 @click.option(
     "--body-file",
@@ -92,7 +94,7 @@ def reply(
         print_json(queued.as_json())
         return
     copies = f" (cc {', '.join(queued.cc)})" if queued.cc else ""
-    click.echo(
+    echo(
         f"Queued reply {queued.send_info_id} on ticket {ticket_id} to {', '.join(queued.to)}{copies} "
         f"through profile {queued.profile_name!r}: {queued.subject}"
     )
@@ -115,7 +117,7 @@ def send_command(batch_size: int, now: datetime | None, as_json: bool) -> None:
     if as_json:
         print_json(report.as_json())
         return
-    click.echo(
+    echo(
         f"Sent {report.sent}, retry scheduled {report.retry_scheduled}, failed {report.failed}"
         + (f" ({report.partial} partly delivered)" if report.partial else "")
         + (f"; {report.copy_errors} sent copies could not be stored" if report.copy_errors else "")
@@ -136,7 +138,7 @@ def outbox_group() -> None:
     type=click.Choice(["queued", "sending", "sent", "retry-scheduled", "failed"]),
     help="Only rows in this state (repeatable).",
 )
-@click.option("--ticket", "ticket_id", type=int, help="Only the replies of this ticket.")
+@click.option("--ticket", "ticket_id", type=ROW_ID, help="Only the replies of this ticket.")
 @json_option
 def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -> None:
     """List outgoing replies and their send state, oldest first."""
@@ -172,7 +174,7 @@ def failures_group() -> None:
 
 
 @command(failures_group, "list")
-@click.option("--outbox", "outbox_id", type=int, help="Only the failures of this outbox row.")
+@click.option("--outbox", "outbox_id", type=ROW_ID, help="Only the failures of this outbox row.")
 @json_option
 def failures_list(outbox_id: int | None, as_json: bool) -> None:
     """List failed send attempts with the server's reply, its category and the policy's next attempt."""

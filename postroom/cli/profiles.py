@@ -13,6 +13,7 @@ from postroom.cli._common import (
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
@@ -110,7 +111,7 @@ def add_profile(name: str, resolvers: tuple[str, ...], **options: Any) -> None:
         if resolvers:
             profiles.set_resolvers(session, app.plugins, profile, list(resolvers))
         profile_id = profile.id
-    click.echo(f"Created profile {name!r} (id {profile_id}).")
+    echo(f"Created profile {name!r} (id {profile_id}).")
 
 
 @command(profile_group, "modify")
@@ -124,7 +125,7 @@ def modify_profile(name: str, **options: Any) -> None:
     with app.transaction() as session:
         profile = profiles.get_profile(session, name, cc)
         profiles.modify_profile(session, app.plugins, profile, values)
-    click.echo(f"Updated profile {name!r}.")
+    echo(f"Updated profile {name!r}.")
 
 
 @command(profile_group, "list")
@@ -177,7 +178,7 @@ def show_profile(name: str, as_json: bool) -> None:
             shown = ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items())
         else:
             shown = value
-        click.echo(f"{key.replace('_', ' ').ljust(width)}  {'' if shown is None else shown}")
+        echo(f"{key.replace('_', ' ').ljust(width)}  {'' if shown is None else shown}")
 
 
 @command(profile_group, "delete")
@@ -197,7 +198,7 @@ def delete_profile(name: str, yes: bool) -> None:
         raise UserError("Nothing was deleted.")
     with app.transaction() as session:
         profiles.delete_profile(session, profiles.get_profile(session, name, cc))
-    click.echo(f"Deleted profile {name!r}.")
+    echo(f"Deleted profile {name!r}.")
 
 
 @command(profile_group, "resolvers")
@@ -209,7 +210,7 @@ def set_resolvers(name: str, resolvers: tuple[str, ...]) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         profiles.set_resolvers(session, app.plugins, profiles.get_profile(session, name, cc), list(resolvers))
-    click.echo(f"Profile {name!r} resolves tickets with: {', '.join(resolvers)}.")
+    echo(f"Profile {name!r} resolves tickets with: {', '.join(resolvers)}.")
 
 
 @command(profile_group, "signature")
@@ -227,7 +228,7 @@ def set_signature(name: str, path: Path, position: str | None) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         profiles.set_signature(profiles.get_profile(session, name, cc), html, position)
-    click.echo(f"Signature of profile {name!r} saved.")
+    echo(f"Signature of profile {name!r} saved.")
 
 
 @command(profile_group, "retry")
@@ -243,7 +244,7 @@ def set_retry(name: str, **values: int | None) -> None:
         settings = configuration.set_retry_settings(
             session, profiles.get_profile(session, name, cc), **values
         )
-    click.echo(
+    echo(
         f"Profile {name!r}: maxRetryCount={settings.max_retry_count}, "
         f"rateLimitRetryTime={settings.rate_limit_retry_time}s, "
         f"progressiveRetryInterval={settings.progressive_retry_interval}s "

@@ -7,9 +7,11 @@ from typing import Any
 import click
 
 from postroom.cli._common import (
+    ROW_ID,
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
@@ -42,7 +44,7 @@ def add_rule(profile_name: str, campaign_name: str, queue_name: str, **options: 
         queue = directory.get_queue(session, campaign, queue_name)
         rule = rules.add_rule(session, profile, campaign, queue, **options)
         rule_id = rule.id
-    click.echo(f"Added rule {rule_id}: {profile_name} -> {campaign_name} / {queue_name}.")
+    echo(f"Added rule {rule_id}: {profile_name} -> {campaign_name} / {queue_name}.")
     _reroute(app, profile_name, cc)
 
 
@@ -78,14 +80,14 @@ def list_rules(as_json: bool) -> None:
 
 
 @command(rule_group, "delete")
-@click.argument("rule_id", type=int)
+@click.argument("rule_id", type=ROW_ID)
 def delete_rule(rule_id: int) -> None:
     """Delete a routing rule."""
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
         rules.delete_rule(session, cc, rule_id)
-    click.echo(f"Deleted rule {rule_id}.")
+    echo(f"Deleted rule {rule_id}.")
 
 
 def _reroute(app: Postroom, profile_name: str, cc: int) -> None:
@@ -95,7 +97,7 @@ def _reroute(app: Postroom, profile_name: str, cc: int) -> None:
 
     rerouted = reroute_held(app, profile_name, cc)
     if rerouted:
-        click.echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
+        echo(f"Routed {rerouted} held mail(s) of profile {profile_name!r}.")
 
 
 def _switch_rule(rule_id: int, enabled: bool) -> None:
@@ -103,20 +105,20 @@ def _switch_rule(rule_id: int, enabled: bool) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         profile_name = rules.set_rule_enabled(session, cc, rule_id, enabled).name
-    click.echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
+    echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
     if enabled:
         _reroute(app, profile_name, cc)
 
 
 @command(rule_group, "enable")
-@click.argument("rule_id", type=int)
+@click.argument("rule_id", type=ROW_ID)
 def enable_rule(rule_id: int) -> None:
     """Enable a routing rule; mail held as unrouted is routed again."""
     _switch_rule(rule_id, True)
 
 
 @command(rule_group, "disable")
-@click.argument("rule_id", type=int)
+@click.argument("rule_id", type=ROW_ID)
 def disable_rule(rule_id: int) -> None:
     """Disable a routing rule (mail it would route is held as unrouted)."""
     _switch_rule(rule_id, False)

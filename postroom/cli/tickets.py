@@ -5,14 +5,17 @@ from __future__ import annotations
 import click
 
 from postroom.cli._common import (
+    ROW_ID,
     PostroomGroup,
     command,
     contact_center_id,
+    echo,
     json_option,
     print_json,
     print_table,
     state,
 )
+from postroom.cli._text import one_line
 from postroom.core.data import tickets
 
 
@@ -55,7 +58,7 @@ def list_tickets(states: tuple[str, ...], limit: int, as_json: bool) -> None:
 
 
 @command(ticket_group, "show")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @json_option
 def show_ticket(ticket_id: int, as_json: bool) -> None:
     """Show a ticket and its messages."""
@@ -68,8 +71,8 @@ def show_ticket(ticket_id: int, as_json: bool) -> None:
     if as_json:
         print_json(document)
         return
-    click.echo(f"Ticket {document['id']} {document['case_token']}: {document['subject']}")
-    click.echo(
+    echo(f"Ticket {document['id']} {document['case_token']}: {one_line(document['subject'] or '')}")
+    echo(
         f"  state {document['state']}{' (escalated)' if document['escalated'] else ''}, "
         f"campaign {document['campaign']}, queue {document['queue']}, profile {document['source_profile']}"
     )
@@ -95,8 +98,8 @@ def show_ticket(ticket_id: int, as_json: bool) -> None:
 
 
 @command(ticket_group, "merge")
-@click.argument("source", type=int)
-@click.argument("target", type=int)
+@click.argument("source", type=ROW_ID)
+@click.argument("target", type=ROW_ID)
 def merge(source: int, target: int) -> None:
     """Merge ticket SOURCE into ticket TARGET; later mail for SOURCE goes to TARGET."""
     app = state().app()
@@ -105,13 +108,13 @@ def merge(source: int, target: int) -> None:
         tickets.merge_tickets(
             session, tickets.get_ticket(session, cc, source), tickets.get_ticket(session, cc, target)
         )
-    click.echo(f"Merged ticket {source} into ticket {target}.")
+    echo(f"Merged ticket {source} into ticket {target}.")
 
 
 @command(ticket_group, "split")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 @click.option(
-    "--message", "message_ids", type=int, multiple=True, required=True, help="A message id (repeatable)."
+    "--message", "message_ids", type=ROW_ID, multiple=True, required=True, help="A message id (repeatable)."
 )
 def split(ticket_id: int, message_ids: tuple[int, ...]) -> None:
     """Move the chosen messages of a ticket to a new ticket."""
@@ -120,18 +123,18 @@ def split(ticket_id: int, message_ids: tuple[int, ...]) -> None:
     with app.transaction() as session:
         new = tickets.split_ticket(session, tickets.get_ticket(session, cc, ticket_id), list(message_ids))
         new_id = new.id
-    click.echo(f"Split {len(message_ids)} message(s) of ticket {ticket_id} into new ticket {new_id}.")
+    echo(f"Split {len(message_ids)} message(s) of ticket {ticket_id} into new ticket {new_id}.")
 
 
 @command(ticket_group, "close")
-@click.argument("ticket_id", type=int)
+@click.argument("ticket_id", type=ROW_ID)
 def close(ticket_id: int) -> None:
     """Close a ticket; later mail of the customer opens a new one."""
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
         tickets.close_ticket(session, tickets.get_ticket(session, cc, ticket_id))
-    click.echo(f"Closed ticket {ticket_id}.")
+    echo(f"Closed ticket {ticket_id}.")
 
 
 def register(cli: click.Group) -> None:

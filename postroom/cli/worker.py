@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import click
 
-from postroom.cli._common import PostroomGroup, command, state
+from postroom.cli._common import PostroomGroup, command, echo, state
 from postroom.core.contract.errors import UserError
 from postroom.core.inbound.fetch import BATCH_MAILS
 from postroom.core.worker.admin_http import new_admin_token
@@ -88,8 +88,8 @@ def admin_token() -> None:
     app = state().app()
     with app.transaction() as session:
         token = new_admin_token(session)
-    click.echo(token)
-    click.echo(
+    echo(token)
+    echo(
         "This token is shown once; send it as the 'sessionId' header of "
         "POST /ameyorestapi/media/messages/reloadMediaProfileConfiguration.",
         err=True,

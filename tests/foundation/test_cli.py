@@ -61,6 +61,7 @@ def test_send_imports_neither_the_worker_nor_the_fetcher_nor_the_demo(postroom_c
     )
     assert out.stdout.splitlines()[-1].split() == [
         "postroom.cli._common",
+        "postroom.cli._text",
         "postroom.cli.outbound",
         "postroom.cli.tickets",
     ]
