@@ -27,9 +27,15 @@ def demo_command(home: Path | None) -> None:
     """Fetch, route, resolve, reply and retry on a local Maildir and SQLite: no server, no network."""
     if home is None:
         home = Path(tempfile.mkdtemp(prefix="postroom-demo-"))
-    elif home.exists() and any(home.iterdir()):
-        raise UserError(f"The demo home {str(home)!r} is not empty; give a new or empty directory.")
-    home.mkdir(parents=True, exist_ok=True)
+    try:
+        if home.exists() and any(home.iterdir()):
+            raise UserError(f"The demo home {str(home)!r} is not empty; give a new or empty directory.")
+        home.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(
+            f"The demo home {str(home)!r} cannot be made or used: {error.strerror or error}; "
+            "give a new or empty directory postroom may write in."
+        ) from error
     echo(f"postroom demo in {home}\n")
     result = run_demo(home)
     app = result.app

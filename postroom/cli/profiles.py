@@ -74,13 +74,25 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
 
 def _read_password(password_stdin: bool, ask_password: bool) -> str | None:
     if password_stdin:
-        line = sys.stdin.readline()
+        # Bytes, decoded here: a text stream would hand on what is not UTF-8 as lone surrogates.
+        line = sys.stdin.buffer.readline()
         if not line:
             raise UserError("--password-stdin was given but standard input is empty.")
-        return line.rstrip("\r\n")
+        try:
+            return line.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UserError("The password on standard input (--password-stdin) is not valid UTF-8.") from None
     if ask_password:
-        first = click.prompt("Password", hide_input=True, default="", show_default=False)
-        second = click.prompt("Confirm password", hide_input=True, default="", show_default=False)
+        try:
+            first = click.prompt("Password", hide_input=True, default="", show_default=False)
+            second = click.prompt("Confirm password", hide_input=True, default="", show_default=False)
+        except click.Abort:
+            if sys.stdin.isatty():  # the operator pressed Ctrl-C or Ctrl-D: click's "Aborted!"
+                raise
+            raise UserError(
+                "--ask-password found no terminal to type the password in and standard input ended; "
+                "give the password with --password-stdin instead."
+            ) from None
         if first != second:
             raise UserError("The password and its confirmation do not match.")
         return str(first)

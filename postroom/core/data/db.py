@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import importlib.util
 import os
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 from sqlalchemy.orm import Session, sessionmaker
+
+from postroom.core.contract.errors import UserError
 
 DATABASE_URL_ENV = "POSTROOM_DATABASE_URL"
 HOME_ENV = "POSTROOM_HOME"
@@ -18,7 +23,19 @@ def data_dir() -> Path:
     """``$POSTROOM_HOME``, else ``~/.local/share/postroom``; created on first use."""
     configured = os.environ.get(HOME_ENV)
     path = Path(configured).expanduser() if configured else Path.home() / ".local" / "share" / "postroom"
-    path.mkdir(parents=True, exist_ok=True)
+    named = f"${HOME_ENV} ({path})" if configured else f"The data folder {path}"
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        reason = "it is a file, not a folder" if path.is_file() else error.strerror or str(error)
+        raise UserError(
+            f"{named} cannot be used as postroom's data folder: {reason}; "
+            f"set ${HOME_ENV} to a folder postroom may write in."
+        ) from error
+    if not os.access(path, os.W_OK | os.X_OK):
+        raise UserError(
+            f"{named} is not writable; set ${HOME_ENV} to a folder postroom may write in."
+        )
     return path
 
 
@@ -47,11 +64,40 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
 def make_engine(url: str | None = None) -> Engine:
     """An engine for ``url`` (see :func:`database_url`), with SQLite tuned for one writer and many readers."""
     resolved = database_url(url)
-    if resolved.startswith("sqlite"):
-        engine = create_engine(resolved, connect_args={"timeout": 30})
-        event.listen(engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_engine(resolved, pool_pre_ping=True)
+    try:
+        if resolved.startswith("sqlite"):
+            engine = create_engine(resolved, connect_args={"timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+            return engine
+        return create_engine(resolved, pool_pre_ping=True)
+    except ImportError as error:  # SQLAlchemy imports the URL's driver when it makes the engine
+        raise UserError(_missing_driver(resolved, error.name or str(error))) from error
+    except ArgumentError as error:
+        raise UserError(f"The database URL {_shown(resolved)!r} cannot be used: {error}.") from error
+
+
+#: Drivers of PostgreSQL that SQLAlchemy knows, by the module each imports.
+_POSTGRESQL_DRIVERS = {"psycopg2": "postgresql+psycopg2", "psycopg": "postgresql+psycopg", "pg8000": "postgresql+pg8000"}
+
+
+def _shown(url: str) -> str:
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except ArgumentError:
+        return "(not a URL)"
+
+
+def _missing_driver(url: str, module: str) -> str:
+    """One sentence: the URL's driver is not installed, and which URL works with an installed one."""
+    parsed = make_url(url)
+    sentence = f"The database URL {_shown(url)!r} needs the Python module {module!r}, which is not installed"
+    if parsed.get_backend_name() != "postgresql":
+        return f"{sentence}; postroom supports SQLite (sqlite:///PATH) and PostgreSQL (postgresql+psycopg2://...)."
+    installed = [scheme for name, scheme in _POSTGRESQL_DRIVERS.items() if importlib.util.find_spec(name)]
+    if not installed:
+        return f"{sentence}; install psycopg (psycopg 3) or psycopg2."
+    other = parsed.set(drivername=installed[0]).render_as_string(hide_password=True)
+    return f"{sentence}; use the installed driver with {other!r}, or install {module}."
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

@@ -28,17 +28,23 @@ def load_key() -> bytes:
     if from_env:
         return from_env.strip().encode()
     path = _key_file()
-    if not path.exists():
-        key = Fernet.generate_key()
-        # O_EXCL: two processes racing to create the key must not end with two keys.
-        try:
-            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            return path.read_bytes().strip()
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(key)
-        return key
-    return path.read_bytes().strip()
+    try:
+        if not path.exists():
+            key = Fernet.generate_key()
+            # O_EXCL: two processes racing to create the key must not end with two keys.
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            except FileExistsError:
+                return path.read_bytes().strip()
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(key)
+            return key
+        return path.read_bytes().strip()
+    except OSError as error:
+        raise UserError(
+            f"The secret key file {path} cannot be used: {error.strerror or error}; "
+            f"fix it, or give the key in ${SECRET_KEY_ENV}."
+        ) from error
 
 
 def _fernet() -> Fernet:
