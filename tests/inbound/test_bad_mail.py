@@ -138,8 +138,8 @@ def test_cpython_test_mails_and_broken_mails_are_all_stored_or_quarantined(
     quarantined = by_status.pop(MessageStatus.QUARANTINED)
     assert len(quarantined) == report["quarantined"]
     assert sum(len(m) for m in by_status.values()) == report["stored"]
-    # Every mail has a message with its raw bytes: its own, or for a repeated Message-ID (CPython
-    # reuses a few) the earlier mail it duplicates.
+    # Every mail has a message with its raw bytes: its own, or for a repeated mail (the same
+    # Message-ID and content) the earlier one it duplicates.
     stored_pks = {m.id for m in messages}
     assert all(pk in stored_pks for _outcome, pk in ledger)
     assert sum(outcome == LedgerOutcome.DUPLICATE for outcome, _pk in ledger) == report["duplicates"]

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
@@ -30,13 +30,18 @@ from postroom.core.data.models import (
     LedgerOutcome,
     MediaProfile,
     Message,
+    MessageRaw,
     MessageStatus,
 )
 from postroom.core.inbound.process import MailProcessor
+from postroom.core.mail.identity import content_digest
 from postroom.core.mail.parse import MailParseError, parse_mail
 from postroom.core.plugin_host import PluginHost
 
 log = logging.getLogger(__name__)
+
+#: A mail's identity for de-duplication: its Message-ID (fitted to the column) and content digest.
+_Identity = tuple[str, str]
 
 
 @dataclass
@@ -87,27 +92,34 @@ class InboundPipeline:
     def store_batch(self, mails: Sequence[tuple[str, bytes]]) -> list[StoreResult]:
         """Store a batch of fetched ``(mailbox key, raw)`` mails with their ledger rows; route and resolve each.
 
-        Each mail is parsed once; one query finds the Message-IDs already stored and one
-        statement each writes the messages, their raw bytes, addresses and ledger rows. A repeated
-        Message-ID (also within the batch) is recorded as a duplicate of the message that has it.
+        Each mail is parsed once; one query finds the messages already stored with the batch's
+        Message-IDs and one statement each writes the messages, their raw bytes, addresses and
+        ledger rows. A mail is a duplicate (also within the batch) only when an earlier one has its
+        Message-ID *and* its content digest (:mod:`postroom.core.mail.identity`): two different
+        mails sharing a Message-ID are both stored, the same mail fetched twice is stored once.
         """
         parsed = [self._parse(key, raw) for key, raw in mails]
-        message_ids = [
-            fit(Message.message_id, p.message_id) if isinstance(p, ParsedMail) and p.message_id else None
-            for p in parsed
+        identities: list[_Identity | None] = [
+            (fit(Message.message_id, p.message_id), content_digest(raw))
+            if isinstance(p, ParsedMail) and p.message_id
+            else None
+            for (_key, raw), p in zip(mails, parsed, strict=True)
         ]
-        originals: dict[str, Message | int] = dict(self._stored_message_ids({m for m in message_ids if m}))
+        originals: dict[_Identity, Message | int] = dict(
+            self._stored_identities({i[0] for i in identities if i})
+        )
         entries: list[_Entry] = []
-        for (key, raw), result, message_id in zip(mails, parsed, message_ids, strict=True):
-            original = originals.get(message_id) if message_id else None
+        for (key, raw), result, identity in zip(mails, parsed, identities, strict=True):
+            original = originals.get(identity) if identity else None
             if original is not None:
                 entries.append(_Entry(key, raw, result, original, is_new=False))
                 continue
             message = (
                 self._new_message(result) if isinstance(result, ParsedMail) else self._quarantined(result)
             )
-            if message_id:
-                originals[message_id] = message
+            if identity:
+                message.content_digest = identity[1]
+                originals[identity] = message
             entries.append(_Entry(key, raw, result, message, is_new=True))
         new = [e for e in entries if e.is_new]
         store_messages(self.session, [e.to_store() for e in new])
@@ -155,20 +167,51 @@ class InboundPipeline:
             log.exception("parser failed on %s of profile %s", mailbox_key, self.profile.name)
             return f"The mail could not be parsed ({type(error).__name__})."
 
-    def _stored_message_ids(self, message_ids: set[str]) -> dict[str, int]:
-        """Message-ID -> message of those already stored as inbound mail of this profile (one indexed query)."""
+    def _stored_identities(self, message_ids: set[str]) -> dict[_Identity, int]:
+        """(Message-ID, digest) -> first message of those stored as inbound mail of this profile.
+
+        One indexed query by Message-ID; only a collision costs more, and only for a message stored
+        before digests were recorded: its digest is computed from its raw bytes once and kept.
+        """
         if not message_ids:
             return {}
         rows = self.session.execute(
-            select(Message.message_id, func.min(Message.id))
+            select(Message.message_id, Message.content_digest, func.min(Message.id))
             .where(
                 Message.media_profile_id == self.profile.id,
                 Message.message_id.in_(message_ids),
                 Message.direction == Direction.INBOUND,
             )
-            .group_by(Message.message_id)
-        )
-        return {message_id: pk for message_id, pk in rows if message_id}
+            .group_by(Message.message_id, Message.content_digest)
+        ).all()
+        found: dict[_Identity, int] = {}
+        for message_id, digest, pk in rows:
+            if message_id and digest:
+                found[(message_id, digest)] = min(pk, found.get((message_id, digest), pk))
+        if any(message_id and not digest for message_id, digest, _pk in rows):
+            for message_id, digest, pk in self._digests_of_older_rows(message_ids):
+                found[(message_id, digest)] = min(pk, found.get((message_id, digest), pk))
+        return found
+
+    def _digests_of_older_rows(self, message_ids: set[str]) -> list[tuple[str, str, int]]:
+        """Compute and record the digests of this profile's stored mails with these Message-IDs that lack one."""
+        rows = self.session.execute(
+            select(Message.id, Message.message_id, MessageRaw.raw)
+            .join(MessageRaw, MessageRaw.message_pk == Message.id)
+            .where(
+                Message.media_profile_id == self.profile.id,
+                Message.message_id.in_(message_ids),
+                Message.direction == Direction.INBOUND,
+                Message.content_digest.is_(None),
+            )
+        ).all()
+        digests = [(message_id, content_digest(bytes(raw)), pk) for pk, message_id, raw in rows if message_id]
+        if digests:
+            self.session.execute(
+                update(Message),
+                [{"id": pk, "content_digest": digest} for _message_id, digest, pk in digests],
+            )
+        return digests
 
     def _announce(self, entry: _Entry) -> None:
         """Send the signal that says what became of a mail of the batch."""

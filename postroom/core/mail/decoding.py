@@ -21,6 +21,10 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URLSAFE = str.maketrans("-_", "+/")
 _PLACEHOLDER = re.compile(r"\x01(\d+)\x02")
 _COMMENT = re.compile(r"\s*\([^()]*\)")
+#: The longest address a mail server takes (RFC 5321, 4.5.3.1.3: a path of 256 octets with its
+#: angle brackets). A longer one can never be answered; kept, it would fit one database and not
+#: another (an address column holds 255 characters), so the same mail would end two ways.
+MAX_ADDRESS = 254
 # Bytes that look like GB2312/EUC text: every 8-bit byte pairs with another in the A1-FE row.
 _EUC_LIKE = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xfe][\xa1-\xfe])*")
 
@@ -219,7 +223,10 @@ def decode_header_value(value: str, hints: Iterable[str] = ()) -> str:
 
 
 def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]:
-    """(display name, lower-cased address) pairs of an address header, tolerant of broken syntax."""
+    """(display name, lower-cased address) pairs of an address header, tolerant of broken syntax.
+
+    An address longer than :data:`MAX_ADDRESS` is no address: its pair keeps only the name.
+    """
     protected, words = _protect(LINEBREAK.sub("", value), hints)
     pairs = []
     for name, addr in email.utils.getaddresses([protected]):
@@ -227,6 +234,8 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
         if "(" in name and '"' not in value:  # "Name (comment) <addr>": the comment is not part of the name
             name = _COMMENT.sub("", name).strip() or name
         addr = scrub(_restore(_decode_raw_text(addr, hints), words)).strip().lower()
+        if len(addr) > MAX_ADDRESS:
+            addr = ""
         if name or addr:
             pairs.append((name, addr))
     return pairs

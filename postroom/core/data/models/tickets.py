@@ -85,6 +85,9 @@ class Message(Base):
     reason: Mapped[str | None] = mapped_column(Text, info={"max_chars": 2000})
 
     message_id: Mapped[str | None] = mapped_column(String(998))
+    #: SHA-256 of an inbound mail's body and identifying headers (core/mail/identity.py): with the
+    #: Message-ID, what makes a fetched mail a duplicate. Empty on rows stored before it existed.
+    content_digest: Mapped[str | None] = mapped_column(String(64))
     in_reply_to: Mapped[str | None] = mapped_column(String(998))
     #: The References header: Message-IDs separated by spaces.
     reference_ids: Mapped[str | None] = mapped_column(Text)
