@@ -64,6 +64,11 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--tls-verify/--no-tls-verify", default=None, help="Verify TLS certificates (default on)."
         ),
+        click.option(
+            "--allow-plaintext-login/--no-allow-plaintext-login",
+            default=None,
+            help="Log in even where the server offers no STARTTLS, sending the password unencrypted (default off).",
+        ),
         click.option("--incoming/--no-incoming", "incoming_allowed", default=None, help="Allow fetching."),
         click.option("--outgoing/--no-outgoing", "outgoing_allowed", default=None, help="Allow sending."),
     ]
@@ -182,6 +187,7 @@ def show_profile(name: str, as_json: bool) -> None:
     if as_json:
         print_json(document)
         return
+    warnings = document.pop("warnings")
     width = max(len(k) for k in document)
     for key, value in document.items():
         if isinstance(value, list):
@@ -191,6 +197,8 @@ def show_profile(name: str, as_json: bool) -> None:
         else:
             shown = value
         echo(f"{key.replace('_', ' ').ljust(width)}  {'' if shown is None else shown}")
+    for warning in warnings:
+        echo(f"Warning: {warning}")
 
 
 @command(profile_group, "delete")

@@ -36,6 +36,7 @@ def _settings(
         folder=folder,
         tls_verify=profile.tls_verify,
         access_token=plugins.access_token(profile),
+        allow_plaintext_login=profile.allow_plaintext_login,
     )
 
 

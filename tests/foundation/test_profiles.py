@@ -315,3 +315,23 @@ def test_a_profile_whose_protocol_plugin_is_switched_off_keeps_its_other_setting
 
     postroom_cli.ok("profile", "modify", "p1", "--subject-prefix", "[ACME]")
     assert postroom_cli.ok("profile", "show", "p1", "--json").json()["subject_prefix"] == "[ACME]"
+
+
+def test_plaintext_login_is_off_by_default_and_profile_show_warns_while_it_is_on(postroom_cli: Cli) -> None:
+    postroom_cli.ok("profile", "add", "p1", *SMTP_IMAP)
+    shown = postroom_cli.ok("profile", "show", "p1", "--json").json()
+    assert (shown["allow_plaintext_login"], shown["warnings"]) == (False, [])
+    assert "Warning" not in postroom_cli.ok("profile", "show", "p1").stdout
+
+    postroom_cli.ok("profile", "modify", "p1", "--allow-plaintext-login")
+
+    shown = postroom_cli.ok("profile", "show", "p1", "--json").json()
+    assert shown["allow_plaintext_login"] is True
+    [warning] = shown["warnings"]
+    assert "unencrypted" in warning and "--no-allow-plaintext-login" in warning
+    text = postroom_cli.ok("profile", "show", "p1").stdout
+    assert f"Warning: {warning}\n" in text
+    assert "allow plaintext login" in text
+
+    postroom_cli.ok("profile", "modify", "p1", "--no-allow-plaintext-login")
+    assert postroom_cli.ok("profile", "show", "p1", "--json").json()["warnings"] == []

@@ -47,6 +47,14 @@ class MailhubApi:
     def __init__(self, settings: ConnectionSettings, scheme: str) -> None:
         self.settings = settings
         self.where = f"Mailhub server {settings.host}:{settings.port}"
+        if scheme == "http" and not settings.allow_plaintext_login:
+            # Plain HTTP would carry the password (or token) in clear: only with the operator's consent.
+            raise ProtocolError(
+                f"The {self.where} speaks plain HTTP, so profile {settings.profile_name!r} did not send its "
+                f"login unencrypted; use mailhub, or allow plain-text login with "
+                f"'postroom profile modify {settings.profile_name} --allow-plaintext-login'.",
+                "tls",
+            )
         self.base = f"{scheme}://{settings.host}:{settings.port}/api/v1"
         context = ssl.create_default_context()
         if not settings.tls_verify:  # the operator's --no-tls-verify
@@ -161,8 +169,8 @@ class MailhubProtocol(ProtocolPlugin):
         return MailhubMailbox(MailhubApi(settings, self.SCHEME), settings.folder or self.DEFAULT_FOLDER)
 
     def open_sender(self, settings: ConnectionSettings) -> Sender:
-        api = MailhubApi(settings, self.SCHEME)
         try:
+            api = MailhubApi(settings, self.SCHEME)
             api.call("GET", "/account")  # log in now, so a wrong password fails before any mail
         except ProtocolError as error:
             raise SendFailure(str(error), kind=error.kind) from error

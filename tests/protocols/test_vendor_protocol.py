@@ -45,6 +45,8 @@ class MailhubServer:
     refused_recipients: dict[str, tuple[int, str]] = field(default_factory=dict)
     refuse_every_mail: tuple[int, str] | None = None
     next_id: int = 0
+    #: The Authorization header of every request, in order.
+    authorizations: list[str] = field(default_factory=list)
 
     def deliver(self, raw: bytes, folder: str = "Inbox") -> str:
         self.next_id += 1
@@ -54,6 +56,7 @@ class MailhubServer:
 
     def answer(self, method: str, path: str, authorization: str, body: bytes) -> tuple[int, object]:
         """Status and JSON (or raw bytes) of one request to ``/api/v1``."""
+        self.authorizations.append(authorization)
         login = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
         if authorization != f"Basic {login}":
             return 401, {"code": 535, "text": "5.7.8 Authentication failed"}
@@ -185,6 +188,7 @@ def test_the_vendor_protocol_fetches_and_sends_through_the_core_like_a_builtin(
         outgoing_port=mailhub.port,
         username=USER,
         password=PASSWORD,
+        allow_plaintext_login=True,
         send_from_address=USER,
     )
 
@@ -218,6 +222,7 @@ def test_a_mail_the_vendor_server_refuses_whole_fails_and_a_wrong_password_fails
         outgoing_port=mailhub.port,
         username=USER,
         password=PASSWORD,
+        allow_plaintext_login=True,
     )
     wrong = desk.profile(
         "wrong",
@@ -226,6 +231,7 @@ def test_a_mail_the_vendor_server_refuses_whole_fails_and_a_wrong_password_fails
         incoming_port=mailhub.port,
         username=USER,
         password="not-the-password",
+        allow_plaintext_login=True,
     )
 
     queue_reply(vendor_app, 1, desk.ticket(sending), "Your parcel left today.")
@@ -241,3 +247,23 @@ def test_a_mail_the_vendor_server_refuses_whole_fails_and_a_wrong_password_fails
     assert [(c.what, c.ok) for c in checks] == [("incoming", False)]
     assert f"Mailhub server 127.0.0.1:{mailhub.port} refused the login {USER!r}" in checks[0].detail
     assert "not-the-password" not in checks[0].detail
+
+
+def test_the_vendor_protocol_over_plain_http_sends_no_login_unless_the_profile_allows_it(
+    vendor_app: Postroom, mailhub: MailhubServer
+) -> None:
+    desk = Desk(vendor_app)
+    hub = {"incoming_host": "127.0.0.1", "incoming_port": mailhub.port, "username": USER, "password": PASSWORD}
+    profile_id = desk.profile("appliance", fetch_protocol="mailhub-http", **hub)
+
+    refused = Fetcher(vendor_app).fetch_profile(profile_id)
+
+    assert refused.error is not None
+    assert "'postroom profile modify appliance --allow-plaintext-login'" in refused.error
+    assert mailhub.authorizations == []
+    with vendor_app.transaction() as session:
+        profile = session.get(MediaProfile, profile_id)
+        assert profile is not None
+        profile.allow_plaintext_login = True
+    assert Fetcher(vendor_app).fetch_profile(profile_id).error is None
+    assert len(mailhub.authorizations) > 0

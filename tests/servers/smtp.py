@@ -1,4 +1,5 @@
-"""Real aiosmtpd servers for the send side, started once per session: STARTTLS+AUTH, SMTPS+AUTH, plain.
+"""Real aiosmtpd servers for the send side, started once per session: STARTTLS+AUTH, SMTPS+AUTH, plain,
+and AUTH without TLS (for profiles that allow plain-text login).
 
 Every mail they accept is recorded with the server that took it. A test scripts refusals (per
 recipient, MAIL FROM, DATA) and hang-ups through ``smtp_script``, which starts each test clean.
@@ -31,7 +32,7 @@ SMTP_PASSWORD = "correct horse battery"
 SMTP_ACCESS_TOKEN = "ya29.test-access-token"
 NO_SUCH_USER = "550 5.1.1 The email account that you tried to reach does not exist"
 
-ServerName = Literal["starttls", "smtps", "plain"]
+ServerName = Literal["starttls", "smtps", "plain", "plainauth"]
 Command = Literal["MAIL", "RCPT", "DATA"]
 
 
@@ -122,7 +123,7 @@ class _Log:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.mails: list[ReceivedMail] = []
-        self.sessions: dict[ServerName, list[SMTP]] = {"starttls": [], "smtps": [], "plain": []}
+        self.sessions: dict[ServerName, list[SMTP]] = {"starttls": [], "smtps": [], "plain": [], "plainauth": []}
 
 
 class _Handler:
@@ -254,12 +255,13 @@ class SmtpEndpoint:
 
 
 class SmtpServers:
-    """The three running servers, what they received, and the script they follow."""
+    """The four running servers, what they received, and the script they follow."""
 
     def __init__(self, endpoints: dict[ServerName, SmtpEndpoint]) -> None:
         self.starttls = endpoints["starttls"]
         self.smtps = endpoints["smtps"]
         self.plain = endpoints["plain"]
+        self.plainauth = endpoints["plainauth"]
         self.script = SmtpScript()
         self._endpoints = endpoints
         self._log = _Log()
@@ -322,9 +324,9 @@ async def _close(smtp: SMTP) -> None:
 
 @pytest.fixture(scope="session")
 def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
-    """Start the three aiosmtpd servers once for the session, on free ports of 127.0.0.1."""
+    """Start the four aiosmtpd servers once for the session, on free ports of 127.0.0.1."""
     context = certificate.server_context()
-    ports = {name: free_port() for name in ("starttls", "smtps", "plain")}
+    ports = {name: free_port() for name in ("starttls", "smtps", "plain", "plainauth")}
     servers = SmtpServers(
         {
             "starttls": SmtpEndpoint(
@@ -334,6 +336,10 @@ def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
                 "smtps", "127.0.0.1", ports["smtps"], "smtps", SMTP_USERNAME, SMTP_PASSWORD
             ),
             "plain": SmtpEndpoint("plain", "127.0.0.1", ports["plain"], "smtp"),
+            # No STARTTLS at all, yet AUTH: what a profile allowed to log in unencrypted talks to.
+            "plainauth": SmtpEndpoint(
+                "plainauth", "127.0.0.1", ports["plainauth"], "smtp", SMTP_USERNAME, SMTP_PASSWORD
+            ),
         }
     )
     try:
@@ -353,6 +359,7 @@ def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
                     "authenticator": _authenticate,
                 },
                 "plain": {},
+                "plainauth": {"auth_require_tls": False, "authenticator": _authenticate},
             }
         )
         yield servers

@@ -28,6 +28,13 @@ class ConnectionSettings:
     ``folder`` is the incoming folder for a mailbox, the outgoing folder for a sender (or the
     folder a copy is appended to). ``password`` and ``access_token`` are decrypted secrets:
     plugins must never log or print them, hence ``repr=False``.
+
+    ``allow_plaintext_login`` is the operator's explicit consent to send the login over an
+    unencrypted connection. Without it a plugin sends a password or token only inside TLS
+    (implicit, or STARTTLS/STLS): a server that offers no upgrade, or a man in the middle who
+    strips it, fails the connection before any credential leaves (``ProtocolError`` or
+    ``SendFailure`` of kind ``tls``). ``tls_verify=False`` does not lift this: unverified TLS
+    still hides the password from a passive listener.
     """
 
     profile_id: int
@@ -40,6 +47,7 @@ class ConnectionSettings:
     tls_verify: bool = True
     timeout: float = 30.0
     access_token: str | None = field(default=None, repr=False)
+    allow_plaintext_login: bool = False
 
 
 class MailRef(NamedTuple):

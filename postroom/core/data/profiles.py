@@ -65,6 +65,7 @@ class ProfileFields:
     fetch_interval: int | None = None
     fetch_last_days: int | None = None
     tls_verify: bool | None = None
+    allow_plaintext_login: bool | None = None
     incoming_allowed: bool | None = None
     outgoing_allowed: bool | None = None
 
@@ -153,7 +154,7 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
     if "fetch_last_days" in values:
         days = values["fetch_last_days"]
         profile.fetch_last_days = check_positive(days, "number of days to fetch") if days else None
-    for key in ("delete_on_fetch", "tls_verify", "incoming_allowed", "outgoing_allowed"):
+    for key in ("delete_on_fetch", "tls_verify", "allow_plaintext_login", "incoming_allowed", "outgoing_allowed"):
         if key in values:
             setattr(profile, key, bool(values[key]))
     if "send_protocol" in values:
@@ -210,6 +211,7 @@ def create_profile(
         fetch_protocol=NO_PROTOCOL,
         fetch_interval=10,
         tls_verify=True,
+        allow_plaintext_login=False,
         delete_on_fetch=False,
         reply_to_enabled=False,
         signature_position="before",
@@ -308,6 +310,7 @@ def profile_as_json(profile: MediaProfile, subject_preview: str | None = None) -
         "fetch_interval": profile.fetch_interval,
         "fetch_last_days": profile.fetch_last_days,
         "tls_verify": profile.tls_verify,
+        "allow_plaintext_login": profile.allow_plaintext_login,
         "resolvers": [r.resolver_name for r in profile.resolvers],
         "signature_position": profile.signature_position,
         "has_signature": bool(profile.signature_html),
@@ -341,4 +344,16 @@ def profile_details(session: Session, profile: MediaProfile) -> dict[str, Any]:
         "rate_limit_retry_time": retry.rate_limit_retry_time,
         "progressive_retry_interval": retry.progressive_retry_interval,
     }
+    document["warnings"] = plaintext_login_warnings(profile)
     return document
+
+
+def plaintext_login_warnings(profile: MediaProfile) -> list[str]:
+    """What ``profile show`` warns of: a profile allowed to send its login where anyone on the path reads it."""
+    if not profile.allow_plaintext_login:
+        return []
+    return [
+        f"Profile {profile.name!r} may send its password or token unencrypted to a server that offers no "
+        f"STARTTLS (or to a man in the middle who strips it); switch this off with "
+        f"'postroom profile modify {profile.name} --no-allow-plaintext-login'."
+    ]

@@ -7,6 +7,7 @@ imports from the contract, ``postroom.core.contract.protocols``.
 
 from __future__ import annotations
 
+import shlex
 import socket
 import ssl
 import threading
@@ -34,6 +35,7 @@ __all__ = [
     "SendReport",
     "Sender",
     "connection_failure",
+    "plaintext_login_refused",
     "tls_context",
     "xoauth2_response",
 ]
@@ -92,3 +94,19 @@ def connection_failure(error: BaseException, what: str, settings: ConnectionSett
     if isinstance(error, OSError):
         return ProtocolError(f"The connection to {where} failed: {error.strerror or error}.", "connection")
     return ProtocolError(f"The {where} failed: {error}.", "protocol")
+
+
+def plaintext_login_refused(
+    settings: ConnectionSettings, what: str, upgrade: str, secure_protocol: str
+) -> str:
+    """The one sentence for a server that offers no ``upgrade`` (STARTTLS, STLS) to a profile that logs in.
+
+    Said before any credential is sent: the upgrade may be missing because a man in the middle
+    stripped it, so only the profile's explicit switch may send the login in clear.
+    """
+    name = settings.profile_name
+    return (
+        f"The {what} {settings.host}:{settings.port} offers no {upgrade}, so profile {name!r} did not "
+        f"send its login unencrypted; use {secure_protocol} or a server that offers {upgrade}, or allow "
+        f"plain-text login with 'postroom profile modify {shlex.quote(name)} --allow-plaintext-login'."
+    )

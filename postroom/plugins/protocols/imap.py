@@ -1,4 +1,4 @@
-"""The builtin IMAP protocols: ``imap`` (143, STARTTLS when offered) and ``imaps`` (993, implicit TLS)."""
+"""The builtin IMAP protocols: ``imap`` (143, STARTTLS before the login) and ``imaps`` (993, implicit TLS)."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from postroom.plugins.protocols.base import (
     ProtocolError,
     ProtocolPlugin,
     connection_failure,
+    plaintext_login_refused,
     tls_context,
 )
 
@@ -68,7 +69,7 @@ def talking_to(settings: ConnectionSettings) -> Iterator[None]:
 
 
 def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
-    """Connect (with TLS, or STARTTLS when the server offers it) and log in; the caller owns the client."""
+    """Connect (with TLS, or STARTTLS; in clear only if the profile allows it) and log in; the caller owns the client."""
     if not settings.host:
         raise ProtocolError(f"Profile {settings.profile_name!r} has no incoming host for IMAP.", "connection")
     context = tls_context(settings)
@@ -90,12 +91,15 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> IMAPClient:
             if not implicit_tls:
                 if client.has_capability("STARTTLS"):
                     client.starttls(context)
+                elif not settings.allow_plaintext_login:
+                    raise ProtocolError(plaintext_login_refused(settings, WHAT, "STARTTLS", "imaps"), "tls")
                 else:
                     log.warning(
-                        "The %s %s:%s offers no STARTTLS; logging in unencrypted.",
+                        "The %s %s:%s offers no STARTTLS; logging in unencrypted as profile %r allows.",
                         WHAT,
                         settings.host,
                         settings.port,
+                        settings.profile_name,
                     )
         login(client, settings)
     except BaseException:
@@ -346,10 +350,10 @@ class ImapMailbox(Mailbox):
 
 
 class ImapProtocol(ProtocolPlugin):
-    """IMAP on port 143, upgraded with STARTTLS whenever the server offers it."""
+    """IMAP on port 143, upgraded with STARTTLS before the login (in clear only if the profile allows it)."""
 
     NAME = "imap"
-    LABEL = "IMAP (STARTTLS when offered)"
+    LABEL = "IMAP (STARTTLS)"
     DEFAULT_PORT: ClassVar[int | None] = 143
     DEFAULT_FOLDER: ClassVar[str] = "INBOX"
     CAN_FETCH = True

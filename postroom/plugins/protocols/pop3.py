@@ -1,4 +1,4 @@
-"""The builtin POP3 protocols: ``pop3`` (110, STLS when offered) and ``pop3s`` (995, implicit TLS)."""
+"""The builtin POP3 protocols: ``pop3`` (110, STLS before the login) and ``pop3s`` (995, implicit TLS)."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from postroom.plugins.protocols.base import (
     ProtocolError,
     ProtocolPlugin,
     connection_failure,
+    plaintext_login_refused,
     tls_context,
     xoauth2_response,
 )
@@ -75,7 +76,7 @@ def talking_to(settings: ConnectionSettings) -> Iterator[None]:
 
 
 def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
-    """Connect (with TLS, or STLS when the server's CAPA offers it) and log in."""
+    """Connect (with TLS, or STLS; in clear only if the profile allows it) and log in."""
     if not settings.host:
         raise ProtocolError(f"Profile {settings.profile_name!r} has no incoming host for POP3.", "connection")
     # The core fills in DEFAULT_PORT when the profile gives none; only a caller of its own can omit it.
@@ -106,12 +107,15 @@ def connect(settings: ConnectionSettings, implicit_tls: bool) -> poplib.POP3:
                     capabilities = {}
                 if "STLS" in capabilities:
                     conn.stls(context)
+                elif not settings.allow_plaintext_login:
+                    raise ProtocolError(plaintext_login_refused(settings, WHAT, "STLS", "pop3s"), "tls")
                 else:
                     log.warning(
-                        "The %s %s:%s offers no STLS; logging in unencrypted.",
+                        "The %s %s:%s offers no STLS; logging in unencrypted as profile %r allows.",
                         WHAT,
                         settings.host,
                         settings.port,
+                        settings.profile_name,
                     )
         login(conn, settings)
     except BaseException:
@@ -254,10 +258,10 @@ class Pop3Mailbox(Mailbox):
 
 
 class Pop3Protocol(ProtocolPlugin):
-    """POP3 on port 110, upgraded with STLS whenever the server offers it. Reaches the inbox only."""
+    """POP3 on port 110, upgraded with STLS before the login (in clear only if allowed). Reaches the inbox only."""
 
     NAME = "pop3"
-    LABEL = "POP3 (STLS when offered)"
+    LABEL = "POP3 (STLS)"
     DEFAULT_PORT: ClassVar[int | None] = 110
     CAN_FETCH = True
     IMPLICIT_TLS: ClassVar[bool] = False

@@ -1,6 +1,7 @@
 """The ``smtp`` and ``smtps`` send protocols (smtplib): STARTTLS when offered, AUTH for profiles with a user.
 
-``smtp`` connects in the clear and upgrades with STARTTLS whenever the server offers it;
+``smtp`` connects in the clear and upgrades with STARTTLS whenever the server offers it; a
+profile that logs in refuses a server without STARTTLS unless it allows plain-text login;
 ``smtps`` speaks TLS from the first byte (port 465). Certificates are verified unless the
 profile switched verification off. A profile with an access token (``postroom_get_access_token``)
 logs in with ``AUTH XOAUTH2`` instead of its password, as IMAP and POP3 do.
@@ -24,6 +25,7 @@ from postroom.plugins.protocols.base import (
     SendFailure,
     SendReport,
     connection_failure,
+    plaintext_login_refused,
     tls_context,
     xoauth2_response,
 )
@@ -229,8 +231,21 @@ class SmtpSender(Sender):
                 if client.has_extn("starttls"):
                     client.starttls(context=tls_context(settings))
                     client.ehlo()
+                elif (settings.username or settings.access_token) and not settings.allow_plaintext_login:
+                    # Kind "tls", classified as a connection error like a failed handshake or an
+                    # unverifiable certificate: the TLS step of connecting failed, and the server
+                    # said nothing (no reply code) a security-policy category could rest on. The
+                    # connection is dropped (kind != "protocol"), so a retry connects afresh and a
+                    # man in the middle who went away no longer matters.
+                    raise SendFailure(
+                        plaintext_login_refused(settings, SERVER_ROLE, "STARTTLS", "smtps"), kind="tls"
+                    )
                 elif settings.username or settings.access_token:
-                    log.warning("The %s offers no STARTTLS; logging in without TLS.", self._where)
+                    log.warning(
+                        "The %s offers no STARTTLS; logging in without TLS as profile %r allows.",
+                        self._where,
+                        settings.profile_name,
+                    )
             if settings.access_token:
                 _login_xoauth2(client, settings.username or "", settings.access_token)
             elif settings.username:

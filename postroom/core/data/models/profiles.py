@@ -15,6 +15,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     and_,
+    false,
     text,
 )
 from sqlalchemy.ext.hybrid import hybrid_property
@@ -77,6 +78,8 @@ class MediaProfile(Base):
     #: "before" or "after" the quoted text.
     signature_position: Mapped[str] = mapped_column(String(16), default="before")
     tls_verify: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: The operator's consent to log in without TLS when the server offers no STARTTLS/STLS.
+    allow_plaintext_login: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     status: Mapped[str] = mapped_column(String(16), default=ProfileStatus.OK)
     last_error: Mapped[str | None] = mapped_column(Text)
