@@ -26,6 +26,7 @@ from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, RetryPolicy, RetrySettings
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import MediaProfile, utcnow
+from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.outbound import claims
 from postroom.core.outbound.claims import ClaimedRow, worker_name
 from postroom.core.outbound.classification import classify, internal_failure
@@ -84,7 +85,7 @@ class Outbox:
     ) -> None:
         self.app = app
         self.lease = lease
-        self.batch_size = batch_size
+        self.batch_size = BATCH_SIZE.check(batch_size)
         self.worker = worker or worker_name()
         self.should_stop = should_stop
 

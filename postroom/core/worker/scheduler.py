@@ -27,6 +27,7 @@ from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
+from postroom.core.data.validation import BATCH_SIZE, LEASE_SECONDS, THREADS
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
@@ -97,6 +98,9 @@ class Worker:
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
     ) -> None:
+        THREADS.check(threads)
+        LEASE_SECONDS.check(int(lease.total_seconds()))
+        BATCH_SIZE.check(batch_mails)
         self.app = app
         self.id = worker_id()
         self.threads = threads
