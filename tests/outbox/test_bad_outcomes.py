@@ -144,3 +144,39 @@ def test_a_policy_plugin_that_raises_fails_its_reply_and_the_run_sends_the_other
     assert "ola@example.org: 452 4.2.2 Mailbox full" in (failures[0].text or "")
     recipients = sorted(r for mail in smtp_servers.received("plain") for r in mail.recipients)
     assert recipients == ["ben@example.org", CUSTOMER]
+
+
+class _UnstorableProgressive(RetryPolicy):
+    NAME: ClassVar[str] = "progressive retry"
+
+    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+        return RetryDecision("next Tuesday")  # type: ignore[arg-type]  # what a careless plugin returns
+
+
+class _UnstorablePolicyPlugin:
+    @hookimpl
+    def postroom_register_retry_policies(self) -> list[type[RetryPolicy]]:
+        return [_UnstorableProgressive]
+
+
+def test_an_outcome_that_cannot_be_stored_fails_its_reply_and_the_run_sends_the_others(
+    app: Postroom, database_url: str, smtp_servers: SmtpServers, smtp_script: SmtpScript
+) -> None:
+    app.set_plugin_enabled("progressive-retry", False)
+    plugged = Postroom(database_url, extra_plugins=[("unstorable-policy", _UnstorablePolicyPlugin())])
+    try:
+        desk = Desk(plugged)
+        profile = desk.smtp_profile("support", smtp_servers.plain)
+        smtp_script.refuse_recipient("ola@example.org", FULL)
+        refused = queue_customer_reply(desk, profile, sender="Ola <ola@example.org>")
+        healthy = queue_customer_reply(desk, profile, subject="Fine")
+        report = send_at(plugged)
+    finally:
+        plugged.dispose()
+
+    assert (report.sent, report.failed) == (1, 1)
+    rows = {row.id: row.state for row in outbox_rows(app)}
+    assert rows == {refused: SendState.FAILED, healthy: SendState.SENT}
+    [failure] = [f for f in failure_rows(app) if f.send_info_id == refused]
+    assert (failure.category, failure.next_attempt_at) == ("internal error", None)
+    assert "Internal error while recording the outcome" in (failure.text or "")
