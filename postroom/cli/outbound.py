@@ -26,6 +26,7 @@ from postroom.cli._common import (
 )
 from postroom.cli.tickets import ticket_group
 from postroom.core.contract.errors import UserError
+from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.outbound import queries
 from postroom.core.outbound.outbox import DEFAULT_BATCH_SIZE, Outbox
 
@@ -103,7 +104,7 @@ def reply(
 @command(None, "send")
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(BATCH_SIZE.low, BATCH_SIZE.high),
     default=DEFAULT_BATCH_SIZE,
     show_default=True,
     help="How many due replies one claim takes.",

@@ -11,6 +11,7 @@ import click
 
 from postroom.cli._common import PostroomGroup, command, echo, state
 from postroom.core.contract.errors import UserError
+from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
 from postroom.core.worker.admin_http import new_admin_token
 from postroom.core.worker.scheduler import Worker, install_signal_handlers
@@ -51,7 +52,7 @@ def listen_address(value: str) -> tuple[str, int]:
 )
 @click.option(
     "--batch-size",
-    type=click.IntRange(min=1),
+    type=click.IntRange(BATCH_SIZE.low, BATCH_SIZE.high),
     default=BATCH_MAILS,
     show_default=True,
     help="Mails downloaded and committed together; a stop request is honoured between batches.",

@@ -105,7 +105,7 @@ def test_other_fields_can_be_modified(postroom_cli: Cli) -> None:
         (["--fetch-protocol", "gopher"], "not a fetch protocol"),
         (["--send-protocol", "imap"], "not a send protocol"),
         (["--subject-prefix", "a\nBcc: x@example.test"], "single line"),
-        (["--fetch-interval", "0"], "at least 1"),
+        (["--fetch-interval", "0"], "between 1 and 604800"),
     ],
 )
 def test_invalid_values_are_refused_in_one_sentence(

@@ -9,11 +9,14 @@ from __future__ import annotations
 
 import abc
 import json
+import logging
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from enum import StrEnum
 from typing import Any, ClassVar
+
+log = logging.getLogger(__name__)
 
 
 class ErrorCategory(StrEnum):
@@ -56,6 +59,16 @@ CATEGORY_POLICIES: Mapping[ErrorCategory, str] = {
 }
 
 
+#: The range of each retry variable, by field: a year between tries at most, and a hundred retries,
+#: so that even the hundred-and-first progressive retry lies well inside the dates Python and the
+#: databases can hold (beyond them the failure could not be recorded and the outbox would stop).
+RETRY_RANGES: Mapping[str, tuple[str, int, int]] = {
+    "max_retry_count": ("maxRetryCount", 0, 100),
+    "rate_limit_retry_time": ("rateLimitRetryTime", 0, 365 * 86400),
+    "progressive_retry_interval": ("progressiveRetryInterval", 0, 365 * 86400),
+}
+
+
 @dataclass(frozen=True)
 class RetrySettings:
     """A profile's retry variables (``media_profile_configuration``), with the seed's defaults.
@@ -70,11 +83,19 @@ class RetrySettings:
 
     @classmethod
     def from_properties(cls, properties: Mapping[str, Any]) -> RetrySettings:
-        """Read the seed's JSON keys case-insensitively; numbers may be strings (``"3"``)."""
+        """Read the seed's JSON keys case-insensitively; numbers may be strings (``"3"``).
+
+        A value that is not a number, or negative, is ignored (the default applies): it says
+        nothing of what the operator meant. One above its range (typed in SQL, which no check
+        sees) is clamped to the range's top, with a log line: it still means "wait long" or "try
+        often", and the default would hammer a server the operator wanted left alone.
+        """
         lowered = {str(k).lower(): v for k, v in properties.items()}
         defaults = cls()
 
-        def number(key: str, default: int) -> int:
+        def number(field: str) -> int:
+            key, _low, high = RETRY_RANGES[field]
+            default: int = getattr(defaults, field)
             value = lowered.get(key.lower())
             if value is None or value == "":
                 return default
@@ -82,15 +103,16 @@ class RetrySettings:
                 parsed = int(str(value).strip())
             except ValueError:
                 return default
-            return parsed if parsed >= 0 else default
+            if parsed < 0:
+                return default
+            if parsed > high:
+                log.warning(
+                    "the retry variable %s=%s is out of range (0-%s); using %s", key, parsed, high, high
+                )
+                return high
+            return parsed
 
-        return cls(
-            max_retry_count=number("maxRetryCount", defaults.max_retry_count),
-            rate_limit_retry_time=number("rateLimitRetryTime", defaults.rate_limit_retry_time),
-            progressive_retry_interval=number(
-                "progressiveRetryInterval", defaults.progressive_retry_interval
-            ),
-        )
+        return cls(**{field: number(field) for field in RETRY_RANGES})
 
     @classmethod
     def from_json_rows(cls, rows: list[str]) -> RetrySettings:

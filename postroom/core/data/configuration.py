@@ -14,24 +14,20 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
-from postroom.core.contract.retry import RetrySettings
+from postroom.core.contract.retry import RETRY_RANGES, RetrySettings
 from postroom.core.data.models import (
     EngineSetting,
     IcConfigurationParameter,
     MediaProfile,
     MediaProfileConfiguration,
 )
-from postroom.core.data.validation import check_address
+from postroom.core.data.validation import Range, check_address
 
 FAILURE_MAIL = "failureMailConfiguration"
 PROFILE_MAPPING = "mediaProfileMapping"
 KNOWN_PARAMETERS = {FAILURE_MAIL.lower(): FAILURE_MAIL, PROFILE_MAPPING.lower(): PROFILE_MAPPING}
 GENERATION = "config_generation"
-RETRY_KEYS = {
-    "max_retry_count": "maxRetryCount",
-    "rate_limit_retry_time": "rateLimitRetryTime",
-    "progressive_retry_interval": "progressiveRetryInterval",
-}
+RETRY_KEYS = {field: seed_key for field, (seed_key, _low, _high) in RETRY_RANGES.items()}
 
 
 def canonical_name(name: str) -> str:
@@ -153,8 +149,10 @@ def retry_settings(session: Session | Connection, profile_id: int) -> RetrySetti
 def set_retry_settings(session: Session, profile: MediaProfile, **values: int | None) -> RetrySettings:
     """Write the given retry variables into the profile's configuration row (created if missing)."""
     for key, value in values.items():
-        if value is not None and value < 0:
-            raise UserError(f"The {key.replace('_', ' ')} cannot be negative.")
+        if value is not None:
+            _seed_key, low, high = RETRY_RANGES[key]
+            unit = "" if key == "max_retry_count" else " (seconds)"
+            Range(f"{key.replace('_', ' ')}{unit}", low, high).check(value)
     row = session.scalar(
         select(MediaProfileConfiguration)
         .where(MediaProfileConfiguration.media_profile_id == profile.id)

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.protocols import NO_PROTOCOL
+from postroom.core.data import validation
 from postroom.core.data.columns import width
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import (
@@ -24,7 +25,7 @@ from postroom.core.data.models import (
     utcnow,
 )
 from postroom.core.data.secrets import encrypt_password
-from postroom.core.data.validation import check_address, check_port, check_positive, check_single_line
+from postroom.core.data.validation import check_address, check_port, check_single_line
 from postroom.core.plugin_host import PluginHost
 
 #: Fields fixed at creation: changing them would orphan the fetch ledger or the sent copies.
@@ -150,10 +151,10 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
         if key in values:
             setattr(profile, key, check_single_line(values[key], key.replace("_", " ")).strip() or None)
     if "fetch_interval" in values:
-        profile.fetch_interval = check_positive(values["fetch_interval"], "fetch interval (seconds)")
+        profile.fetch_interval = validation.FETCH_INTERVAL.check(values["fetch_interval"])
     if "fetch_last_days" in values:
         days = values["fetch_last_days"]
-        profile.fetch_last_days = check_positive(days, "number of days to fetch") if days else None
+        profile.fetch_last_days = validation.FETCH_LAST_DAYS.check(days) or None
     for key in ("delete_on_fetch", "tls_verify", "allow_plaintext_login", "incoming_allowed", "outgoing_allowed"):
         if key in values:
             setattr(profile, key, bool(values[key]))

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
 import re
+from dataclasses import dataclass
 
 from postroom.core.contract.errors import UserError
+
+log = logging.getLogger(__name__)
 
 # A pragmatic addr-spec check: one @, a non-empty local part, a dotted or bracketed domain, no
 # whitespace or header-breaking characters. Full RFC 5322 grammar would accept what no MTA sends.
@@ -23,9 +27,7 @@ def check_address(value: str, field: str) -> str:
 
 
 def check_port(value: int, field: str) -> int:
-    if not 1 <= value <= 65535:
-        raise UserError(f"The {field} must be between 1 and 65535, not {value}.")
-    return value
+    return Range(field, PORT.low, PORT.high).check(value)
 
 
 def check_single_line(value: str, field: str) -> str:
@@ -39,3 +41,44 @@ def check_positive(value: int, field: str, minimum: int = 1) -> int:
     if value < minimum:
         raise UserError(f"The {field} must be at least {minimum}, not {value}.")
     return value
+
+
+@dataclass(frozen=True)
+class Range:
+    """The range of a number an operator can set: refused outside it, clamped when read back from SQL."""
+
+    field: str
+    low: int
+    high: int
+
+    def check(self, value: int) -> int:
+        if not self.low <= value <= self.high:
+            raise UserError(f"The {self.field} must be between {self.low} and {self.high}, not {value}.")
+        return value
+
+    def clamp(self, value: int, owner: str) -> int:
+        """``value`` pulled into the range, with a log line: a row typed in SQL must not stop a cycle."""
+        clamped = min(max(value, self.low), self.high)
+        if clamped != value:
+            log.warning(
+                "%s: the %s %s is out of range (%s-%s); using %s",
+                owner,
+                self.field,
+                value,
+                self.low,
+                self.high,
+                clamped,
+            )
+        return clamped
+
+
+PORT = Range("port", 1, 65535)
+#: Seconds between two fetches of a profile: at least a second, at most a week.
+FETCH_INTERVAL = Range("fetch interval (seconds)", 1, 7 * 86400)
+#: Days of mail a fetch lists (0 means all); a century is more than any mailbox holds.
+FETCH_LAST_DAYS = Range("number of days to fetch", 0, 36500)
+#: Mails or replies one batch takes (a fetch's download, a send run's claim).
+BATCH_SIZE = Range("batch size", 1, 10000)
+#: ``postroom run``: profiles fetched at the same time, and the seconds a fetch lease lasts.
+THREADS = Range("number of fetch threads", 1, 64)
+LEASE_SECONDS = Range("lease (seconds)", 5, 3600)

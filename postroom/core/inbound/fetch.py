@@ -22,6 +22,7 @@ from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import get_profile
+from postroom.core.data.validation import FETCH_LAST_DAYS
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
 from postroom.core.servers import incoming_protocol, incoming_settings
 
@@ -143,7 +144,8 @@ class Fetcher:
         report: FetchReport,
         progress: Progress | None,
     ) -> None:
-        since = date.today() - timedelta(days=profile.fetch_last_days) if profile.fetch_last_days else None
+        days = FETCH_LAST_DAYS.clamp(profile.fetch_last_days or 0, f"profile {profile.name!r}")
+        since = date.today() - timedelta(days=days) if days else None
         refs = mailbox.list_mail(since)
         report.listed = len(refs)
         ledger = self._ledger_keys.setdefault(profile.id, set())

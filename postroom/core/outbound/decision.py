@@ -14,7 +14,7 @@ from typing import Any, Literal
 from blinker import NamedSignal
 
 from postroom.core.contract import events
-from postroom.core.contract.retry import ErrorCategory, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
 from postroom.core.data.columns import fit
 from postroom.core.data.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 
@@ -208,6 +208,28 @@ def decide(
         signals=tuple(signals),
         counted=counted,
         partial=state == SendState.RETRY_SCHEDULED and bool(outcome.delivered),
+    )
+
+
+def internal_transition(
+    reply: ClaimedReply, outcome: Outcome, error: BaseException, now: datetime
+) -> Transition:
+    """The transition of a reply whose outcome could not be decided or recorded: never retried.
+
+    The attempt's recipients that accepted the mail still count (the reply ends ``sent``, so it is
+    not sent twice); the rest is one internal-error record naming the error and the first failure.
+    """
+    text = f"Internal error while recording the outcome: {type(error).__name__}: {error}"
+    if outcome.failures:
+        text += f" (the attempt: {describe(outcome.failures[0])})"
+    failure = Failure(text=text, reply_code=None, enhanced_code=None, category=ErrorCategory.INTERNAL)
+    return decide(
+        reply,
+        Outcome(delivered=outcome.delivered, failures=(failure,)),
+        None,
+        policy_names={ErrorCategory.INTERNAL: CATEGORY_POLICIES[ErrorCategory.INTERNAL]},
+        find_policy=lambda _name: None,
+        now=now,
     )
 
 

@@ -26,12 +26,13 @@ from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, RetryPolicy, RetrySettings
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import MediaProfile, utcnow
+from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.outbound import claims
 from postroom.core.outbound.claims import ClaimedRow, worker_name
 from postroom.core.outbound.classification import classify, internal_failure
 from postroom.core.outbound.connections import Connections
-from postroom.core.outbound.decision import ClaimedReply, Outcome, Transition, decide
-from postroom.core.outbound.writer import OutcomeWriter
+from postroom.core.outbound.decision import ClaimedReply, Outcome, Transition, decide, internal_transition
+from postroom.core.outbound.writer import OutcomeWriter, database_gone
 from postroom.core.plugin_host import PluginHost
 
 log = logging.getLogger(__name__)
@@ -84,7 +85,7 @@ class Outbox:
     ) -> None:
         self.app = app
         self.lease = lease
-        self.batch_size = batch_size
+        self.batch_size = BATCH_SIZE.check(batch_size)
         self.worker = worker or worker_name()
         self.should_stop = should_stop
 
@@ -220,19 +221,36 @@ class _Recorder:
     def __call__(
         self, connection: Connection, token: str, reply: ClaimedReply, outcome: Outcome, now: datetime
     ) -> None:
+        try:
+            transition = self._decide(connection, reply, outcome, now)
+            claims.write_transition(connection, token, reply.id, transition)
+            connection.commit()
+        except Exception as error:
+            if database_gone(error):
+                raise  # nothing can be recorded: the run stops and gives its claim back
+            # One bad reply (a policy that raises, a date out of range, a value the database
+            # refuses) must not stop the others: it ends failed, or sent if a recipient already
+            # got it, and is never tried again, so nothing is lost and nothing sent twice.
+            log.exception("deciding or recording the outcome of outbox row %s failed", reply.id)
+            connection.rollback()
+            transition = internal_transition(reply, outcome, error, now)
+            claims.write_transition(connection, token, reply.id, transition)
+            connection.commit()
+        self.report.count(transition)
+        for signal in transition.signals:
+            signal.signal.send(self.outbox, **signal.kwargs)
+
+    def _decide(
+        self, connection: Connection, reply: ClaimedReply, outcome: Outcome, now: datetime
+    ) -> Transition:
         settings = None
         if outcome.failures and reply.profile_id:
             if reply.profile_id not in self._settings:
                 self._settings[reply.profile_id] = retry_settings(connection, reply.profile_id)
             settings = self._settings[reply.profile_id]
-        transition = decide(
+        return decide(
             reply, outcome, settings, policy_names=CATEGORY_POLICIES, find_policy=self._policy, now=now
         )
-        claims.write_transition(connection, token, reply.id, transition)
-        connection.commit()
-        self.report.count(transition)
-        for signal in transition.signals:
-            signal.signal.send(self.outbox, **signal.kwargs)
 
     def _policy(self, name: str) -> RetryPolicy | None:
         policy = self.plugins.policy(name)

@@ -14,6 +14,7 @@ from sqlalchemy import or_, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core.data.models import MediaProfile
+from postroom.core.data.validation import FETCH_INTERVAL
 
 #: The longest a profile in error waits before it is tried again.
 MAX_BACKOFF = timedelta(minutes=5)
@@ -82,10 +83,11 @@ def release_profile(
     profile = session.get(MediaProfile, profile_id, populate_existing=True)
     if profile is None or profile.lease_owner != worker:
         return None  # our lease expired and someone else took it: leave their schedule alone
+    interval = _interval(profile)
     if profile.consecutive_failures <= 0 and started_at is not None:
-        profile.next_fetch_at = max(now, started_at + timedelta(seconds=profile.fetch_interval))
+        profile.next_fetch_at = max(now, started_at + timedelta(seconds=interval))
     else:
-        profile.next_fetch_at = now + backoff(profile.fetch_interval, profile.consecutive_failures)
+        profile.next_fetch_at = now + backoff(interval, profile.consecutive_failures)
     profile.lease_owner = None
     profile.lease_expires_at = None
     return profile.next_fetch_at
@@ -109,11 +111,16 @@ def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, 
     moved = []
     for profile in profiles:
         assert profile.next_fetch_at is not None and profile.last_fetch_at is not None
-        due = max(now, profile.last_fetch_at + timedelta(seconds=profile.fetch_interval))
+        due = max(now, profile.last_fetch_at + timedelta(seconds=_interval(profile)))
         if due < profile.next_fetch_at:
             profile.next_fetch_at = due
             moved.append((profile.name, due))
     return moved
+
+
+def _interval(profile: MediaProfile) -> int:
+    """The profile's fetch interval, pulled into its range: a value typed in SQL must not stop the worker."""
+    return FETCH_INTERVAL.clamp(profile.fetch_interval, f"profile {profile.name!r}")
 
 
 def release_all(session: Session, worker: str) -> int:

@@ -27,6 +27,7 @@ from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
+from postroom.core.data.validation import BATCH_SIZE, LEASE_SECONDS, THREADS
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
@@ -37,6 +38,7 @@ from postroom.core.worker.leases import (
     renew_leases,
     reschedule_to_intervals,
 )
+from postroom.core.worker.outage import DatabaseOutage
 
 log = logging.getLogger("postroom.worker")
 
@@ -97,6 +99,9 @@ class Worker:
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
     ) -> None:
+        THREADS.check(threads)
+        LEASE_SECONDS.check(int(lease.total_seconds()))
+        BATCH_SIZE.check(batch_mails)
         self.app = app
         self.id = worker_id()
         self.threads = threads
@@ -115,6 +120,8 @@ class Worker:
         self.admin_address = admin_address
         self.admin: AdminServer | None = None
         self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
+        #: One log of a database outage for all threads, instead of a traceback from each, each time.
+        self.outage = DatabaseOutage(log, DATABASE_RETRY)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -172,9 +179,11 @@ class Worker:
                     try:
                         self._check_generation()
                         self._schedule(pool, fetcher)
-                    except Exception:
+                        self.outage.succeeded()
+                    except Exception as error:
                         # A database that went away must not end the worker: it comes back.
-                        log.exception("the scheduler could not reach the database; trying again")
+                        if not self.outage.failed(error, "scheduler"):
+                            log.exception("the scheduler failed; trying again")
                         self.stopping.wait(DATABASE_RETRY)
                     self.wake.wait(self.tick)
                 with self.lock:
@@ -209,8 +218,9 @@ class Worker:
             report = fetcher.fetch_profile(profile_id)
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
-        except Exception:
-            log.exception("fetch of profile %s failed unexpectedly", profile_id)
+        except Exception as error:
+            if not self.outage.failed(error, f"fetch of profile {profile_id}"):
+                log.exception("fetch of profile %s failed unexpectedly", profile_id)
             report = FetchReport(str(profile_id), error="internal error")
         finally:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
@@ -223,12 +233,13 @@ class Worker:
             try:
                 with self.app.transaction() as session:
                     next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
-            except Exception:
-                log.exception(
-                    "could not give back the lease of profile %s; it runs out in %d s",
-                    profile_id,
-                    self.lease.total_seconds(),
-                )
+            except Exception as error:
+                if not self.outage.failed(error, f"giving back the lease of profile {profile_id}"):
+                    log.exception(
+                        "could not give back the lease of profile %s; it runs out in %d s",
+                        profile_id,
+                        self.lease.total_seconds(),
+                    )
             finally:
                 self.wake.set()
         self._log_cycle(report, started_at, elapsed, next_at)
@@ -273,8 +284,9 @@ class Worker:
             try:
                 with self.app.transaction() as session:
                     kept = renew_leases(session, self.id, list(held), utcnow(), self.lease)
-            except Exception:
-                log.exception("renewing fetch leases failed; trying again")
+            except Exception as error:
+                if not self.outage.failed(error, "renewing fetch leases"):
+                    log.exception("renewing fetch leases failed; trying again")
                 continue
             with self.lock:
                 # Still the same fetch as before the renewal, so the lease was never given back meanwhile.
@@ -289,15 +301,19 @@ class Worker:
     def _drain_outbox(self) -> None:
         outbox = Outbox(self.app, worker=self.id, should_stop=self.stopping.is_set)
         while not self.stopping.is_set():
+            pause = 1.0
             try:
                 report = outbox.send_due()
-            except Exception:
-                log.exception("outbox cycle failed")
+            except Exception as error:
+                if self.outage.failed(error, "outbox"):
+                    pause = DATABASE_RETRY
+                else:
+                    log.exception("outbox cycle failed")
                 report = None
             busy = report is not None and any(report.as_json().values())
             if busy and report is not None:
                 log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in report.as_json().items() if v))
-            self.stopping.wait(0.05 if busy else 1.0)
+            self.stopping.wait(0.05 if busy else pause)
 
     # --- configuration --------------------------------------------------------------------------
 
