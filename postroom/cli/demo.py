@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from postroom.cli._common import PostroomCommand, echo, print_table
 from postroom.core.contract.errors import UserError
+from postroom.core.data.messages import stored_addresses
 from postroom.core.data.models import Customer, FailedMessageSendInfo, Message, SMessageSendInfo, Ticket
 from postroom.core.data.tickets import ticket_as_json
 from postroom.demo.story import run_demo
@@ -92,7 +93,7 @@ def demo_command(home: Path | None) -> None:
                 [
                     info.id,
                     info.ticket_id,
-                    message.to_addresses,
+                    ", ".join(stored_addresses(message.to_addresses)),
                     info.state,
                     info.attempts,
                     info.next_attempt_at,

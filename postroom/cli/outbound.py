@@ -46,6 +46,16 @@ now_option = click.option(
 )
 
 
+def _addresses(_ctx: click.Context, param: click.Parameter, values: tuple[str, ...]) -> tuple[str, ...]:
+    from postroom.core.mail.addresses import address_problem
+
+    for value in values:
+        problem = address_problem(value.strip())
+        if problem:
+            raise click.BadParameter(f"{value!r} cannot be sent to: {problem}.", param=param)
+    return tuple(value.strip() for value in values)
+
+
 @command(None, "reply")
 @click.argument("ticket_id", type=ROW_ID)
 @click.option("--body", help="The reply text.")
@@ -62,6 +72,20 @@ now_option = click.option(
     type=click.Path(dir_okay=False, path_type=Path),
     help="A file to send with the reply (repeatable).",
 )
+@click.option(
+    "--to",
+    "to",
+    multiple=True,
+    callback=_addresses,
+    help="Send to this address instead of the computed recipients (repeatable).",
+)
+@click.option(
+    "--cc",
+    "cc",
+    multiple=True,
+    callback=_addresses,
+    help="With --to: a copy to this address (repeatable).",
+)
 @now_option
 @json_option
 def reply(
@@ -70,10 +94,18 @@ def reply(
     body_file: Path | None,
     agent_name: str | None,
     attach: tuple[Path, ...],
+    to: tuple[str, ...],
+    cc: tuple[str, ...],
     now: datetime | None,
     as_json: bool,
 ) -> None:
-    """Queue a reply to a ticket's customer; 'postroom send' or the worker sends it."""
+    """Queue a reply to a ticket's customer; 'postroom send' or the worker sends it.
+
+    The reply goes to the answered mail's Reply-To (else its sender), with a copy to its other
+    recipients; an address no server can take is skipped and named. --to/--cc replace them.
+    """
+    if cc and not to:
+        raise UserError("--cc needs at least one --to: the chosen recipients replace the computed ones.")
     if (body is None) == (body_file is None):
         raise UserError("Give the reply text with exactly one of --body or --body-file.")
     if body_file is not None:
@@ -82,14 +114,22 @@ def reply(
         except (OSError, UnicodeDecodeError) as error:
             raise UserError(f"The reply file {str(body_file)!r} cannot be read: {error}.") from error
     app = state().app()
-    cc = contact_center_id(app)
+    center = contact_center_id(app)
     # Not imported for 'postroom send', which never composes.
     from postroom.core.contract.drafts import OutgoingAttachment
     from postroom.core.outbound.compose import queue_reply
 
     attachments = [OutgoingAttachment.from_file(path) for path in attach]
     queued = queue_reply(
-        app, cc, ticket_id, body or "", agent_name=agent_name, now=now, attachments=attachments
+        app,
+        center,
+        ticket_id,
+        body or "",
+        agent_name=agent_name,
+        now=now,
+        attachments=attachments,
+        to=to,
+        cc=cc,
     )
     if as_json:
         print_json(queued.as_json())
@@ -99,6 +139,8 @@ def reply(
         f"Queued reply {queued.send_info_id} on ticket {ticket_id} to {', '.join(queued.to)}{copies} "
         f"through profile {queued.profile_name!r}: {queued.subject}"
     )
+    for skipped in queued.skipped:
+        echo(skipped.sentence)
 
 
 @command(None, "send")

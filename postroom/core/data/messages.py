@@ -43,6 +43,25 @@ def address_roles(from_address: str | None, to: Iterable[str], cc: Iterable[str]
     ]
 
 
+def address_column(addresses: Iterable[str]) -> str:
+    """The ``to_addresses``/``cc_addresses``/``reply_to`` value of addresses: a JSON list."""
+    return json.dumps(list(addresses), ensure_ascii=False)
+
+
+def stored_addresses(value: str | None) -> list[str]:
+    """The addresses of an address column: a JSON list, or (a row stored before issue 11) joined by commas."""
+    if not value:
+        return []
+    if value.startswith("[") and value.endswith("]"):
+        try:
+            found = json.loads(value)
+        except ValueError:
+            found = None
+        if isinstance(found, list) and all(isinstance(a, str) for a in found):
+            return [a for a in found if a]
+    return [a.strip() for a in value.split(",") if a.strip()]
+
+
 def attachment_summary(attachments: Iterable[tuple[str | None, str, int]]) -> str:
     """The ``attachments`` column: a JSON list of ``{"name", "content_type", "size"}``."""
     return json.dumps([{"name": n, "content_type": t, "size": s} for n, t, s in attachments])

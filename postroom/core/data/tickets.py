@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract import events
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.data.columns import fit
+from postroom.core.data.messages import stored_addresses
 from postroom.core.data.models import (
     Campaign,
     Direction,
@@ -326,8 +327,11 @@ def message_as_json(message: Message, profile_names: dict[int, str]) -> dict[str
         "message_id": message.message_id,
         "from": message.from_address,
         "from_name": message.from_name,
-        "to": [a for a in message.to_addresses.split(",") if a],
-        "cc": [a for a in message.cc_addresses.split(",") if a],
+        "to": stored_addresses(message.to_addresses),
+        "cc": stored_addresses(message.cc_addresses),
+        "reply_to": stored_addresses(message.reply_to),
+        # An outgoing reply's recipients left out as unusable: [{"address", "reason"}].
+        "skipped_recipients": json.loads(message.skipped_recipients or "[]"),
         "subject": message.subject,
         "date": message.sent_date.isoformat() if message.sent_date else None,
         "profile": profile_names.get(message.media_profile_id) if message.media_profile_id else None,

@@ -19,6 +19,7 @@ from postroom.core.contract.mail import ParsedMail
 from postroom.core.data.columns import fit
 from postroom.core.data.messages import (
     MailToStore,
+    address_column,
     address_roles,
     attachment_summary,
     new_message,
@@ -274,9 +275,9 @@ class InboundPipeline:
             reference_ids=" ".join(parsed.references) or None,
             from_address=parsed.from_address,
             from_name=parsed.from_name,
-            to_addresses=",".join(parsed.to),
-            cc_addresses=",".join(parsed.cc),
-            reply_to=",".join(parsed.reply_to) or None,
+            to_addresses=address_column(parsed.to),
+            cc_addresses=address_column(parsed.cc),
+            reply_to=address_column(parsed.reply_to) if parsed.reply_to else None,
             subject=parsed.subject,
             sent_date=parsed.date,
             text_body=parsed.text,

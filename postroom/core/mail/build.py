@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 import nh3
 
 from postroom.core.contract.errors import UserError
+from postroom.core.mail.addresses import address_problem, local_text, split_address
 
 if TYPE_CHECKING:
     from postroom.core.contract.drafts import OutgoingDraft
@@ -92,7 +93,9 @@ def quote(answered: Message | None) -> tuple[str, str]:
         return "", ""
     text = (answered.text_body or "").strip() or html_to_text(answered.html_body or "")
     text = text[:QUOTE_LIMIT]
-    sender = formataddr((answered.from_name or "", answered.from_address or ""))
+    name, address = answered.from_name or "", answered.from_address or ""
+    # formataddr refuses an internationalised address (it encodes to ASCII); the quote is text anyway.
+    sender = formataddr((name, address)) if address.isascii() else f"{name} <{address}>".strip()
     when = answered.sent_date or answered.created_at
     intro = f"On {when.strftime('%a, %d %b %Y %H:%M')}, {sender} wrote:" if when else f"{sender} wrote:"
     quote_text = intro + "\n" + "\n".join(f"> {line}".rstrip() for line in text.splitlines())
@@ -135,8 +138,13 @@ def _address(value: str, what: str) -> Address:
     """One bare address, refused when it carries a line break or is not one address."""
     if _LINE_BREAKS.search(value):
         raise UserError(f"The {what} address contains a line break; postroom does not send it.")
+    # Checked here rather than by Address(addr_spec=...), which refuses internationalised local parts.
+    problem = address_problem(value.strip())
+    parts = split_address(value.strip())
+    if problem or parts is None:
+        raise UserError(f"The {what} address {value.strip()!r} is not one valid email address: {problem}.")
     try:
-        return Address(addr_spec=value.strip())
+        return Address(username=local_text(parts[0]), domain=parts[1])
     except (ValueError, IndexError) as error:
         raise UserError(f"The {what} address {value.strip()!r} is not one valid email address.") from error
 

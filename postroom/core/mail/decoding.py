@@ -14,6 +14,8 @@ from collections.abc import Iterable
 from functools import lru_cache
 from typing import NamedTuple
 
+from postroom.core.mail.addresses import MAX_ADDRESS, address_problem
+
 LINEBREAK = re.compile(r"\r\n|\r|\n")
 _ENCODED_WORD = re.compile(r"=\?([^?\s]+)\?([bBqQ])\?([^?]*)\?=")
 _ENCODED_RUN = re.compile(r"=\?[^?\s]+\?[bBqQ]\?[^?]*\?=(?:\s*=\?[^?\s]+\?[bBqQ]\?[^?]*\?=)*")
@@ -21,10 +23,8 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URLSAFE = str.maketrans("-_", "+/")
 _PLACEHOLDER = re.compile(r"\x01(\d+)\x02")
 _COMMENT = re.compile(r"\s*\([^()]*\)")
-#: The longest address a mail server takes (RFC 5321, 4.5.3.1.3: a path of 256 octets with its
-#: angle brackets). A longer one can never be answered; kept, it would fit one database and not
-#: another (an address column holds 255 characters), so the same mail would end two ways.
-MAX_ADDRESS = 254
+# An address longer than MAX_ADDRESS can never be answered; kept, it would fit one database and not
+# another (an address column holds 255 characters), so the same mail would end two ways.
 # Bytes that look like GB2312/EUC text: every 8-bit byte pairs with another in the A1-FE row.
 _EUC_LIKE = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xfe][\xa1-\xfe])*")
 
@@ -225,11 +225,34 @@ def decode_header_value(value: str, hints: Iterable[str] = ()) -> str:
 def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]:
     """(display name, lower-cased address) pairs of an address header, tolerant of broken syntax.
 
-    An address longer than :data:`MAX_ADDRESS` is no address: its pair keeps only the name.
+    An address longer than :data:`MAX_ADDRESS` is no address: its pair keeps only the name. When the
+    header holds something no address can be, each comma-separated entry is read on its own: junk
+    beside an address (``<a@b.example> NOTIFY=SUCCESS``) is dropped, and an entry with an ``@`` but no
+    usable address (``bad@@x``) is kept as written, so that a reply can name what it skipped.
     """
     protected, words = _protect(LINEBREAK.sub("", value), hints)
+    pairs = _decoded(email.utils.getaddresses([protected]), value, hints, words)
+    if not any(addr and address_problem(addr) for _, addr in pairs):
+        return pairs
     pairs = []
-    for name, addr in email.utils.getaddresses([protected]):
+    for entry in _entries(protected):
+        found = _decoded(email.utils.getaddresses([entry]), value, hints, words)
+        usable = [(name, addr) for name, addr in found if addr and not address_problem(addr)]
+        if usable:
+            pairs.extend(usable)
+        elif "@" in entry:
+            bare = entry.rpartition("<")[2].partition(">")[0] if "<" in entry else entry
+            pairs.extend(_decoded([("", bare.strip())], value, hints, words))
+        else:
+            pairs.extend(found)
+    return pairs
+
+
+def _decoded(
+    found: list[tuple[str, str]], value: str, hints: tuple[str, ...], words: list[str]
+) -> list[tuple[str, str]]:
+    pairs = []
+    for name, addr in found:
         name = scrub(_restore(_decode_raw_text(name, hints), words)).strip()
         if "(" in name and '"' not in value:  # "Name (comment) <addr>": the comment is not part of the name
             name = _COMMENT.sub("", name).strip() or name
@@ -239,3 +262,27 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
         if name or addr:
             pairs.append((name, addr))
     return pairs
+
+
+def _entries(value: str) -> list[str]:
+    """The entries of an address header split at its commas outside quotes, comments and angle brackets."""
+    entries, start, depth, quoted, angled, index = [], 0, 0, False, False, 0
+    while index < len(value):
+        char = value[index]
+        if char == "\\":
+            index += 1
+        elif quoted:
+            quoted = char != '"'
+        elif char == '"':
+            quoted = True
+        elif char == "(":
+            depth += 1
+        elif char == ")" and depth:
+            depth -= 1
+        elif not depth and char in "<>":
+            angled = char == "<"
+        elif char == "," and not (depth or angled):
+            entries.append(value[start:index])
+            start = index + 1
+        index += 1
+    return [entry for entry in [*entries, value[start:]] if entry.strip()]

@@ -25,6 +25,7 @@ from postroom.core.data.configuration import profile_mapping
 from postroom.core.data.directory import get_agent
 from postroom.core.data.messages import (
     MailToStore,
+    address_column,
     address_roles,
     attachment_summary,
     new_message,
@@ -34,7 +35,6 @@ from postroom.core.data.models import (
     Agent,
     Campaign,
     Customer,
-    CustomerEmail,
     Direction,
     MediaProfile,
     Message,
@@ -56,6 +56,7 @@ from postroom.core.mail.build import (
     text_to_html,
 )
 from postroom.core.mail.subjects import reply_subject
+from postroom.core.outbound.recipients import Recipients, Skipped, chosen_recipients, reply_recipients
 
 if TYPE_CHECKING:
     from postroom.core.app import Postroom
@@ -75,6 +76,7 @@ class QueuedReply:
     to: list[str]
     cc: list[str]
     subject: str
+    skipped: Sequence[Skipped] = ()
 
     def as_json(self) -> dict[str, Any]:
         """The document ``ticket reply --json`` prints."""
@@ -87,6 +89,7 @@ class QueuedReply:
             "to": self.to,
             "cc": self.cc,
             "subject": self.subject,
+            "skipped": [s.as_json() for s in self.skipped],
         }
 
 
@@ -158,39 +161,6 @@ def answered_message(session: Session, ticket: Ticket) -> Message | None:
     return message
 
 
-def _split(addresses: str | None) -> list[str]:
-    return [a.strip() for a in (addresses or "").split(",") if a.strip()]
-
-
-def reply_recipients(
-    session: Session, ticket: Ticket, answered: Message | None, own: set[str]
-) -> tuple[list[str], list[str]]:
-    """To: the customer (the answered mail's Reply-To, else its sender); Cc: whoever else it went to, minus us."""
-    if answered is not None:
-        to = [a for a in _split(answered.reply_to) if a.lower() not in own]
-        if not to and answered.from_address and answered.from_address.lower() not in own:
-            to = [answered.from_address]
-        seen = {a.lower() for a in to} | own
-        cc = []
-        for address in [*_split(answered.to_addresses), *_split(answered.cc_addresses)]:
-            if address.lower() not in seen:
-                seen.add(address.lower())
-                cc.append(address)
-    else:
-        to, cc = [], []
-    if not to and ticket.customer_id is not None:
-        first = session.scalar(
-            select(CustomerEmail.address)
-            .where(CustomerEmail.customer_id == ticket.customer_id)
-            .order_by(CustomerEmail.id)
-            .limit(1)
-        )
-        to = [first] if first else []
-    if not to:
-        raise UserError(f"Ticket {ticket.id} has no customer address to reply to.")
-    return to, cc
-
-
 def new_message_id(ticket_id: int, from_address: str) -> str:
     """A Message-ID in the domain of the send-from address, unique to this reply (bare, no brackets)."""
     domain = from_address.rpartition("@")[2].strip().lower() or "postroom.invalid"
@@ -212,11 +182,16 @@ def draft_reply(
     agent: Agent | None = None,
     now: datetime | None = None,
     automatic: bool = False,
-) -> tuple[OutgoingDraft, MediaProfile]:
-    """The draft of a reply on ``ticket`` before plugins adjust it, and the profile it goes out through."""
+    chosen: Recipients | None = None,
+) -> tuple[OutgoingDraft, MediaProfile, list[Skipped]]:
+    """The draft of a reply on ``ticket`` before plugins adjust it, the profile it goes out through,
+    and the answered mail's addresses left out (none when the recipients are ``chosen``)."""
     profile = outgoing_profile(session, ticket)
     answered = answered_message(session, ticket)
-    to, cc = reply_recipients(session, ticket, answered, own_addresses(session, ticket.contact_center_id))
+    recipients = chosen or reply_recipients(
+        session, ticket, answered, own_addresses(session, ticket.contact_center_id)
+    )
+    to, cc = recipients.to, recipients.cc
     customer = session.get(Customer, ticket.customer_id) if ticket.customer_id else None
     campaign = session.get(Campaign, ticket.campaign_id)
     in_reply_to = answered.message_id if answered else None
@@ -249,7 +224,7 @@ def draft_reply(
         signature_position=profile.signature_position or "before",
         automatic=automatic,
     )
-    return draft, profile
+    return draft, profile, recipients.skipped
 
 
 def compose_reply(
@@ -262,17 +237,20 @@ def compose_reply(
     now: datetime | None = None,
     automatic: bool = False,
     attachments: Sequence[OutgoingAttachment] = (),
+    chosen: Recipients | None = None,
 ) -> QueuedReply:
     """Compose a reply and add it to the outbox within ``session``; the caller commits.
 
     The reply is an outbound message on the ticket (its raw bytes kept) plus its
-    ``s_message_send_info`` row, due at once.
+    ``s_message_send_info`` row, due at once. It goes to the ``chosen`` recipients if given.
     """
     if ticket.state == TicketState.MERGED:
         raise UserError(f"Ticket {ticket.id} was merged into ticket {ticket.merged_into_id}; reply there.")
     if not body.strip():
         raise UserError("A reply needs a body.")
-    draft, profile = draft_reply(session, ticket, body, agent=agent, now=now, automatic=automatic)
+    draft, profile, skipped = draft_reply(
+        session, ticket, body, agent=agent, now=now, automatic=automatic, chosen=chosen
+    )
     draft.attachments.extend(attachments)
     plugins.compose_outgoing(draft, ticket, profile)
     raw = build_message(draft).as_bytes()
@@ -289,9 +267,12 @@ def compose_reply(
         reference_ids=" ".join(draft.references) or None,
         from_address=draft.from_address,
         from_name=draft.from_name,
-        to_addresses=",".join(draft.to),
-        cc_addresses=",".join(draft.cc),
-        reply_to=draft.reply_to,
+        to_addresses=address_column(draft.to),
+        cc_addresses=address_column(draft.cc),
+        reply_to=address_column([draft.reply_to]) if draft.reply_to else None,
+        skipped_recipients=json.dumps([s.as_json() for s in skipped], ensure_ascii=False)
+        if skipped
+        else None,
         subject=header_text(draft.subject),
         sent_date=draft.date,
         is_auto_reply=draft.automatic,
@@ -326,6 +307,7 @@ def compose_reply(
         to=draft.to,
         cc=draft.cc,
         subject=message.subject,
+        skipped=skipped,
     )
 
 
@@ -339,8 +321,14 @@ def queue_reply(
     now: datetime | None = None,
     automatic: bool = False,
     attachments: Sequence[OutgoingAttachment] = (),
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
 ) -> QueuedReply:
-    """Compose a reply on a ticket and commit it to the outbox before returning; signals ``reply-queued``."""
+    """Compose a reply on a ticket and commit it to the outbox before returning; signals ``reply-queued``.
+
+    Given ``to`` (and ``cc``), the reply goes to those addresses instead of the computed ones.
+    """
+    chosen = chosen_recipients(to, cc) if to or cc else None
     with app.transaction() as session:
         ticket = get_ticket(session, contact_center_id, ticket_id)
         agent = get_agent(session, contact_center_id, agent_name) if agent_name else None
@@ -353,6 +341,7 @@ def queue_reply(
             now=now,
             automatic=automatic,
             attachments=attachments,
+            chosen=chosen,
         )
     events.emit(
         events.reply_queued,

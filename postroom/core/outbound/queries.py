@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from postroom.core.data.messages import stored_addresses
 from postroom.core.data.models import FailedMessageSendInfo, Message, SMessageSendInfo
 from postroom.core.data.profiles import profile_names
 
@@ -44,7 +45,7 @@ def _outbox_row(row: SMessageSendInfo, message: Message, names: dict[int, str]) 
         "ticket_id": row.ticket_id,
         "profile": names.get(row.media_profile_id) if row.media_profile_id else None,
         "message_id": row.message_id,
-        "to": [a for a in [*message.to_addresses.split(","), *message.cc_addresses.split(",")] if a],
+        "to": [*stored_addresses(message.to_addresses), *stored_addresses(message.cc_addresses)],
         "pending": json.loads(row.pending_recipients or "[]"),
         "state": row.state,
         "attempts": row.attempts,

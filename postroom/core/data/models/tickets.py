@@ -93,9 +93,13 @@ class Message(Base):
     reference_ids: Mapped[str | None] = mapped_column(Text)
     from_address: Mapped[str | None]
     from_name: Mapped[str | None] = mapped_column(Text)
+    #: To, Cc and Reply-To: JSON lists of bare addresses (an address may hold a comma). Rows stored
+    #: before issue 11 hold them joined by commas; ``data/messages.py:stored_addresses`` reads both.
     to_addresses: Mapped[str] = mapped_column(Text, default="")
     cc_addresses: Mapped[str] = mapped_column(Text, default="")
     reply_to: Mapped[str | None] = mapped_column(Text)
+    #: An outgoing reply's recipients left out as unusable: JSON list of {"address", "reason"}.
+    skipped_recipients: Mapped[str | None] = mapped_column(Text)
     subject: Mapped[str] = mapped_column(Text, default="")
     sent_date: Mapped[datetime | None]
     is_auto_reply: Mapped[bool] = mapped_column(Boolean, default=False)
