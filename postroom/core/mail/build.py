@@ -127,8 +127,9 @@ def assemble_html(draft: OutgoingDraft) -> str:
 
 
 def header_text(value: str) -> str:
-    """Free text (subject, display names): line breaks folded to blanks, never passed through."""
-    return " ".join(_LINE_BREAKS.sub(" ", value).split())
+    """Free text (subject, display names): line breaks folded to blanks, never passed through; NUL
+    removed (no header may carry one, RFC 5322, and the customer's server may cut the mail there)."""
+    return " ".join(_LINE_BREAKS.sub(" ", value.replace("\x00", "")).split())
 
 
 def _address(value: str, what: str) -> Address:
