@@ -53,6 +53,8 @@ def _headers_are_single_lines(raw: bytes) -> None:
 @example(subject="", text="", from_name=None, to=["a@b.example\r\nBcc: x@evil.example"], cc=[],
          reply_to=None, headers={"X-Ticket": "1\r\nBcc: x@evil.example"}, filename="a\r\nb.pdf",
          content_type="text/plain\r\nX: y")
+@example(subject="", text="", from_name=None, to=[":"], cc=[], reply_to=None, headers={}, filename=None,
+         content_type="")  # was a HeaderParseError traceback, not a sentence
 def test_any_draft_builds_a_mail_whose_headers_carry_no_line_break_and_that_parses_back(
     subject: str, text: str, from_name: str | None, to: list[str], cc: list[str], reply_to: str | None,
     headers: dict[str, str], filename: str | None, content_type: str,

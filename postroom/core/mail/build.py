@@ -6,6 +6,7 @@ import email.policy
 import html
 import re
 from collections.abc import Iterable
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -138,7 +139,7 @@ def _address(value: str, what: str) -> Address:
         raise UserError(f"The {what} address contains a line break; postroom does not send it.")
     try:
         return Address(addr_spec=value.strip())
-    except (ValueError, IndexError) as error:
+    except (ValueError, IndexError, HeaderParseError) as error:  # the parser's own error is no ValueError
         raise UserError(f"The {what} address {value.strip()!r} is not one valid email address.") from error
 
 
