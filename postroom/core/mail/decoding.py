@@ -21,6 +21,8 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URLSAFE = str.maketrans("-_", "+/")
 _PLACEHOLDER = re.compile(r"\x01(\d+)\x02")
 _COMMENT = re.compile(r"\s*\([^()]*\)")
+#: An address as plain text, for a header the stdlib cannot read at all.
+_BARE_ADDRESS = re.compile(r"[^\s<>,;:\"()]+@[^\s<>,;:\"()]+")
 #: The longest address a mail server takes (RFC 5321, 4.5.3.1.3: a path of 256 octets with its
 #: angle brackets). A longer one can never be answered; kept, it would fit one database and not
 #: another (an address column holds 255 characters), so the same mail would end two ways.
@@ -228,8 +230,12 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
     An address longer than :data:`MAX_ADDRESS` is no address: its pair keeps only the name.
     """
     protected, words = _protect(LINEBREAK.sub("", value), hints)
+    try:
+        found = email.utils.getaddresses([protected])
+    except RecursionError:  # the stdlib reads each nested group ("g:g:g:...") one call deeper
+        found = [("", addr) for addr in _BARE_ADDRESS.findall(protected)]
     pairs = []
-    for name, addr in email.utils.getaddresses([protected]):
+    for name, addr in found:
         name = scrub(_restore(_decode_raw_text(name, hints), words)).strip()
         if "(" in name and '"' not in value:  # "Name (comment) <addr>": the comment is not part of the name
             name = _COMMENT.sub("", name).strip() or name
