@@ -63,6 +63,7 @@ def _attachment_mail(from_name: str) -> tuple[bytes, EmailMessage, dict[str, obj
 # Found by the long run: the stdlib folds this name into two encoded words and drops the blank
 # between them (RFC 2047 ignores blanks between words; the stdlib's own reader puts one back).
 @example(_attachment_mail("00000000" + "\xa0" * 13 + "\u0800" * 3 + " \xa1"))
+@example(_attachment_mail("\xa1()"))  # the parentheses inside the encoded word were cut as a comment
 def test_a_well_formed_mail_parses_and_its_fields_round_trip(
     mail: tuple[bytes, EmailMessage, dict[str, object]],
 ) -> None:

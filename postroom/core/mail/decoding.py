@@ -235,10 +235,12 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
     except RecursionError:  # the stdlib reads each nested group ("g:g:g:...") one call deeper
         found = [("", addr) for addr in _BARE_ADDRESS.findall(protected)]
     pairs = []
-    for name, addr in found:
-        name = scrub(_restore(_decode_raw_text(name, hints), words)).strip()
-        if "(" in name and '"' not in value:  # "Name (comment) <addr>": the comment is not part of the name
-            name = _COMMENT.sub("", name).strip() or name
+    for raw_name, addr in found:
+        # "Name (comment) <addr>": the comment is not part of the name. Looked for before the encoded
+        # words are put back, so that parentheses inside one ("=?utf-8?q?=C2=A1=28=29?=") are kept.
+        if "(" in raw_name and '"' not in value:
+            raw_name = _COMMENT.sub("", raw_name).strip() or raw_name
+        name = scrub(_restore(_decode_raw_text(raw_name, hints), words)).strip()
         addr = scrub(_restore(_decode_raw_text(addr, hints), words)).strip().lower()
         if len(addr) > MAX_ADDRESS:
             addr = ""
