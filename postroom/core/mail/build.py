@@ -6,6 +6,7 @@ import email.policy
 import html
 import re
 from collections.abc import Iterable
+from email.errors import HeaderParseError
 from email.headerregistry import Address
 from email.message import EmailMessage
 from email.utils import format_datetime, formataddr
@@ -130,8 +131,9 @@ def assemble_html(draft: OutgoingDraft) -> str:
 
 
 def header_text(value: str) -> str:
-    """Free text (subject, display names): line breaks folded to blanks, never passed through."""
-    return " ".join(_LINE_BREAKS.sub(" ", value).split())
+    """Free text (subject, display names): line breaks folded to blanks, never passed through; NUL
+    removed (no header may carry one, RFC 5322, and the customer's server may cut the mail there)."""
+    return " ".join(_LINE_BREAKS.sub(" ", value.replace("\x00", "")).split())
 
 
 def _address(value: str, what: str) -> Address:
@@ -145,7 +147,7 @@ def _address(value: str, what: str) -> Address:
         raise UserError(f"The {what} address {value.strip()!r} is not one valid email address: {problem}.")
     try:
         return Address(username=local_text(parts[0]), domain=parts[1])
-    except (ValueError, IndexError) as error:
+    except (ValueError, IndexError, HeaderParseError) as error:  # the parser's own error is no ValueError
         raise UserError(f"The {what} address {value.strip()!r} is not one valid email address.") from error
 
 

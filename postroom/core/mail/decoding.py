@@ -23,8 +23,8 @@ _NOT_BASE64 = re.compile(r"[^A-Za-z0-9+/]")
 _URLSAFE = str.maketrans("-_", "+/")
 _PLACEHOLDER = re.compile(r"\x01(\d+)\x02")
 _COMMENT = re.compile(r"\s*\([^()]*\)")
-# An address longer than MAX_ADDRESS can never be answered; kept, it would fit one database and not
-# another (an address column holds 255 characters), so the same mail would end two ways.
+#: An address as plain text, for a header the stdlib cannot read at all.
+_BARE_ADDRESS = re.compile(r"[^\s<>,;:\"()]+@[^\s<>,;:\"()]+")
 # Bytes that look like GB2312/EUC text: every 8-bit byte pairs with another in the A1-FE row.
 _EUC_LIKE = re.compile(rb"(?:[\x00-\x7f]|[\xa1-\xfe][\xa1-\xfe])*")
 
@@ -231,12 +231,12 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
     usable address (``bad@@x``) is kept as written, so that a reply can name what it skipped.
     """
     protected, words = _protect(LINEBREAK.sub("", value), hints)
-    pairs = _decoded(email.utils.getaddresses([protected]), value, hints, words)
+    pairs = _decoded(_getaddresses(protected), value, hints, words)
     if not any(addr and address_problem(addr) for _, addr in pairs):
         return pairs
     pairs = []
     for entry in _entries(protected):
-        found = _decoded(email.utils.getaddresses([entry]), value, hints, words)
+        found = _decoded(_getaddresses(entry), value, hints, words)
         usable = [(name, addr) for name, addr in found if addr and not address_problem(addr)]
         if usable:
             pairs.extend(usable)
@@ -248,14 +248,24 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
     return pairs
 
 
+def _getaddresses(text: str) -> list[tuple[str, str]]:
+    """The stdlib's reading of an address header, or its bare addresses where the stdlib cannot read it."""
+    try:
+        return email.utils.getaddresses([text])
+    except RecursionError:  # the stdlib reads each nested group ("g:g:g:...") one call deeper
+        return [("", addr) for addr in _BARE_ADDRESS.findall(text)]
+
+
 def _decoded(
     found: list[tuple[str, str]], value: str, hints: tuple[str, ...], words: list[str]
 ) -> list[tuple[str, str]]:
     pairs = []
-    for name, addr in found:
-        name = scrub(_restore(_decode_raw_text(name, hints), words)).strip()
-        if "(" in name and '"' not in value:  # "Name (comment) <addr>": the comment is not part of the name
-            name = _COMMENT.sub("", name).strip() or name
+    for raw_name, addr in found:
+        # "Name (comment) <addr>": the comment is not part of the name. Looked for before the encoded
+        # words are put back, so that parentheses inside one ("=?utf-8?q?=C2=A1=28=29?=") are kept.
+        if "(" in raw_name and '"' not in value:
+            raw_name = _COMMENT.sub("", raw_name).strip() or raw_name
+        name = scrub(_restore(_decode_raw_text(raw_name, hints), words)).strip()
         addr = scrub(_restore(_decode_raw_text(addr, hints), words)).strip().lower()
         if len(addr) > MAX_ADDRESS:
             addr = ""
