@@ -231,8 +231,11 @@ def parse_addresses(value: str, hints: tuple[str, ...]) -> list[tuple[str, str]]
     usable address (``bad@@x``) is kept as written, so that a reply can name what it skipped.
     """
     protected, words = _protect(LINEBREAK.sub("", value), hints)
-    pairs = _decoded(_getaddresses(protected), value, hints, words)
-    if not any(addr and address_problem(addr) for _, addr in pairs):
+    found = _getaddresses(protected)
+    pairs = _decoded(found, value, hints, words)
+    # An empty pair is the stdlib's "could not read this" (since the fix of CVE-2023-27043, which
+    # Debian's 3.11 has and others not yet, it gives nothing else for the whole header).
+    if all(name or addr for name, addr in found) and not any(addr and address_problem(addr) for _, addr in pairs):
         return pairs
     pairs = []
     for entry in _entries(protected):
