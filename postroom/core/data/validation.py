@@ -3,26 +3,23 @@
 from __future__ import annotations
 
 import logging
-import re
 from dataclasses import dataclass
 
 from postroom.core.contract.errors import UserError
+from postroom.core.mail.addresses import address_problem
 
 log = logging.getLogger(__name__)
 
-# A pragmatic addr-spec check: one @, a non-empty local part, a dotted or bracketed domain, no
-# whitespace or header-breaking characters. Full RFC 5322 grammar would accept what no MTA sends.
-_ADDRESS_RE = re.compile(
-    r"^(?:\"[^\"\r\n]*\"|[^@\s<>(),;:\"\[\]\\]+)"  # a quoted or a plain local part
-    r"@(?:[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?\.)*[A-Za-z0-9-]+$"
-)
-
-
 def check_address(value: str, field: str) -> str:
-    """Return the address stripped, or refuse it naming the field."""
+    """Return the address stripped, or refuse it naming the field.
+
+    What an address is, is :func:`postroom.core.mail.addresses.address_problem`'s to say: the
+    addresses an operator types are held to the same rule as those a reply is sent to.
+    """
     address = value.strip()
-    if not _ADDRESS_RE.match(address):
-        raise UserError(f"The {field} {value!r} is not an email address.")
+    problem = address_problem(address)
+    if problem is not None:
+        raise UserError(f"The {field} {value!r} is not an email address: {problem}.")
     return address
 
 
