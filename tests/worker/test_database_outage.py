@@ -16,10 +16,10 @@ from sqlalchemy.exc import OperationalError
 from postroom.core.app import Postroom
 from postroom.core.worker.outage import DatabaseOutage
 from tests.servers.dovecot import Dovecot
+from tests.servers.tcp_proxy import TcpProxy
 from tests.support.cli import Cli
 from tests.support.desk import Desk, add_dovecot_profile
 from tests.support.mail import numbered_mail
-from tests.worker.tcp_proxy import TcpProxy
 from tests.worker.workers import Workers, stored_counts, wait_until
 
 #: How long the database stays away: the scheduler, the outbox, the lease renewer and the fetches
