@@ -188,8 +188,9 @@ class PluginHost:
     def compose_outgoing(self, draft: OutgoingDraft, ticket: Ticket, profile: MediaProfile) -> None:
         self.pm.hook.postroom_compose_outgoing(draft=draft, ticket=ticket, profile=profile)
 
-    def access_token(self, profile: MediaProfile) -> str | None:
-        result: str | None = self.pm.hook.postroom_get_access_token(profile=profile)
+    def access_token(self, profile: MediaProfile, server: str = "incoming") -> str | None:
+        """The token a ``postroom_get_access_token`` hook gives for the ``incoming`` or ``outgoing`` server."""
+        result: str | None = self.pm.hook.postroom_get_access_token(profile=profile, server=server)
         return result
 
     def register_commands(self, cli: click.Group) -> None:

@@ -24,6 +24,9 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
 
+#: How a profile logs in to its outgoing server (``MediaProfile.outgoing_login``); the first is the default.
+OUTGOING_LOGINS = ("same", "password", "token", "none")
+
 
 class MediaProfile(Base):
     """An email media profile: a mailbox and its outgoing server.
@@ -61,6 +64,13 @@ class MediaProfile(Base):
     outgoing_port: Mapped[int | None]
     send_protocol: Mapped[str] = mapped_column(String(32), default=NO_PROTOCOL)
     outgoing_folder: Mapped[str | None] = mapped_column(String(1024))
+    #: How the outgoing server is logged in to (``OUTGOING_LOGINS``): ``same`` as the incoming
+    #: server, its own ``password``, an access ``token``, or ``none`` (a relay without AUTH).
+    outgoing_login: Mapped[str] = mapped_column(String(16), default="same", server_default="same")
+    #: The outgoing server's own user (``password``; for ``token`` the mailbox, else the incoming user).
+    outgoing_username: Mapped[str | None]
+    #: Fernet token of the outgoing server's own password (``password`` mode only); never shown.
+    outgoing_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     reply_to_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     reply_to_address: Mapped[str | None]
