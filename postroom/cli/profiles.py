@@ -33,7 +33,8 @@ def profile_group() -> None:
 def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
         click.option(
-            "--username", help="Login name on the incoming server (and the outgoing one, outgoing login 'same')."
+            "--username",
+            help="Login name on the incoming server (and the outgoing one, outgoing login 'same').",
         ),
         click.option(
             "--password-stdin", is_flag=True, help="Read the password from one line of standard input."

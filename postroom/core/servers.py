@@ -14,7 +14,7 @@ from postroom.core.contract.protocols import (
     SendFailure,
 )
 from postroom.core.data.models import MediaProfile
-from postroom.core.data.models.profiles import OUTGOING_LOGINS
+from postroom.core.data.models.profiles import OUTGOING_LOGINS, OutgoingLogin
 from postroom.core.data.secrets import decrypt_password
 from postroom.core.plugin_host import PluginHost
 
@@ -67,16 +67,16 @@ def _outgoing_login(profile: MediaProfile, plugins: PluginHost) -> _Login:
     ``token``: a token the hook must give, for ``outgoing_username`` (else ``username``);
     ``none``: no login at all, for a relay that takes mail without AUTH.
     """
-    mode = profile.outgoing_login or "same"
-    if mode == "same":
+    mode = profile.outgoing_login or OutgoingLogin.SAME.value
+    if mode == OutgoingLogin.SAME:
         return _Login(
             profile.username,
             decrypt_password(profile.password_encrypted),
             plugins.access_token(profile, "outgoing"),
         )
-    if mode == "password":
+    if mode == OutgoingLogin.PASSWORD:
         return _Login(profile.outgoing_username, decrypt_password(profile.outgoing_password_encrypted))
-    if mode == "token":
+    if mode == OutgoingLogin.TOKEN:
         token = plugins.access_token(profile, "outgoing")
         if not token:
             raise SendFailure(
@@ -85,7 +85,7 @@ def _outgoing_login(profile: MediaProfile, plugins: PluginHost) -> _Login:
                 kind="auth",
             )
         return _Login(profile.outgoing_username or profile.username, access_token=token)
-    if mode == "none":
+    if mode == OutgoingLogin.NONE:
         return _Login(None)
     raise SendFailure(
         f"Profile {profile.name!r} has outgoing login {mode!r}, which is not one of: "
@@ -232,6 +232,10 @@ def _check_outgoing(profile: MediaProfile, plugins: PluginHost) -> CheckResult:
         return CheckResult("outgoing", False, str(error))
     where = _where(settings, profile.send_protocol)
     if settings.host and not (settings.username or settings.password or settings.access_token):
-        return CheckResult("outgoing", True, f"connected to {where} without a login (outgoing login 'none')")
+        return CheckResult(
+            "outgoing",
+            True,
+            f"connected to {where} without a login (outgoing login {OutgoingLogin.NONE.value!r})",
+        )
     token = " with an access token" if settings.access_token else ""
     return CheckResult("outgoing", True, f"logged in to {where}{token}")

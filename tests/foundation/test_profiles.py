@@ -340,7 +340,10 @@ def test_plaintext_login_is_off_by_default_and_profile_show_warns_while_it_is_on
 @pytest.mark.parametrize(
     ("args", "message"),
     [
-        (["--outgoing-login", "oauth"], "'oauth' is not an outgoing login; choose one of: same, password, token, none."),
+        (
+            ["--outgoing-login", "oauth"],
+            "'oauth' is not an outgoing login; choose one of: same, password, token, none.",
+        ),
         (
             ["--outgoing-login", "password"],
             "Outgoing login 'password' of profile 'p1' needs an outgoing username.",
@@ -382,7 +385,11 @@ def test_the_outgoing_login_defaults_to_same_and_each_mode_keeps_only_what_it_us
         with app.transaction() as session:
             profile = session.scalar(select(MediaProfile))
             assert profile is not None
-            return profile.outgoing_login, profile.outgoing_username, profile.outgoing_password_encrypted is not None
+            return (
+                profile.outgoing_login,
+                profile.outgoing_username,
+                profile.outgoing_password_encrypted is not None,
+            )
 
     postroom_cli.ok("profile", "add", "p1", *SMTP_IMAP, "--password-stdin", input="mailbox-pw\n")
     assert stored() == ("same", None, False)

@@ -24,7 +24,7 @@ from postroom.core.data.models import (
     queue_media_profile,
     utcnow,
 )
-from postroom.core.data.models.profiles import OUTGOING_LOGINS
+from postroom.core.data.models.profiles import OUTGOING_LOGINS, OutgoingLogin
 from postroom.core.data.secrets import encrypt_password
 from postroom.core.data.validation import check_address, check_port, check_single_line
 from postroom.core.plugin_host import PluginHost
@@ -176,16 +176,21 @@ def _apply_outgoing_login(profile: MediaProfile, values: dict[str, Any]) -> None
     """The outgoing server's login (issue 17): its mode, and the user and password only ``password``
     (and, for the user, ``token``) uses; what a mode does not use is refused if given, else cleared,
     so no stale secret stays behind a mode that ignores it."""
-    if "outgoing_login" in values:
-        mode = values["outgoing_login"]
-        if mode not in OUTGOING_LOGINS:
-            raise UserError(f"{mode!r} is not an outgoing login; choose one of: {', '.join(OUTGOING_LOGINS)}.")
-        profile.outgoing_login = mode
-    mode = profile.outgoing_login or OUTGOING_LOGINS[0]
+    mode = values.get("outgoing_login", profile.outgoing_login) or OutgoingLogin.SAME.value
+    if mode not in OUTGOING_LOGINS:
+        # Given, or typed in SQL (then every change of the profile says how to repair it).
+        raise UserError(f"{mode!r} is not an outgoing login; choose one of: {', '.join(OUTGOING_LOGINS)}.")
+    profile.outgoing_login = mode
     username = values.get("outgoing_username")
     password = values.get("outgoing_password")
-    uses = {"same": (), "none": (), "token": ("username",), "password": ("username", "password")}[mode]
-    for what, value, modes in (("username", username, "'password' or 'token'"), ("password", password, "'password'")):
+    uses: tuple[str, ...] = {
+        OutgoingLogin.TOKEN: ("username",),
+        OutgoingLogin.PASSWORD: ("username", "password"),
+    }.get(OutgoingLogin(mode), ())
+    for what, value, modes in (
+        ("username", username, "'password' or 'token'"),
+        ("password", password, "'password'"),
+    ):
         if value and what not in uses:
             raise UserError(
                 f"An outgoing {what} is used only with outgoing login {modes}; "
@@ -199,9 +204,9 @@ def _apply_outgoing_login(profile: MediaProfile, values: dict[str, Any]) -> None
         profile.outgoing_username = None
     if "password" not in uses:
         profile.outgoing_password_encrypted = None
-    if mode == "password" and not profile.outgoing_username:
+    if mode == OutgoingLogin.PASSWORD and not profile.outgoing_username:
         raise UserError(f"Outgoing login 'password' of profile {profile.name!r} needs an outgoing username.")
-    if mode == "password" and profile.outgoing_password_encrypted is None:
+    if mode == OutgoingLogin.PASSWORD and profile.outgoing_password_encrypted is None:
         raise UserError(f"Outgoing login 'password' of profile {profile.name!r} needs an outgoing password.")
 
 
@@ -251,7 +256,7 @@ def create_profile(
         fetch_interval=10,
         tls_verify=True,
         allow_plaintext_login=False,
-        outgoing_login=OUTGOING_LOGINS[0],
+        outgoing_login=OutgoingLogin.SAME.value,
         delete_on_fetch=False,
         reply_to_enabled=False,
         signature_position="before",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -24,8 +25,22 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
 
-#: How a profile logs in to its outgoing server (``MediaProfile.outgoing_login``); the first is the default.
-OUTGOING_LOGINS = ("same", "password", "token", "none")
+
+class OutgoingLogin(StrEnum):
+    """How a profile logs in to its outgoing server (``MediaProfile.outgoing_login``, issue 17)."""
+
+    #: The incoming server's login (the default, and what profiles did before issue 17).
+    SAME = "same"
+    #: The outgoing server's own user and password.
+    PASSWORD = "password"
+    #: An access token from ``postroom_get_access_token`` (asked with ``server="outgoing"``).
+    TOKEN = "token"
+    #: No login at all: a relay that takes mail without AUTH.
+    NONE = "none"
+
+
+#: The outgoing logins' names, the default first.
+OUTGOING_LOGINS: tuple[str, ...] = tuple(login.value for login in OutgoingLogin)
 
 
 class MediaProfile(Base):
@@ -66,7 +81,9 @@ class MediaProfile(Base):
     outgoing_folder: Mapped[str | None] = mapped_column(String(1024))
     #: How the outgoing server is logged in to (``OUTGOING_LOGINS``): ``same`` as the incoming
     #: server, its own ``password``, an access ``token``, or ``none`` (a relay without AUTH).
-    outgoing_login: Mapped[str] = mapped_column(String(16), default="same", server_default="same")
+    outgoing_login: Mapped[str] = mapped_column(
+        String(16), default=OutgoingLogin.SAME.value, server_default=OutgoingLogin.SAME.value
+    )
     #: The outgoing server's own user (``password``; for ``token`` the mailbox, else the incoming user).
     outgoing_username: Mapped[str | None]
     #: Fernet token of the outgoing server's own password (``password`` mode only); never shown.
