@@ -7,6 +7,7 @@ token for the outgoing server only, and what a login against a server without AU
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import pytest
@@ -125,8 +126,13 @@ def test_a_login_to_a_server_without_auth_is_one_sentence_naming_outgoing_login_
 
 
 def test_an_outgoing_server_with_its_own_login_accepts_mode_password_and_refuses_the_incoming_login(
-    app: Postroom, postroom_cli: Cli, dovecot: Dovecot, smtp_servers: SmtpServers
+    app: Postroom,
+    postroom_cli: Cli,
+    dovecot: Dovecot,
+    smtp_servers: SmtpServers,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
+    caplog.set_level(logging.DEBUG)
     smtp = smtp_servers.starttls
     mailbox_user, mailbox_password = dovecot.new_user("split")
     postroom_cli.ok(
@@ -188,6 +194,7 @@ def test_an_outgoing_server_with_its_own_login_accepts_mode_password_and_refuses
     )
     [received] = smtp_servers.received("starttls")
     assert (received.tls, received.login) == (True, SMTP_USERNAME)
+    assert SMTP_PASSWORD not in caplog.text and mailbox_password not in caplog.text
 
     # The mailbox's own login is not the outgoing server's: with 'same' that server refuses it.
     postroom_cli.ok("profile", "modify", "support", "--outgoing-login", "same")
