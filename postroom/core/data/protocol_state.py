@@ -21,6 +21,8 @@ def save_state(session: Session, profile_id: int, protocol: str, state: str) -> 
     """Keep ``state`` for the next cycle (in the caller's transaction, which commits it)."""
     row = session.get(ProtocolState, (profile_id, protocol))
     if row is None:
-        session.add(ProtocolState(media_profile_id=profile_id, protocol=protocol, state=state, updated_at=utcnow()))
+        session.add(
+            ProtocolState(media_profile_id=profile_id, protocol=protocol, state=state, updated_at=utcnow())
+        )
     else:
         row.state, row.updated_at = state, utcnow()

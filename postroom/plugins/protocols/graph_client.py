@@ -102,7 +102,13 @@ def _network_cause(error: BaseException) -> OSError | None:
         reason = getattr(current, "reason", None)
         if isinstance(reason, BaseException):
             stack.append(reason)
-    for kind in (ssl.SSLCertVerificationError, ssl.SSLError, socket.gaierror, ConnectionRefusedError, TimeoutError):
+    for kind in (
+        ssl.SSLCertVerificationError,
+        ssl.SSLError,
+        socket.gaierror,
+        ConnectionRefusedError,
+        TimeoutError,
+    ):
         for candidate in found:
             if isinstance(candidate, kind):
                 return candidate
@@ -133,7 +139,9 @@ class GraphClient:
         self.session = requests.Session()
         self.session.headers["Authorization"] = f"Bearer {settings.access_token}"
         self.session.headers["Prefer"] = IMMUTABLE_IDS
-        self.session.verify = settings.tls_verify
+        # Per request, not on the session: requests lets $REQUESTS_CA_BUNDLE/$CURL_CA_BUNDLE override a
+        # session's verify=False, but never a request's.
+        self._verify: bool | None = None if settings.tls_verify else False
 
     def close(self) -> None:
         self.session.close()
@@ -157,7 +165,12 @@ class GraphClient:
         while True:
             try:
                 response = self.session.request(
-                    method, url, headers=dict(headers or {}), timeout=self.settings.timeout, **kwargs
+                    method,
+                    url,
+                    headers=dict(headers or {}),
+                    timeout=self.settings.timeout,
+                    verify=self._verify,
+                    **kwargs,
                 )
             except requests.RequestException as error:
                 raise self._network_failure(error) from error
@@ -183,7 +196,9 @@ class GraphClient:
         try:
             document = response.json()
         except ValueError as error:
-            raise ProtocolError(f"{self.where()} answered with something that is not JSON.", "protocol") from error
+            raise ProtocolError(
+                f"{self.where()} answered with something that is not JSON.", "protocol"
+            ) from error
         if not isinstance(document, dict):
             raise ProtocolError(f"{self.where()} answered with an unexpected JSON document.", "protocol")
         return document
@@ -220,5 +235,8 @@ class GraphClient:
             )
         if error.status in THROTTLED:
             wait = f", asking to wait {error.retry_after:.0f} s" if error.retry_after is not None else ""
-            return ProtocolError(f"{self.where()} throttled profile {self.settings.profile_name!r} while {doing}{wait}.", "connection")
+            return ProtocolError(
+                f"{self.where()} throttled profile {self.settings.profile_name!r} while {doing}{wait}.",
+                "connection",
+            )
         return ProtocolError(f"{self.where()} failed while {doing}: {error.status} {error}.", error.kind)

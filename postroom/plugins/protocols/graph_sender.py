@@ -116,7 +116,9 @@ class GraphSender(Sender):
     def _send_large(self, raw: bytes) -> None:
         skeleton, attachments = split_attachments(raw)
         if len(skeleton) * 4 // 3 + 4 > MIME_LIMIT:
-            raise GraphError(413, "ErrorMessageSizeExceeded", "the mail without its attachments is over 4 MB", "protocol")
+            raise GraphError(
+                413, "ErrorMessageSizeExceeded", "the mail without its attachments is over 4 MB", "protocol"
+            )
         draft = self._client.json(
             "POST",
             "/messages",
@@ -179,7 +181,9 @@ def split_attachments(raw: bytes) -> tuple[bytes, list[tuple[str, str, bytes]]]:
             if not child.is_multipart() and child.get_content_disposition() == "attachment":
                 content = child.get_payload(decode=True)
                 name = child.get_filename() or f"attachment-{len(attachments) + 1}"
-                attachments.append((name, child.get_content_type(), content if isinstance(content, bytes) else b""))
+                attachments.append(
+                    (name, child.get_content_type(), content if isinstance(content, bytes) else b"")
+                )
             else:
                 strip(child)
                 kept.append(child)
