@@ -26,11 +26,6 @@ Tests put mail in (``deliver``), read what was sent (``sent``) and count request
 
 from __future__ import annotations
 
-import base64
-import binascii
-import email
-import email.policy
-import email.utils
 import json
 import re
 import tempfile
@@ -39,7 +34,6 @@ import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
@@ -48,16 +42,11 @@ import pytest
 
 from tests.servers import graph_tokens
 from tests.servers.certs import Certificate
+from tests.servers.graph_http import GraphHttpServer
+from tests.servers.graph_sending import GraphFault, SendingEndpoints, json_answer
 from tests.servers.graph_store import WELL_KNOWN, GraphMailbox, SentMail, StoredMessage
 
-REQUEST_LIMIT = 4 * 1024 * 1024
 Verifier = Callable[[str], dict[str, Any] | None]
-
-
-class GraphFault(Exception):
-    def __init__(self, status: int, code: str, message: str, headers: dict[str, str] | None = None) -> None:
-        super().__init__(message)
-        self.status, self.code, self.message, self.headers = status, code, message, headers or {}
 
 
 @dataclass
@@ -77,7 +66,7 @@ class Request:
     path: str
 
 
-class GraphStandIn:
+class GraphStandIn(SendingEndpoints):
     """The stand-in's state and its answer to each request (the HTTP part is the handler below)."""
 
     def __init__(self, verify_token: Verifier) -> None:
@@ -129,6 +118,9 @@ class GraphStandIn:
         """Every send to ``address`` is refused with this Graph error code (400)."""
         with self._lock:
             self._refused[address.lower()] = code
+
+    def _record(self, user: str, operation: str) -> None:
+        self.requests.append(Request(user, operation, "", ""))
 
     def count(self, user: str, operation: str) -> int:
         with self._lock:
@@ -244,7 +236,7 @@ class GraphStandIn:
     def _folder(self, mailbox: GraphMailbox, folder: str, **_: Any) -> tuple[int, bytes, dict[str, str]]:
         if folder.lower() not in WELL_KNOWN:
             raise GraphFault(404, "ErrorItemNotFound", "The specified object was not found in the store.")
-        return _json(200, {"id": folder.lower(), "displayName": folder})
+        return json_answer(200, {"id": folder.lower(), "displayName": folder})
 
     def _delta(
         self,
@@ -299,7 +291,7 @@ class GraphStandIn:
             document["@odata.nextLink"] = f"{link}?$skiptoken={skip}"
         else:
             document["@odata.deltaLink"] = f"{link}?$deltatoken={delta_token}"
-        return _json(200, document, {"Preference-Applied": f"odata.maxpagesize={page}"})
+        return json_answer(200, document, {"Preference-Applied": f"odata.maxpagesize={page}"})
 
     def _message(self, mailbox: GraphMailbox, message_id: str) -> StoredMessage:
         message = mailbox.find(message_id)
@@ -324,111 +316,7 @@ class GraphStandIn:
         if destination not in WELL_KNOWN:
             raise GraphFault(400, "ErrorInvalidIdMalformed", "Id is malformed.")
         mailbox.move(message, destination)
-        return _json(201, message.graph_json(immutable, None))
-
-    # --- sending -----------------------------------------------------------------------------------
-
-    def _mime(self, body: bytes, headers: Any) -> bytes:
-        if not (headers.get("Content-Type") or "").startswith("text/plain"):
-            raise GraphFault(
-                400, "ErrorInvalidRequest", "The stand-in takes messages only as base64 MIME (text/plain)."
-            )
-        if len(body) > REQUEST_LIMIT:
-            raise GraphFault(413, "RequestBodyTooLarge", "The request body exceeds the maximum of 4 MB.")
-        try:
-            return base64.b64decode(body, validate=True)
-        except (binascii.Error, ValueError):
-            raise GraphFault(
-                400, "ErrorMimeContentInvalidBase64String", "Invalid base64 string for MIME content."
-            ) from None
-
-    def _deliver(
-        self, mailbox: GraphMailbox, raw: bytes, via: str, attachments: list[tuple[str, str, bytes]]
-    ) -> None:
-        headers = email.message_from_bytes(raw, policy=email.policy.compat32)
-        values = [str(v) for name in ("To", "Cc", "Bcc") for v in headers.get_all(name, [])]
-        recipients = [address for _, address in email.utils.getaddresses(values) if address]
-        if not recipients:
-            raise GraphFault(400, "ErrorInvalidRecipients", "At least one recipient isn't valid.")
-        for address in recipients:
-            if address.lower() in self._refused:
-                raise GraphFault(400, self._refused[address.lower()], f"The recipient {address} isn't valid.")
-        mailbox.sent.append(SentMail(raw, recipients, via, attachments))
-        copy = mailbox.put(raw, "sentitems")
-        copy.attachments = attachments
-
-    def _send_mail(
-        self, mailbox: GraphMailbox, *, body: bytes, headers: Any, **_: Any
-    ) -> tuple[int, bytes, dict[str, str]]:
-        self._deliver(mailbox, self._mime(body, headers), "sendMail", [])
-        return 202, b"", {}
-
-    def _draft(
-        self, mailbox: GraphMailbox, *, body: bytes, headers: Any, immutable: bool, **_: Any
-    ) -> tuple[int, bytes, dict[str, str]]:
-        draft = mailbox.put(self._mime(body, headers), "drafts", is_draft=True)
-        return _json(201, draft.graph_json(immutable, None))
-
-    def _session(
-        self, mailbox: GraphMailbox, message_id: str, *, body: bytes, **_: Any
-    ) -> tuple[int, bytes, dict[str, str]]:
-        draft = self._message(mailbox, message_id)
-        item = json.loads(body or b"{}").get("AttachmentItem") or {}
-        if item.get("attachmentType") != "file" or not isinstance(item.get("size"), int):
-            raise GraphFault(
-                400, "ErrorInvalidRequest", "AttachmentItem needs attachmentType file and a size."
-            )
-        token = uuid.uuid4().hex
-        self._uploads[token] = {"draft": draft, "user": mailbox.address, "item": item, "data": bytearray()}
-        url = f"{self.base_url}/upload/{token}"
-        return _json(
-            201,
-            {"uploadUrl": url, "expirationDateTime": "2099-01-01T00:00:00Z", "nextExpectedRanges": ["0-"]},
-        )
-
-    def _upload(
-        self, token: str, method: str, headers: Any, body: bytes
-    ) -> tuple[int, bytes, dict[str, str]]:
-        session = self._uploads.get(token)
-        if method != "PUT" or session is None:
-            raise GraphFault(404, "ErrorItemNotFound", "The upload session is not found.")
-        if headers.get("Authorization"):
-            raise GraphFault(
-                401, "InvalidAuthenticationToken", "An upload URL takes no Authorization header."
-            )
-        self.requests.append(Request(session["user"], "upload", method, "/upload"))
-        self._maybe_fail("upload")
-        found = re.fullmatch(r"bytes (\d+)-(\d+)/(\d+)", headers.get("Content-Range") or "")
-        data: bytearray = session["data"]
-        size = session["item"]["size"]
-        if (
-            found is None
-            or int(found.group(1)) != len(data)
-            or int(found.group(3)) != size
-            or len(body) > REQUEST_LIMIT
-        ):
-            raise GraphFault(
-                400, "InvalidContentRange", "The Content-Range does not match the next expected range."
-            )
-        data += body
-        if len(data) < size:
-            return _json(200, {"nextExpectedRanges": [f"{len(data)}-"]})
-        item = session["item"]
-        session["draft"].attachments.append(
-            (item["name"], item.get("contentType", "application/octet-stream"), bytes(data))
-        )
-        del self._uploads[token]
-        return 201, b"", {"Location": f"{self.base_url}/attachments/{uuid.uuid4().hex}"}
-
-    def _send_draft(
-        self, mailbox: GraphMailbox, message_id: str, **_: Any
-    ) -> tuple[int, bytes, dict[str, str]]:
-        draft = self._message(mailbox, message_id)
-        if not draft.is_draft:
-            raise GraphFault(400, "ErrorInvalidOperation", "Only a draft can be sent.")
-        self._deliver(mailbox, draft.raw, "draft+send", list(draft.attachments))
-        mailbox.remove(draft)
-        return 202, b"", {}
+        return json_answer(201, message.graph_json(immutable, None))
 
 
 def _passes(message: StoredMessage | None, text: str | None) -> bool:
@@ -446,48 +334,6 @@ def _passes(message: StoredMessage | None, text: str | None) -> bool:
     if message is None:
         return True
     return message.received >= bound if found.group(1) == "ge" else message.received > bound
-
-
-def _json(
-    status: int, document: object, headers: dict[str, str] | None = None
-) -> tuple[int, bytes, dict[str, str]]:
-    return status, json.dumps(document).encode(), {"Content-Type": "application/json", **(headers or {})}
-
-
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    wbufsize = 1 << 16
-    server: GraphHttpServer
-
-    def _handle(self) -> None:
-        body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        status, answer, headers = self.server.stand_in.answer(self.command, self.path, self.headers, body)
-        # Links name the user as the request did: Graph echoes the path it was called with.
-        if b"{user}" in answer:
-            match = re.match(r"/v1\.0/users/([^/]+)/", self.path)
-            answer = answer.replace(b"{user}", (match.group(1) if match else "").encode())
-        self.send_response(status)
-        for name, value in headers.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(answer)))
-        self.end_headers()
-        self.wfile.write(answer)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _handle
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: tests read ``requests`` instead of an access log."""
-
-
-class GraphHttpServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, stand_in: GraphStandIn) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.stand_in = stand_in
-
-    def handle_error(self, request: object, client_address: object) -> None:
-        """Quiet: clients that refuse the certificate or hang up are expected here."""
 
 
 @pytest.fixture(scope="session")
