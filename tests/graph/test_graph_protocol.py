@@ -13,6 +13,7 @@ from email import message_from_bytes
 from email.message import EmailMessage
 
 import pytest
+import requests
 
 from postroom.core.contract.protocols import ConnectionSettings, ProtocolError, SendFailure
 from postroom.core.contract.retry import ErrorCategory
@@ -265,3 +266,25 @@ def test_an_envelope_only_recipient_is_given_to_graph_as_bcc(
     [sent] = graph_server.sent(graph_user)
     assert sent.recipients == ["carla@example.org", "audit@contoso.test"]
     assert sent.raw == b"Bcc: audit@contoso.test\r\n" + raw  # the composer's bytes follow, untouched
+
+
+def test_a_key_is_the_immutable_id_so_it_survives_a_move_that_changes_graphs_default_id(
+    graph_server: GraphStandIn, graph_user: str, graph_settings: ConnectionSettings
+) -> None:
+    raw = mail("moved about")
+    graph_server.deliver(graph_user, raw)
+    with GraphProtocol().open_mailbox(graph_settings) as mailbox:
+        [ref] = mailbox.list_mail(None)
+    [stored] = graph_server.messages(graph_user)
+    rest_id = stored.rest_id
+    url = f"{graph_server.base_url}/v1.0/users/{graph_user}/messages"
+    headers = {"Authorization": f"Bearer {graph_settings.access_token}"}
+    for folder in ("junkemail", "inbox"):  # a user's rule files it away, someone puts it back
+        moved = requests.post(
+            f"{url}/{rest_id}/move", json={"destinationId": folder}, headers=headers, timeout=10
+        )
+        assert moved.status_code == 201
+        rest_id = moved.json()["id"]
+    assert rest_id != stored.immutable_id and ref.key == stored.immutable_id
+    with GraphProtocol().open_mailbox(graph_settings) as mailbox:
+        assert [f.raw for f in mailbox.fetch([ref.key])] == [raw]
