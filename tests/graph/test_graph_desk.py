@@ -8,7 +8,7 @@ token provider (``postroom_get_access_token``) would give them.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -143,14 +143,12 @@ def test_a_send_throttled_with_retry_after_120_is_retried_no_sooner_by_the_rate_
 
 
 def test_fetch_last_days_asks_graph_for_recent_mail_only(
-    graph_app: Postroom, graph_server: GraphStandIn, graph_user: str
+    graph_app: Postroom, graph_server: GraphStandIn, graph_user: str, database_url: str
 ) -> None:
-    from datetime import UTC, datetime
-
     now = datetime.now(UTC)
     graph_server.deliver(graph_user, numbered_mail(1), received=now - timedelta(days=10))
     graph_server.deliver(graph_user, numbered_mail(2), received=now - timedelta(hours=1))
     profile_id = graph_profile(graph_app, graph_server, graph_user, fetch_last_days=3)
     report = Fetcher(graph_app).fetch_profile(profile_id)
     assert (report.error, report.listed, report.stored) == (None, 1, 1)
-    assert ledger_size(graph_app.engine.url.render_as_string(hide_password=False)) == 1
+    assert ledger_size(database_url) == 1
