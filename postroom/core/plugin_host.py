@@ -40,6 +40,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("pop3", "postroom.plugins.protocols.pop3"),
     ("smtp", "postroom.plugins.protocols.smtp"),
     ("ews", "postroom.plugins.protocols.ews"),
+    ("graph", "postroom.plugins.protocols.graph"),
     ("maildir", "postroom.plugins.protocols.maildir"),
     ("default-retry", "postroom.plugins.policies.default"),
     ("rate-limit-retry", "postroom.plugins.policies.rate_limit"),

@@ -214,3 +214,20 @@ class EngineSetting(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ProtocolState(Base):
+    """What a profile's fetch protocol asked to keep between cycles (``Mailbox.sync_state``).
+
+    One row per profile and protocol, e.g. the Microsoft Graph delta link. Written only after a
+    cycle stored (and acknowledged) everything it listed; opaque to the core.
+    """
+
+    __tablename__ = "protocol_state"
+
+    media_profile_id: Mapped[int] = mapped_column(
+        ForeignKey("media_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    protocol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[timestamp]
