@@ -127,6 +127,8 @@ def test_the_policy_a_category_is_mapped_to_decides_its_retries_and_what_is_reco
     policy: str,
 ) -> None:
     names = dict.fromkeys(ErrorCategory, policy)
+    # What decided is recorded: a missing policy decided nothing, and the record says so.
+    recorded = f"{policy} (not installed: no retry)" if policy == MISSING else policy
     cases = [(category, done) for category in ErrorCategory for done in RETRIES_DONE]
     decided = [
         run(reply(done), Outcome(failures=(failure(category),)), names=names) for category, done in cases
@@ -142,16 +144,16 @@ def test_the_policy_a_category_is_mapped_to_decides_its_retries_and_what_is_reco
     assert [
         [(r.attempt, r.recipient, r.category, r.policy, r.next_attempt_at) for r in t.failure_records]
         for t in decided
-    ] == [[(done + 1, None, category.value, policy, at)] for category, done, _, at, _ in expected]
+    ] == [[(done + 1, None, category.value, recorded, at)] for category, done, _, at, _ in expected]
     assert [(signal_names(t), dict(t.signals[-1].kwargs)) for t in decided] == [
         (
             ["send-failed", "retry-scheduled"],
-            {"send_info_id": 7, "next_attempt_at": at, "policy": policy, "attempt": done + 1},
+            {"send_info_id": 7, "next_attempt_at": at, "policy": recorded, "attempt": done + 1},
         )
         if at
         else (
             ["send-failed", "send-abandoned"],
-            {"send_info_id": 7, "category": category.value, "policy": policy, "attempts": done + 1},
+            {"send_info_id": 7, "category": category.value, "policy": recorded, "attempts": done + 1},
         )
         for category, done, _, at, _ in expected
     ]
