@@ -44,4 +44,7 @@ def test_delete_on_fetch_empties_the_file_after_the_mails_are_stored(tmp_path: P
 
 def test_a_missing_file_is_one_sentence_naming_it(tmp_path: Path) -> None:
     with make_desk(fetch_protocol="mbox", incoming_folder=str(tmp_path / "gone.mbox")) as desk:
-        assert desk.fetch().error == f"Profile 'support': the mbox file {str(tmp_path / 'gone.mbox')!r} does not exist."
+        assert (
+            desk.fetch().error
+            == f"Profile 'support': the mbox file {str(tmp_path / 'gone.mbox')!r} does not exist."
+        )

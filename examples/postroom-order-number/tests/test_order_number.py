@@ -13,7 +13,9 @@ def test_a_second_mail_naming_the_order_lands_on_the_orders_ticket() -> None:
     with make_desk(resolvers=["order-number", "case-id"]) as desk:
         first = desk.receive(mail("carla@example.org", "Where is order 123456?"))
         other = desk.receive(mail("dan@example.org", "Something else entirely"))
-        again = desk.receive(mail("warehouse@example.net", "Re: parcel", "About Order #123456: it left today."))
+        again = desk.receive(
+            mail("warehouse@example.net", "Re: parcel", "About Order #123456: it left today.")
+        )
         assert first is not None and other is not None and again is not None
         assert desk.attributes(first, "order-number") == {"order": "123456"}
         assert again.id == first.id
