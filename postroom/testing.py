@@ -20,12 +20,15 @@ classifier and the category → policy table make of a failed send. docs/plugins
 
 from __future__ import annotations
 
+import email
+import email.policy
 import tempfile
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
+from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
 
@@ -38,16 +41,17 @@ from postroom.core.contract.retry import RetrySettings
 from postroom.core.data import retry_policies
 from postroom.core.data.configuration import retry_settings, set_retry_settings
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
-from postroom.core.data.models import MediaProfile, Message, Ticket, utcnow
+from postroom.core.data.models import MediaProfile, Message, MessageRaw, SMessageSendInfo, Ticket, utcnow
 from postroom.core.data.plugin_data import ticket_attributes
 from postroom.core.data.profiles import ProfileFields, create_profile, set_resolvers
 from postroom.core.data.rules import add_rule
 from postroom.core.inbound.fetch import Fetcher, FetchReport
 from postroom.core.inbound.pipeline import InboundPipeline
 from postroom.core.outbound.classification import classify
+from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.decision import ClaimedReply, Outcome, decide
 
-__all__ = ["Desk", "FailureVerdict", "make_desk"]
+__all__ = ["CliOutcome", "Desk", "FailureVerdict", "make_desk"]
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,15 @@ class FailureVerdict:
     category: str
     policy: str
     retry_at: datetime | None
+
+
+@dataclass(frozen=True)
+class CliOutcome:
+    """What a ``postroom`` command line printed, and its exit code."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
 
 
 class Desk:
@@ -105,6 +118,35 @@ class Desk:
         """Every stored message, oldest first (detached, loaded)."""
         with self.app.transaction() as session:
             return list(session.scalars(select(Message).order_by(Message.id)))
+
+    def reply(self, ticket: Ticket | int, body: str, *, agent: str | None = None) -> EmailMessage:
+        """An agent's reply on a ticket, composed (``postroom_compose_outgoing`` hooks included) and
+        queued as ``postroom ticket reply`` does; the mail as it will go out, parsed."""
+        queued = queue_reply(
+            self.app,
+            DEFAULT_CONTACT_CENTER_ID,
+            ticket if isinstance(ticket, int) else ticket.id,
+            body,
+            agent_name=agent,
+        )
+        with self.app.transaction() as session:
+            row = session.get(SMessageSendInfo, queued.send_info_id)
+            assert row is not None
+            raw = session.scalar(select(MessageRaw.raw).where(MessageRaw.message_pk == row.message_pk))
+        assert raw is not None
+        message = email.message_from_bytes(raw, policy=email.policy.default)
+        assert isinstance(message, EmailMessage)
+        return message
+
+    def cli(self, *args: str) -> CliOutcome:
+        """``postroom ARGS`` against the desk's database, in-process (plugin commands included)."""
+        from click.testing import CliRunner
+
+        from postroom.cli import cli
+
+        url = self.app.engine.url.render_as_string(hide_password=False)
+        result = CliRunner().invoke(cli, ["--database-url", url, *args], catch_exceptions=False)
+        return CliOutcome(result.exit_code, result.stdout, result.stderr)
 
     def profile(self, session: Session) -> MediaProfile:
         """The desk's profile in ``session``."""
