@@ -80,6 +80,22 @@ def set_policy(category: str, policy: str, profile_name: str | None) -> None:
     )
 
 
+@command(retry_group, "replace")
+@click.argument("old")
+@click.argument("new")
+@_PROFILE
+def replace(old: str, new: str, profile_name: str | None) -> None:
+    """Choose NEW for every category OLD decides (e.g. a plugin's policy for a builtin); OLD stays installed."""
+    app = state().app()
+    cc = contact_center_id(app)
+    installed = set(app.plugins.policies)
+    with app.transaction() as session:
+        profile = profiles.get_profile(session, profile_name, cc) if profile_name else None
+        categories = retry_policies.replace_policy(session, cc, old, new, installed, profile)
+    where = f"profile {profile_name!r}" if profile_name else "the contact centre"
+    echo(f"{', '.join(c.value for c in categories)} → {new} for {where} (was {old}).")
+
+
 @command(retry_group, "reset")
 @click.argument("category", required=False)
 @_PROFILE

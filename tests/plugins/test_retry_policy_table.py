@@ -156,3 +156,37 @@ def test_the_contact_centre_row_is_the_seeds_configuration_parameter(postroom_cl
     }
     bad = postroom_cli.run("config", "set", "retryPolicies", '{"mailbox": "no retry"}')
     assert bad.exit_code != 0 and "Unknown error category 'mailbox'" in bad.stderr
+
+
+def test_replace_chooses_a_plugins_policy_for_every_category_a_builtin_decides_there_the_builtin_stays(
+    desk: Desk, postroom_cli: Cli
+) -> None:
+    desk.profile("support")
+    desk.profile("sales")
+    replaced = postroom_cli.ok(
+        "retry", "replace", "progressive retry", "patient retry", "--profile", "support"
+    )
+    assert replaced.stdout.strip() == (
+        "mailbox error, mail system error, security policy error, connection error → patient retry "
+        "for profile 'support' (was progressive retry)."
+    )
+
+    def policies(profile: str) -> dict[str, str]:
+        document = postroom_cli.ok("retry", "policies", "--json", "--profile", profile).json()
+        return {row["category"]: row["policy"] for row in document["table"]}
+
+    support, sales = policies("support"), policies("sales")
+    assert [c for c, p in support.items() if p == "patient retry"] == [
+        "mailbox error",
+        "mail system error",
+        "security policy error",
+        "connection error",
+    ]
+    assert "patient retry" not in sales.values() and sales["mailbox error"] == "progressive retry"
+    assert {p["name"]: p["enabled"] for p in postroom_cli.ok("plugins", "list", "--json").json()}[
+        "progressive-retry"
+    ]
+    unused = postroom_cli.run("retry", "replace", "progressive retry", "no retry", "--profile", "support")
+    assert unused.exit_code != 0 and unused.stderr.startswith(
+        "Error: No category is decided by 'progressive retry' here; the policies in use are "
+    )

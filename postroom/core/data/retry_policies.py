@@ -284,3 +284,32 @@ def reset(
         dropped = int(current.pop(check_category(category), None) is not None)
     _store(session, contact_center_id, profile, current)
     return dropped
+
+
+def replace_policy(
+    session: Session,
+    contact_center_id: int,
+    old: str,
+    new: str,
+    installed: Collection[str],
+    profile: MediaProfile | None = None,
+) -> list[ErrorCategory]:
+    """Choose ``new`` for every category ``old`` decides at this level: a builtin replaced, not disabled.
+
+    Only the categories whose policy in force (for the profile, or the contact centre) is ``old``
+    change, and only at the given level; ``old`` keeps deciding wherever else it is chosen.
+    """
+    chosen_policy = check_policy(new, installed)
+    in_force = table(session, contact_center_id, profile.id if profile is not None else None)
+    categories = [row.category for row in in_force if row.policy == old]
+    if not categories:
+        used = ", ".join(repr(p) for p in sorted({row.policy for row in in_force}))
+        raise UserError(f"No category is decided by {old!r} here; the policies in use are {used}.")
+    current = (
+        center_choices(session, contact_center_id)
+        if profile is None
+        else profile_choices(session, profile.id)
+    )
+    current.update(dict.fromkeys(categories, chosen_policy))
+    _store(session, contact_center_id, profile, current)
+    return categories
