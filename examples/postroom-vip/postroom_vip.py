@@ -34,7 +34,7 @@ def vip_domains() -> set[str]:
 
 
 def is_vip(address: str | None) -> bool:
-    return bool(address) and address.rpartition("@")[2].lower() in vip_domains()
+    return address is not None and address.rpartition("@")[2].lower() in vip_domains()
 
 
 @hookimpl
