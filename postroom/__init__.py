@@ -1,8 +1,11 @@
 """postroom: an email channel engine for contact centres.
 
 What a plugin author imports lives here: ``hookimpl`` to mark hook implementations, the base
-classes of the three plugin kinds (protocols, resolvers, retry policies) and every type the hooks
-pass or return. They are defined in ``postroom.core.contract``; docs/architecture.md maps the rest.
+classes of the three plugin kinds (protocols, resolvers, retry policies), every type the hooks
+pass or return, and the functions that keep a plugin's own values on tickets. They are defined in
+``postroom.core.contract`` (the ticket attributes in ``postroom.core.data.plugin_data``); the
+plugin author's guide is docs/plugins/README.md, and ``postroom.testing`` runs a mail through
+postroom in a plugin's own tests.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from postroom.core.contract.drafts import OutgoingAttachment, OutgoingDraft
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.mail import AttachmentInfo, ParsedMail
+from postroom.core.contract.plugin_data import TicketAttributes
 from postroom.core.contract.protocols import (
     NO_PROTOCOL,
     ConnectionSettings,
@@ -25,8 +29,21 @@ from postroom.core.contract.protocols import (
     SendReport,
 )
 from postroom.core.contract.resolvers import ResolverContext, ResolverPlugin
-from postroom.core.contract.retry import ErrorCategory, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import (
+    ErrorCategory,
+    RetryContext,
+    RetryDecision,
+    RetryPolicy,
+    RetrySettings,
+)
 from postroom.core.contract.routing import InboundVerdict, RouteChoice
+from postroom.core.data.plugin_data import (
+    delete_ticket_attribute,
+    find_open_ticket_by_attribute,
+    get_ticket_attribute,
+    set_ticket_attribute,
+    ticket_attributes,
+)
 
 __version__ = "0.1.0"
 
@@ -48,6 +65,7 @@ __all__ = [
     "ProtocolPlugin",
     "ResolverContext",
     "ResolverPlugin",
+    "RetryContext",
     "RetryDecision",
     "RetryPolicy",
     "RetrySettings",
@@ -55,7 +73,13 @@ __all__ = [
     "SendFailure",
     "SendReport",
     "Sender",
+    "TicketAttributes",
     "UserError",
     "__version__",
+    "delete_ticket_attribute",
+    "find_open_ticket_by_attribute",
+    "get_ticket_attribute",
     "hookimpl",
+    "set_ticket_attribute",
+    "ticket_attributes",
 ]

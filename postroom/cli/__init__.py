@@ -36,6 +36,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "outbox": ("outbound",),
     "failures": ("outbound",),
     "config": ("configuration",),
+    "retry": ("retry",),
     "plugins": ("configuration",),
     "reload": ("configuration",),
     "run": ("worker",),

@@ -20,7 +20,7 @@ from postroom.core.data import configuration
 
 @click.group("config", cls=PostroomGroup)
 def config_group() -> None:
-    """Contact-centre parameters (ic_configuration_parameter): failureMailConfiguration, mediaProfileMapping."""
+    """Contact-centre parameters (ic_configuration_parameter): failureMailConfiguration, mediaProfileMapping, retryPolicies."""
 
 
 @command(config_group, "set")

@@ -31,7 +31,8 @@ def test_help_lists_the_builtin_and_the_installed_plugin_commands(database_url: 
     result = CliRunner().invoke(cli, ["--database-url", database_url, "--help"], catch_exceptions=False)
     assert result.exit_code == 0
     listed = {line.split()[0] for line in result.stdout.split("Commands:")[1].splitlines() if line.strip()}
-    assert listed == {"init", *COMMAND_MODULES, "example-hello"}
+    # example-hello: tests/plugin_dist; vip: examples/postroom-vip (docs/plugins/commands.md).
+    assert listed == {"init", *COMMAND_MODULES, "example-hello", "vip"}
 
 
 def test_a_plugin_command_follows_the_switch_of_the_database_named_on_the_command_line(

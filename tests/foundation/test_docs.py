@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = sorted([REPO / "README.md", REPO / "bench" / "README.md", *(REPO / "docs").glob("*.md")])
+DOCS = sorted([REPO / "README.md", REPO / "bench" / "README.md", *(REPO / "docs").rglob("*.md")])
 #: A path in backticks: `postroom/core/app.py`, `core/outbound/`, `docs/protocols.md`, `tests/plugin_dist/`.
 _PATH = re.compile(r"`((?:[\w.-]+/)+[\w.-]*)`")
 #: A citation in code or tests: docs/architecture.md, "Leases".

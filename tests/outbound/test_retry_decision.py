@@ -10,7 +10,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetrySettings
+from postroom.core.contract.retry import (
+    CATEGORY_POLICIES,
+    ErrorCategory,
+    RetryContext,
+    RetryDecision,
+    RetryPolicy,
+    RetrySettings,
+)
 from postroom.core.data.columns import width
 from postroom.core.data.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 from postroom.core.outbound.decision import (
@@ -127,6 +134,8 @@ def test_the_policy_a_category_is_mapped_to_decides_its_retries_and_what_is_reco
     policy: str,
 ) -> None:
     names = dict.fromkeys(ErrorCategory, policy)
+    # What decided is recorded: a missing policy decided nothing, and the record says so.
+    recorded = f"{policy} (not installed: no retry)" if policy == MISSING else policy
     cases = [(category, done) for category in ErrorCategory for done in RETRIES_DONE]
     decided = [
         run(reply(done), Outcome(failures=(failure(category),)), names=names) for category, done in cases
@@ -142,16 +151,16 @@ def test_the_policy_a_category_is_mapped_to_decides_its_retries_and_what_is_reco
     assert [
         [(r.attempt, r.recipient, r.category, r.policy, r.next_attempt_at) for r in t.failure_records]
         for t in decided
-    ] == [[(done + 1, None, category.value, policy, at)] for category, done, _, at, _ in expected]
+    ] == [[(done + 1, None, category.value, recorded, at)] for category, done, _, at, _ in expected]
     assert [(signal_names(t), dict(t.signals[-1].kwargs)) for t in decided] == [
         (
             ["send-failed", "retry-scheduled"],
-            {"send_info_id": 7, "next_attempt_at": at, "policy": policy, "attempt": done + 1},
+            {"send_info_id": 7, "next_attempt_at": at, "policy": recorded, "attempt": done + 1},
         )
         if at
         else (
             ["send-failed", "send-abandoned"],
-            {"send_info_id": 7, "category": category.value, "policy": policy, "attempts": done + 1},
+            {"send_info_id": 7, "category": category.value, "policy": recorded, "attempts": done + 1},
         )
         for category, done, _, at, _ in expected
     ]
@@ -299,3 +308,72 @@ def test_a_servers_retry_after_is_a_floor_under_the_policys_time_never_a_reason_
 
     given_up = run(reply(attempts=3), Outcome(failures=(throttled,)), settings=settings)
     assert (given_up.state, given_up.next_attempt_at) == (SendState.FAILED, None)  # the policy still decides
+
+
+def test_a_policy_is_told_the_category_and_the_failure_and_an_old_style_policy_still_decides() -> None:
+    told: list[RetryContext] = []
+
+    class Listening(RetryPolicy):
+        NAME = "listening retry"
+
+        def decide(self, context: RetryContext) -> RetryDecision:
+            told.append(context)
+            return RetryDecision(context.now + timedelta(minutes=7))
+
+    class OldStyle(RetryPolicy):
+        NAME = "old style retry"
+
+        def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+            return RetryDecision(now + timedelta(minutes=retries_done + 1))
+
+    policies = {"listening retry": Listening(), "old style retry": OldStyle()}
+    refused = Failure(
+        text="4.2.2 Mailbox full",
+        reply_code=452,
+        enhanced_code="4.2.2",
+        category=ErrorCategory.MAILBOX,
+        recipient=OLA,
+    )
+    whole = Failure(
+        text="4.4.1 No answer", reply_code=451, enhanced_code="4.4.1", category=ErrorCategory.NETWORK_ROUTING
+    )
+    transition = decide(
+        reply(attempts=2),
+        Outcome(failures=(refused, whole)),
+        SEED,
+        policy_names={
+            ErrorCategory.MAILBOX: "listening retry",
+            ErrorCategory.NETWORK_ROUTING: "old style retry",
+        },
+        find_policy=policies.get,
+        now=NOW,
+    )
+    assert told == [
+        RetryContext(
+            category=ErrorCategory.MAILBOX,
+            retries_done=2,
+            now=NOW,
+            settings=SEED,
+            text="4.2.2 Mailbox full",
+            reply_code=452,
+            enhanced_code="4.2.2",
+            recipient=OLA,
+            profile_id=3,
+        )
+    ]
+    assert [(r.policy, r.next_attempt_at) for r in transition.failure_records] == [
+        ("listening retry", NOW + timedelta(minutes=7)),
+        ("old style retry", NOW + timedelta(minutes=3)),
+    ]
+    # A category the table leaves out falls back to the seed's policy.
+    fallback = decide(
+        reply(), Outcome(failures=(refused,)), SEED, policy_names={}, find_policy=INSTALLED.get, now=NOW
+    )
+    assert fallback.failure_records[0].policy == "progressive retry"
+
+
+def test_a_policy_class_that_decides_nothing_is_refused_when_it_is_defined() -> None:
+    with pytest.raises(TypeError, match="must implement decide\\(\\) or next_attempt\\(\\)"):
+
+        class Empty(RetryPolicy):
+            NAME = "empty"

@@ -58,8 +58,10 @@ def postroom_register_resolvers() -> list[type[ResolverPlugin]]:
 def postroom_register_retry_policies() -> list[type[RetryPolicy]]:
     """Return the retry policy classes this plugin provides.
 
-    ``NAME`` is the policy's configuration code (``"progressive retry"``); an error category
-    chooses its policy by that code.
+    ``NAME`` is the policy's configuration code (``"progressive retry"``), by which the category →
+    policy table chooses it (``postroom retry set-policy``; installing a policy selects it nowhere).
+    A policy implements ``decide(context)`` and is told the category and the failure
+    (docs/plugins/retry-policies.md).
 
     :return: a list of :class:`postroom.RetryPolicy` subclasses.
     """

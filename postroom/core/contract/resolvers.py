@@ -7,6 +7,7 @@ in priority order and the first one that returns a ticket wins (docs/architectur
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -14,6 +15,7 @@ if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
     from postroom.core.contract.mail import ParsedMail
+    from postroom.core.contract.plugin_data import TicketAttributes
     from postroom.core.data.models import Customer, MediaProfile, Message, Ticket
 
 
@@ -25,6 +27,7 @@ class ResolverContext:
     ``campaign_id`` the campaign routing chose, ``customer`` the sender's customer account,
     and ``normalised_subject`` the subject with reply prefixes, the profile's subject prefix
     and case token removed (see :func:`postroom.core.mail.subjects.normalise_subject`).
+    :meth:`attributes` gives a plugin its own indexed values on tickets (docs/plugins/resolvers.md).
     """
 
     session: Session
@@ -34,6 +37,18 @@ class ResolverContext:
     campaign_id: int
     customer: Customer | None
     normalised_subject: str
+    #: Makes :meth:`attributes`' stores; the core fills it in.
+    attribute_store: Callable[[str], TicketAttributes] | None = None
+
+    def attributes(self, plugin: str) -> TicketAttributes:
+        """The ticket attributes ``plugin`` keeps (``plugin`` names your plugin, e.g. ``"order-number"``).
+
+        ``find_open_ticket`` only finds open tickets of this mail's campaign, and ``set`` is
+        committed with the mail (rolled back with it if the mail is quarantined).
+        """
+        if self.attribute_store is None:
+            raise RuntimeError("this ResolverContext was made without ticket attributes")
+        return self.attribute_store(plugin)
 
 
 class ResolverPlugin(abc.ABC):
@@ -55,3 +70,10 @@ class ResolverPlugin(abc.ABC):
     @abc.abstractmethod
     def find_ticket(self, context: ResolverContext) -> Ticket | None:
         """Return the open ticket this mail belongs to, or None if this resolver finds none."""
+
+    def ticket_chosen(self, context: ResolverContext, ticket: Ticket) -> None:
+        """Called once the mail is on its ticket (found by any resolver, or new), for every resolver
+        the profile lists: the place to remember something about the ticket for the next mail
+        (``context.attributes(...).set(ticket, ...)``). The default does nothing.
+        """
+        return None

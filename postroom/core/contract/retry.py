@@ -1,13 +1,13 @@
 """Retry contract: the error categories of a failed send, the retry settings, and the policy base class.
 
-The category of a failed send is decided by the ``postroom_classify_send_error`` hook; a map
-from category to policy name (by default :data:`CATEGORY_POLICIES`) names its policy; the
-policy (a plugin) says when to try again.
+The category of a failed send is decided by the ``postroom_classify_send_error`` hook; the
+category → policy table (the seed's :data:`CATEGORY_POLICIES` unless the contact centre or the
+profile chose otherwise: ``postroom retry set-policy``) names its policy; the policy (a plugin)
+is told the category and the failure (:class:`RetryContext`) and says when to try again.
 """
 
 from __future__ import annotations
 
-import abc
 import json
 import logging
 from collections.abc import Mapping
@@ -41,8 +41,8 @@ RATE_LIMIT_RETRY = "rate limit retry"
 PROGRESSIVE_RETRY = "progressive retry"
 NO_RETRY = "no retry"
 
-#: The seed's retry policy of each category, by configuration code. The outbox's rules take the
-#: map as a parameter, so that it can be chosen rather than fixed.
+#: The seed's retry policy of each category, by configuration code: the default of the category →
+#: policy table, which the contact centre and each profile may override (core/data/retry_policies.py).
 CATEGORY_POLICIES: Mapping[ErrorCategory, str] = {
     ErrorCategory.UNIDENTIFIED: DEFAULT_RETRY,
     ErrorCategory.ADDRESSING: NO_RETRY,
@@ -135,23 +135,62 @@ class RetryDecision:
     retry_at: datetime | None
 
 
-class RetryPolicy(abc.ABC):
+@dataclass(frozen=True)
+class RetryContext:
+    """What a retry policy is told about one failure: its category, what the server said, and when.
+
+    ``recipient`` is the refused recipient, or None when the whole attempt failed (every pending
+    recipient). ``profile_id`` is the outgoing profile's id. ``retry_after`` is the wait in seconds a
+    throttling server asked for (``Retry-After``), if any; the outbox never retries sooner, whatever
+    the policy answers.
+    """
+
+    category: ErrorCategory
+    retries_done: int
+    now: datetime
+    settings: RetrySettings
+    text: str = ""
+    reply_code: int | None = None
+    enhanced_code: str | None = None
+    recipient: str | None = None
+    profile_id: int | None = None
+    retry_after: float | None = None
+
+
+class RetryPolicy:
     """A retry policy: a class returned from ``postroom_register_retry_policies``.
 
-    A subclass provides ``NAME`` (the seed's configuration code, e.g. ``"progressive retry"``)
-    and :meth:`next_attempt`.
+    A subclass provides ``NAME`` (its configuration code, e.g. ``"progressive retry"``, as the
+    category → policy table names it) and implements :meth:`decide` (told the category and the
+    failure) or, as policies written before it did, :meth:`next_attempt`.
     """
 
     NAME: ClassVar[str]
     LABEL: ClassVar[str] = ""
 
-    @abc.abstractmethod
-    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if cls.decide is RetryPolicy.decide and cls.next_attempt is RetryPolicy.next_attempt:
+            raise TypeError(f"retry policy {cls.__name__} must implement decide() or next_attempt()")
+
+    def decide(self, context: RetryContext) -> RetryDecision:
         """Decide the next attempt after a failure.
 
-        :param retries_done: how many retries were already made before this failure (0 after
-            the first attempt failed).
-        :param now: the time of the failure (timezone-aware UTC).
-        :param settings: the profile's retry variables.
+        :param context: the failure's category, the server's reply, the retries done before it
+            (0 after the first attempt failed), its time (timezone-aware UTC) and the profile's
+            retry variables.
         :return: when to retry, or ``RetryDecision(None)`` to give up.
         """
+        return self.next_attempt(context.retries_done, context.now, context.settings)
+
+    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+        """The older form of :meth:`decide`, without the failure (kept for existing policies).
+
+        Called on a policy that implements only :meth:`decide`, it decides for an unidentified
+        error with no reply text.
+        """
+        return self.decide(
+            RetryContext(
+                category=ErrorCategory.UNIDENTIFIED, retries_done=retries_done, now=now, settings=settings
+            )
+        )

@@ -15,6 +15,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.retry import RETRY_RANGES, RetrySettings
+from postroom.core.data import retry_policies
 from postroom.core.data.models import (
     EngineSetting,
     IcConfigurationParameter,
@@ -25,7 +26,9 @@ from postroom.core.data.validation import Range, check_address
 
 FAILURE_MAIL = "failureMailConfiguration"
 PROFILE_MAPPING = "mediaProfileMapping"
-KNOWN_PARAMETERS = {FAILURE_MAIL.lower(): FAILURE_MAIL, PROFILE_MAPPING.lower(): PROFILE_MAPPING}
+KNOWN_PARAMETERS = {
+    name.lower(): name for name in (FAILURE_MAIL, PROFILE_MAPPING, retry_policies.RETRY_POLICIES)
+}
 GENERATION = "config_generation"
 RETRY_KEYS = {field: seed_key for field, (seed_key, _low, _high) in RETRY_RANGES.items()}
 
@@ -43,6 +46,8 @@ def canonical_name(name: str) -> str:
 def _check_value(name: str, value: str) -> str:
     if name == FAILURE_MAIL:
         return check_address(value, "failure mail address")
+    if name == retry_policies.RETRY_POLICIES:
+        return retry_policies.check_document(value)
     try:
         mapping = json.loads(value)
     except ValueError:

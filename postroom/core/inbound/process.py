@@ -15,12 +15,13 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract import events
 from postroom.core.contract.mail import ParsedMail
-from postroom.core.contract.resolvers import ResolverContext
+from postroom.core.contract.resolvers import ResolverContext, ResolverPlugin
 from postroom.core.contract.routing import RouteChoice
 from postroom.core.data.columns import fit
 from postroom.core.data.configuration import failure_mail_addresses
 from postroom.core.data.directory import customer_for_sender, customers_by_address
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
+from postroom.core.data.plugin_data import BoundTicketAttributes
 from postroom.core.data.tickets import append_message, create_ticket, follow_merges
 from postroom.core.inbound.failure_mail import handle_failure_mail, is_failure_mail
 from postroom.core.mail.subjects import normalise_subject
@@ -146,9 +147,13 @@ class MailProcessor:
             else None
         )
         message.customer_id = customer.id if customer else None
-        ticket = self._resolve(message, parsed, route, customer) or self._new_ticket(route, message, parsed)
+        context = self._context(message, parsed, route, customer)
+        resolvers = self._resolvers()
+        ticket = self._resolve(context, route, resolvers) or self._new_ticket(route, message, parsed)
         append_message(self.session, ticket, message)
         message.reason = None
+        for resolver in resolvers:
+            resolver.ticket_chosen(context, ticket)
 
     def _new_ticket(self, route: RouteChoice, message: Message, parsed: ParsedMail) -> Ticket:
         """A new ticket for the mail's customer, where routing put it, through this profile."""
@@ -162,10 +167,10 @@ class MailProcessor:
             subject=parsed.subject,
         )
 
-    def _resolve(
+    def _context(
         self, message: Message, parsed: ParsedMail, route: RouteChoice, customer: Customer | None
-    ) -> Ticket | None:
-        context = ResolverContext(
+    ) -> ResolverContext:
+        return ResolverContext(
             session=self.session,
             message=parsed,
             stored=message,
@@ -175,7 +180,14 @@ class MailProcessor:
             normalised_subject=fit(
                 Ticket.normalised_subject, normalise_subject(parsed.subject, self.profile.subject_prefix)
             ),
+            attribute_store=lambda plugin: BoundTicketAttributes(
+                self.session, plugin, self.profile.contact_center_id, route.campaign_id
+            ),
         )
+
+    def _resolvers(self) -> list[ResolverPlugin]:
+        """The profile's installed, enabled resolvers, in priority order."""
+        found: list[ResolverPlugin] = []
         for name in self.resolver_names:
             resolver = self.plugins.resolver(name)
             if resolver is None:
@@ -185,6 +197,13 @@ class MailProcessor:
                     name,
                 )
                 continue
+            found.append(resolver)
+        return found
+
+    def _resolve(
+        self, context: ResolverContext, route: RouteChoice, resolvers: list[ResolverPlugin]
+    ) -> Ticket | None:
+        for resolver in resolvers:
             found = resolver.find_ticket(context)
             if found is None:
                 continue

@@ -14,7 +14,14 @@ from typing import Any, Literal
 from blinker import NamedSignal
 
 from postroom.core.contract import events
-from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import (
+    CATEGORY_POLICIES,
+    ErrorCategory,
+    RetryContext,
+    RetryDecision,
+    RetryPolicy,
+    RetrySettings,
+)
 from postroom.core.data.columns import fit
 from postroom.core.data.models import FailedMessageSendInfo, SendState, SMessageSendInfo
 
@@ -117,8 +124,10 @@ def decide(
 ) -> Transition:
     """Apply each failure's policy and move the reply to its next state.
 
-    ``policy_names`` names the policy of every category; ``find_policy`` returns an installed,
-    enabled policy by name, or None (the failure is then not retried). ``settings`` are the
+    ``policy_names`` is the category → policy table in force for the reply's profile (a category
+    it lacks falls back to the seed's :data:`CATEGORY_POLICIES`); ``find_policy`` returns an
+    installed, enabled policy by name, or None (the failure is then not retried, and its record
+    says so). Each policy is told the failure (:class:`RetryContext`). ``settings`` are the
     profile's retry variables; None (a reply without a profile) retries nothing.
 
     A retry is never scheduled before the wait a throttling server asked for (``retry_after``).
@@ -134,16 +143,29 @@ def decide(
     signals: list[Signal] = []
     pending: list[str] = []
     for failure in outcome.failures:
-        policy_name = policy_names[failure.category]
+        policy_name = policy_names.get(failure.category) or CATEGORY_POLICIES[failure.category]
         retry_policy = find_policy(policy_name)
-        retry_at = (
-            retry_policy.next_attempt(attempts - 1, now, settings).retry_at
-            if retry_policy is not None and settings is not None
-            else None
-        )
-        if retry_at is not None and failure.retry_after:
-            # The policy decides whether and when; a throttling server's own wait is a floor.
-            retry_at = max(retry_at, now + timedelta(seconds=failure.retry_after))
+        retry_at = None
+        if retry_policy is not None and settings is not None:
+            context = RetryContext(
+                category=failure.category,
+                retries_done=attempts - 1,
+                now=now,
+                settings=settings,
+                text=failure.text,
+                reply_code=failure.reply_code,
+                enhanced_code=failure.enhanced_code,
+                recipient=failure.recipient,
+                profile_id=reply.profile_id,
+                retry_after=failure.retry_after,
+            )
+            retry_at = retry_policy.decide(context).retry_at
+            if retry_at is not None and failure.retry_after:
+                # The policy decides whether and when; a throttling server's own wait is a floor.
+                retry_at = max(retry_at, now + timedelta(seconds=failure.retry_after))
+        elif retry_policy is None:
+            # The record names what decided: nothing did, the chosen policy is not there.
+            policy_name = fit(FailedMessageSendInfo.policy, f"{policy_name} (not installed: no retry)")
         records.append(
             FailureRecord(
                 send_info_id=reply.id,
@@ -234,9 +256,21 @@ def internal_transition(
         Outcome(delivered=outcome.delivered, failures=(failure,)),
         None,
         policy_names={ErrorCategory.INTERNAL: CATEGORY_POLICIES[ErrorCategory.INTERNAL]},
-        find_policy=lambda _name: None,
+        find_policy=lambda _name: _NEVER,
         now=now,
     )
+
+
+class _NeverRetry(RetryPolicy):
+    """What decides an internal error: nothing is retried (installed or not, whatever the table says)."""
+
+    NAME = "no retry"
+
+    def decide(self, context: RetryContext) -> RetryDecision:
+        return RetryDecision(None)
+
+
+_NEVER = _NeverRetry()
 
 
 def describe(failure: Failure) -> str:

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -23,9 +23,10 @@ from sqlalchemy.orm import Session
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import SendFailure
-from postroom.core.contract.retry import CATEGORY_POLICIES, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.models import MediaProfile, utcnow
+from postroom.core.data.retry_policies import policy_names_for_profile
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.outbound import claims
 from postroom.core.outbound.claims import ClaimedRow, worker_name
@@ -208,8 +209,8 @@ class Outbox:
 class _Recorder:
     """Records one attempt on the writer's thread: decide, write, commit; then count it and send its signals.
 
-    A profile's retry settings are read once per run: a dead server fails every queued reply of
-    its profile, and each would otherwise read them again.
+    A profile's retry settings and its category → policy table are read once per run: a dead
+    server fails every queued reply of its profile, and each would otherwise read them again.
     """
 
     def __init__(self, outbox: Outbox, plugins: PluginHost, report: OutboxReport) -> None:
@@ -217,6 +218,7 @@ class _Recorder:
         self.plugins = plugins
         self.report = report
         self._settings: dict[int, RetrySettings] = {}
+        self._policy_names: dict[int, Mapping[ErrorCategory, str]] = {}
 
     def __call__(
         self, connection: Connection, token: str, reply: ClaimedReply, outcome: Outcome, now: datetime
@@ -244,13 +246,14 @@ class _Recorder:
         self, connection: Connection, reply: ClaimedReply, outcome: Outcome, now: datetime
     ) -> Transition:
         settings = None
+        policy_names: Mapping[ErrorCategory, str] = CATEGORY_POLICIES
         if outcome.failures and reply.profile_id:
             if reply.profile_id not in self._settings:
                 self._settings[reply.profile_id] = retry_settings(connection, reply.profile_id)
+                self._policy_names[reply.profile_id] = policy_names_for_profile(connection, reply.profile_id)
             settings = self._settings[reply.profile_id]
-        return decide(
-            reply, outcome, settings, policy_names=CATEGORY_POLICIES, find_policy=self._policy, now=now
-        )
+            policy_names = self._policy_names[reply.profile_id]
+        return decide(reply, outcome, settings, policy_names=policy_names, find_policy=self._policy, now=now)
 
     def _policy(self, name: str) -> RetryPolicy | None:
         policy = self.plugins.policy(name)

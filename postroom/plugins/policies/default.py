@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from postroom.core.contract.hooks import hookimpl
-from postroom.core.contract.retry import DEFAULT_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import DEFAULT_RETRY, RetryContext, RetryDecision, RetryPolicy
 
 
 class DefaultRetry(RetryPolicy):
@@ -14,10 +12,10 @@ class DefaultRetry(RetryPolicy):
     NAME = DEFAULT_RETRY
     LABEL = "Retry at once, up to maxRetryCount times"
 
-    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
-        if retries_done >= settings.max_retry_count:
+    def decide(self, context: RetryContext) -> RetryDecision:
+        if context.retries_done >= context.settings.max_retry_count:
             return RetryDecision(None)
-        return RetryDecision(now)
+        return RetryDecision(context.now)
 
 
 @hookimpl

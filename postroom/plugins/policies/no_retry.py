@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import datetime
-
 from postroom.core.contract.hooks import hookimpl
-from postroom.core.contract.retry import NO_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import NO_RETRY, RetryContext, RetryDecision, RetryPolicy
 
 
 class NoRetry(RetryPolicy):
@@ -14,7 +12,7 @@ class NoRetry(RetryPolicy):
     NAME = NO_RETRY
     LABEL = "Never retry"
 
-    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
+    def decide(self, context: RetryContext) -> RetryDecision:
         return RetryDecision(None)
 
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from postroom.core.contract.hooks import hookimpl
-from postroom.core.contract.retry import PROGRESSIVE_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import PROGRESSIVE_RETRY, RetryContext, RetryDecision, RetryPolicy
 
 
 class ProgressiveRetry(RetryPolicy):
@@ -14,11 +14,13 @@ class ProgressiveRetry(RetryPolicy):
     NAME = PROGRESSIVE_RETRY
     LABEL = "Retry after k x progressiveRetryInterval, up to maxRetryCount times"
 
-    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
-        if retries_done >= settings.max_retry_count:
+    def decide(self, context: RetryContext) -> RetryDecision:
+        if context.retries_done >= context.settings.max_retry_count:
             return RetryDecision(None)
-        retry_number = retries_done + 1
-        return RetryDecision(now + timedelta(seconds=retry_number * settings.progressive_retry_interval))
+        retry_number = context.retries_done + 1
+        return RetryDecision(
+            context.now + timedelta(seconds=retry_number * context.settings.progressive_retry_interval)
+        )
 
 
 @hookimpl

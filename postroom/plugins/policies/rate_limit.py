@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from postroom.core.contract.hooks import hookimpl
-from postroom.core.contract.retry import RATE_LIMIT_RETRY, RetryDecision, RetryPolicy, RetrySettings
+from postroom.core.contract.retry import RATE_LIMIT_RETRY, RetryContext, RetryDecision, RetryPolicy
 
 
 class RateLimitRetry(RetryPolicy):
@@ -14,10 +14,10 @@ class RateLimitRetry(RetryPolicy):
     NAME = RATE_LIMIT_RETRY
     LABEL = "Retry after rateLimitRetryTime, up to maxRetryCount times"
 
-    def next_attempt(self, retries_done: int, now: datetime, settings: RetrySettings) -> RetryDecision:
-        if retries_done >= settings.max_retry_count:
+    def decide(self, context: RetryContext) -> RetryDecision:
+        if context.retries_done >= context.settings.max_retry_count:
             return RetryDecision(None)
-        return RetryDecision(now + timedelta(seconds=settings.rate_limit_retry_time))
+        return RetryDecision(context.now + timedelta(seconds=context.settings.rate_limit_retry_time))
 
 
 @hookimpl

@@ -40,6 +40,7 @@ from postroom.core.data.models.tickets import (
     MessageRaw,
     RoutingRule,
     Ticket,
+    TicketAttribute,
 )
 
 __all__ = [
@@ -70,6 +71,7 @@ __all__ = [
     "SMessageSendInfo",
     "SendState",
     "Ticket",
+    "TicketAttribute",
     "TicketState",
     "agent_media_profile",
     "campaign_media_profile",

@@ -156,3 +156,25 @@ class FetchLedger(Base):
     outcome: Mapped[str] = mapped_column(String(16))
     fetched_at: Mapped[timestamp]
     deleted_at: Mapped[datetime | None]
+
+
+class TicketAttribute(Base):
+    """A plugin's own indexed value on a ticket (an order number, a contract id), by plugin and name.
+
+    One value per ticket, plugin and name; the index on (plugin, name, value) finds the tickets
+    that carry a value without scanning (``postroom.core.data.plugin_data``).
+    """
+
+    __tablename__ = "ticket_attribute"
+    __table_args__ = (
+        UniqueConstraint("ticket_id", "plugin", "name"),
+        Index(None, "plugin", "name", "value"),
+    )
+
+    id: Mapped[big_pk]
+    ticket_id: Mapped[int] = mapped_column(ForeignKey("ticket.id"))
+    plugin: Mapped[str] = mapped_column(String(64))
+    name: Mapped[str] = mapped_column(String(64))
+    value: Mapped[str] = mapped_column(String(255))
+    created_at: Mapped[timestamp]
+    updated_at: Mapped[timestamp]
