@@ -14,6 +14,8 @@ pytest_plugins = [
     "tests.servers.smtp",
     "tests.servers.bounce_corpus",
     "tests.servers.ews_responder",
+    "tests.servers.oauth_server",
+    "tests.servers.oauth_mail",
     "tests.support.cli",
 ]
 
