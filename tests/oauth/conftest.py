@@ -34,12 +34,18 @@ def authority_options(oauth_server: OAuthServer) -> list[str]:
 class SignIn:
     """``postroom oauth connect ...`` as a real process whose output a test reads while it waits."""
 
-    def __init__(self, database_url: str, *args: str) -> None:
+    def __init__(self, database_url: str, *args: str, secret: str | None = None) -> None:
         env = {**os.environ, "POSTROOM_DATABASE_URL": database_url, "PYTHONUNBUFFERED": "1"}
         self.process = subprocess.Popen(
             [sys.executable, "-m", "postroom", "oauth", "connect", *args],
-            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+            stdin=subprocess.DEVNULL if secret is None else subprocess.PIPE,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
         )
+        if secret is not None:
+            assert self.process.stdin is not None
+            self.process.stdin.write(secret + "\n")
+            self.process.stdin.close()
+            self.process.stdin = None
         self.lines: list[str] = []
 
     def wait_for(self, pattern: str) -> re.Match[str]:

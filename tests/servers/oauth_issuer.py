@@ -270,7 +270,9 @@ class Issuer:
         try:
             unverified = jwt.decode(assertion, options={"verify_signature": False})
             account = self.service_accounts[unverified["iss"]]
-            claims = jwt.decode(assertion, account.public_key, ["RS256"], audience=f"{self.base_url}/token")
+            # Google's token endpoint wants its own address as the audience, which google-auth always sends.
+            audience = [f"{self.base_url}/token", "https://oauth2.googleapis.com/token"]
+            claims = jwt.decode(assertion, account.public_key, ["RS256"], audience=audience)
         except (KeyError, jwt.PyJWTError) as error:
             raise OAuthFault("invalid_grant", f"Invalid JWT assertion: {error}.") from error
         client = Client(account.client_email, None, "google")
