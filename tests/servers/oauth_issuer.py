@@ -47,6 +47,8 @@ class Grant:
     user: str
     scopes: str
     revoked: bool = False
+    #: When the access token issued with this refresh token expires.
+    access_expires_at: float = 0.0
 
 
 @dataclass
@@ -68,6 +70,8 @@ class Issuance:
     at: float
     expires_at: float
     refresh_token_used: str | None = None
+    #: For a refresh: how many seconds the token it replaces still had (a race shows as a large value).
+    replaced_remaining: float | None = None
 
 
 @dataclass
@@ -148,6 +152,16 @@ class Issuer:
         }
         return f"{redirect}?{urlencode({'code': code, 'state': query.get('state', ''), 'scope': query.get('scope', '')})}"
 
+    def signed_in(self, client: Client, user: str, scopes: str) -> dict[str, Any]:
+        """The token answer a device-code or browser sign-in of ``user`` ends with, without the ceremony
+        (for tests about what happens after a sign-in); counted as grant ``sign_in``."""
+        with self.lock:
+            return self._answer(client, "sign_in", user, scopes)
+
+    def refreshes(self, client_id: str) -> list[Issuance]:
+        with self.lock:
+            return [i for i in self.issued if i.client_id == client_id and i.grant == "refresh_token"]
+
     def revoke(self, user: str) -> None:
         """Revoke every grant of ``user`` (an administrator removed consent, a password was reset)."""
         with self.lock:
@@ -204,7 +218,7 @@ class Issuer:
 
     def _answer(
         self, client: Client, grant_name: str, user: str | None, scopes: str, *, app: bool = False,
-        refresh_used: str | None = None, keep_refresh: bool = True,
+        refresh_used: str | None = None, keep_refresh: bool = True, replaced_remaining: float | None = None,
     ) -> dict[str, Any]:
         token, expires = self._access_token(client.client_id, client.tenant, user, scopes, app)
         answer: dict[str, Any] = {
@@ -213,12 +227,14 @@ class Issuer:
         }
         if user is not None and keep_refresh:
             refresh = secrets.token_urlsafe(32)
-            self.grants[refresh] = Grant(client.client_id, user, scopes)
+            self.grants[refresh] = Grant(client.client_id, user, scopes, access_expires_at=expires)
             answer["refresh_token"] = refresh
             answer["id_token"] = self._id_token(client.client_id, client.tenant, user)
             info = {"uid": user, "utid": client.tenant}
             answer["client_info"] = base64.urlsafe_b64encode(jsonb(info)).decode().rstrip("=")
-        self.issued.append(Issuance(client.client_id, grant_name, token, time.time(), expires, refresh_used))
+        self.issued.append(
+            Issuance(client.client_id, grant_name, token, time.time(), expires, refresh_used, replaced_remaining)
+        )
         return answer
 
     def token(self, tenant: str | None, form: dict[str, str]) -> dict[str, Any]:
@@ -242,7 +258,10 @@ class Issuer:
                 if grant is None or grant.revoked or grant.client_id != client.client_id:
                     raise OAuthFault("invalid_grant", "AADSTS70000: The refresh token was revoked or has expired.")
                 grant.revoked = True  # rotating: a refresh token is good for one use
-                return self._answer(client, "refresh_token", grant.user, scopes or grant.scopes, refresh_used=used)
+                return self._answer(
+                    client, "refresh_token", grant.user, scopes or grant.scopes, refresh_used=used,
+                    replaced_remaining=grant.access_expires_at - time.time(),
+                )
             if grant_type in ("urn:ietf:params:oauth:grant-type:device_code", "device_code"):
                 device = self.devices.get(form.get("device_code", ""))
                 if device is None or device.client_id != client.client_id or device.expires_at < time.time():

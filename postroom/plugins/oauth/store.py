@@ -30,8 +30,9 @@ from postroom.plugins.oauth.base import (
 
 log = logging.getLogger(__name__)
 
-#: A token is refreshed when less than this share of its lifetime is left, and at most this long before.
-MARGIN_SHARE = 0.1
+#: A token is refreshed when less than this share of its lifetime is left, and at most this long before:
+#: the margin covers the time between handing a token out and the server checking it (a TLS handshake).
+MARGIN_SHARE = 0.25
 MAX_MARGIN = timedelta(minutes=5)
 
 
@@ -105,7 +106,12 @@ def _refresh_locked(engine: Engine, profile: MediaProfile, provider: TokenProvid
         clear = clear_grant(grant)
         clear.profile_name = profile.name
         if grant.flow in provider.DELEGATED and clear.refresh_token is None:
-            failure = _revoked(profile, grant, grant.last_error or "no refresh token is stored")
+            # Refused before: the same sentence again, without asking the server about a dead token.
+            failure = (
+                TokenUnavailable(grant.last_error)
+                if grant.last_error
+                else _revoked(profile, grant, "no refresh token is stored")
+            )
         else:
             try:
                 issued = provider.refresh(clear)
