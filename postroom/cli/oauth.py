@@ -81,6 +81,7 @@ def _say(line: str) -> None:
 @click.option("--authority", help="Another authorisation server (a national cloud, or a test stand-in): its base URL.")
 @click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="A CA bundle that verifies the authorisation server.")
 @click.option("--open-browser", is_flag=True, help="installed-app: open the sign-in address in this computer's browser.")
+@click.option("--loopback-port", type=click.IntRange(0, 65535), default=0, help="installed-app: the port on 127.0.0.1 the browser comes back to (default: any free one; fix it to forward it over SSH).")
 def oauth_connect(
     profile_name: str,
     provider: str,
@@ -94,6 +95,7 @@ def oauth_connect(
     authority: str | None,
     ca_file: Path | None,
     open_browser: bool,
+    loopback_port: int,
 ) -> None:
     """Sign PROFILE in with Microsoft or Google and keep the tokens (encrypted) for its servers."""
     app = state().app()
@@ -117,7 +119,7 @@ def oauth_connect(
         authority=authority,
         ca_file=str(ca_file.resolve()) if ca_file else None,
     )
-    issued = token_provider.connect(grant, _say, open_browser=open_browser)
+    issued = token_provider.connect(grant, _say, open_browser=open_browser, loopback_port=loopback_port)
     new = oauth.NewGrant(
         provider=provider,
         flow=flow,

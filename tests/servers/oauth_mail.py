@@ -141,11 +141,11 @@ class _Controller(Controller):
         return _LongLines(self.handler, **self.SMTP_kwargs)
 
 
-@pytest.fixture(scope="session")
-def oauth_smtp(certificate: Certificate, oauth_server: OAuthServer) -> Iterator[OAuthSmtp]:
+def start_oauth_smtp(certificate: Certificate, oauth: OAuthServer) -> tuple[OAuthSmtp, Controller]:
+    """Start the XOAUTH2 SMTP server on a free port of 127.0.0.1; stop it with the controller."""
     server = OAuthSmtp("127.0.0.1", free_port())
     controller = _Controller(
-        _Handler(server, oauth_server),
+        _Handler(server, oauth),
         hostname=server.host,
         port=server.port,
         tls_context=certificate.server_context(),
@@ -153,6 +153,12 @@ def oauth_smtp(certificate: Certificate, oauth_server: OAuthServer) -> Iterator[
         auth_required=True,
     )
     controller.start()
+    return server, controller
+
+
+@pytest.fixture(scope="session")
+def oauth_smtp(certificate: Certificate, oauth_server: OAuthServer) -> Iterator[OAuthSmtp]:
+    server, controller = start_oauth_smtp(certificate, oauth_server)
     try:
         yield server
     finally:

@@ -82,8 +82,9 @@ class TokenProvider:
     def default_scopes(self, flow: str) -> list[str]:
         raise NotImplementedError
 
-    def connect(self, grant: Grant, say: Say, open_browser: bool = False) -> Issued:
-        """Sign in by ``grant.flow`` (interactive flows talk to the operator through ``say``)."""
+    def connect(self, grant: Grant, say: Say, open_browser: bool = False, loopback_port: int = 0) -> Issued:
+        """Sign in by ``grant.flow`` (interactive flows talk to the operator through ``say``; a browser
+        sign-in comes back to ``loopback_port`` on 127.0.0.1, any free one when 0)."""
         raise NotImplementedError
 
     def refresh(self, grant: Grant) -> Issued:

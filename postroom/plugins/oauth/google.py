@@ -120,7 +120,7 @@ class Google(TokenProvider):
             scopes=grant.scopes,
         )
 
-    def connect(self, grant: Grant, say: Say, open_browser: bool = False) -> Issued:
+    def connect(self, grant: Grant, say: Say, open_browser: bool = False, loopback_port: int = 0) -> Issued:
         if grant.flow == "service-account":
             if not grant.account:
                 raise UserError("A service account acts as a mailbox: give it with --account.")
@@ -128,9 +128,9 @@ class Google(TokenProvider):
                 return self.refresh(grant)
             except (GrantRevoked, ProviderUnreachable) as error:
                 raise UserError(f"Google refused the service account's sign-in: {error}.") from error
-        return self._installed_app(grant, say, open_browser)
+        return self._installed_app(grant, say, open_browser, loopback_port)
 
-    def _installed_app(self, grant: Grant, say: Say, open_browser: bool) -> Issued:
+    def _installed_app(self, grant: Grant, say: Say, open_browser: bool, port: int) -> Issued:
         from google_auth_oauthlib.flow import InstalledAppFlow
 
         auth_uri, token_uri = _endpoints(grant)
@@ -152,7 +152,7 @@ class Google(TokenProvider):
         try:
             credentials = flow.run_local_server(
                 host="127.0.0.1",
-                port=0,
+                port=port,
                 open_browser=open_browser,
                 authorization_prompt_message="To sign in, open this address in a browser: {url}",
                 success_message="postroom is signed in; you may close this window.",

@@ -114,7 +114,7 @@ class Microsoft(TokenProvider):
             account=claims.get("preferred_username") or claims.get("upn") or claims.get("email"),
         )
 
-    def connect(self, grant: Grant, say: Say, open_browser: bool = False) -> Issued:
+    def connect(self, grant: Grant, say: Say, open_browser: bool = False, loopback_port: int = 0) -> Issued:
         if grant.flow == "client-credentials":
             try:
                 return self.refresh(grant)
