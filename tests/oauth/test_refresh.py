@@ -23,6 +23,7 @@ from tests.oauth.test_microsoft import _mail_profile
 from tests.servers.oauth_mail import OAuthDovecot, OAuthSmtp
 from tests.servers.oauth_server import OAuthServer
 from tests.support.cli import Cli
+from tests.support.desk import Desk
 from tests.support.mail import make_mail
 
 
@@ -167,3 +168,34 @@ def test_tokens_expiring_every_four_seconds_refresh_once_per_expiry_across_two_w
     # a worker that refreshed beside another would have replaced a token with nearly all its life left.
     assert all((r.replaced_remaining or 0) <= 1.0 + 0.05 for r in refreshes), [r.replaced_remaining for r in refreshes]
     assert counts["fetched"] > 0 and counts["sent"] > 0 and len(oauth_smtp.mails) == smtp_sent + counts["sent"]
+
+
+def test_revoked_grant_fails_only_its_own_replies_with_the_same_sentence(
+    postroom_cli: Cli, database_url: str, oauth_server: OAuthServer, oauth_dovecot: OAuthDovecot, oauth_smtp: OAuthSmtp
+) -> None:
+    issuer = oauth_server.issuer
+    client = issuer.register_client(public=True)
+    app = Postroom(database_url)
+    desk = Desk(app)
+    tickets = {}
+    for name in ("revoked", "fine"):
+        user, _ = oauth_dovecot.new_user(f"send{name}")
+        _mail_profile(postroom_cli, oauth_dovecot, oauth_smtp, user, name=name)
+        seed_device_code_grant(database_url, name, oauth_server, client, user, expires_in=0)
+        desk.route(name)
+        tickets[name] = desk.ticket(_profile_id(app, name))
+        if name == "revoked":
+            issuer.revoke(user)
+    for ticket_id in tickets.values():
+        postroom_cli.ok("ticket", "reply", str(ticket_id), "--body", "On its way.")
+    sent_before = len(oauth_smtp.mails)
+
+    postroom_cli.ok("send")
+
+    assert len(oauth_smtp.mails) == sent_before + 1 and oauth_smtp.mails[-1][0].startswith("sendfine")
+    rows = {row["profile"]: row for row in postroom_cli.ok("outbox", "list", "--json").json()}
+    assert rows["fine"]["state"] == "sent"
+    assert rows["revoked"]["state"] == "retry-scheduled"
+    assert rows["revoked"]["last_error"].startswith("The microsoft sign-in of profile 'revoked' is no longer valid")
+    assert rows["revoked"]["last_error"].endswith("run 'postroom oauth connect revoked --provider microsoft --flow device-code ...' again.")
+    app.dispose()
