@@ -73,7 +73,7 @@ def _say(line: str) -> None:
 @click.option("--provider", type=click.Choice(PROVIDERS), required=True, help="Who signs in: microsoft or google.")
 @click.option("--flow", type=click.Choice(FLOWS), required=True, help="How: client-credentials, device-code (Microsoft); installed-app, service-account (Google).")
 @click.option("--client-id", required=True, help="The application (client) id of the app registration or OAuth client.")
-@click.option("--tenant", help="Microsoft: the directory (tenant) id or domain; default 'organizations' (device code) .")
+@click.option("--tenant", help="Microsoft: the directory (tenant) id or domain (device code without it: any work account).")
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from one line of standard input (else it is prompted for).")
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False), help="Google service account: its JSON key file (stored encrypted).")
 @click.option("--account", help="The mailbox the tokens act for (service account: required; else the profile's user name).")

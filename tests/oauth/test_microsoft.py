@@ -102,7 +102,7 @@ def test_client_credentials_token_is_cached_and_status_shows_no_secret(
     grant = _grant(database_url)
     token = decrypt_password(grant.access_token_encrypted)
     claims = oauth_server.verify(token or "")
-    assert claims is not None and claims["roles"] == [".default"] and claims["appid"] == client.client_id
+    assert claims is not None and "IMAP.AccessAsApp" in claims["roles"] and claims["appid"] == client.client_id
     assert client.secret is not None and client.secret.encode() not in (grant.client_secret_encrypted or b"")
 
     status = postroom_cli.ok("oauth", "status", "support").stdout

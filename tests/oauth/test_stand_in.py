@@ -78,7 +78,7 @@ def test_client_credentials_device_code_and_keys(oauth_server: OAuthServer, http
     config = http.get(f"{oauth_server.url}/fabrikam/v2.0/.well-known/openid-configuration", timeout=10).json()
     keys = http.get(config["jwks_uri"], timeout=10).json()["keys"]
     claims = jwt.decode(body["access_token"], jwt.PyJWK(keys[0]).key, ["RS256"], audience="https://outlook.office365.com")
-    assert claims["iss"] == config["issuer"] and claims["tid"] == "fabrikam" and claims["roles"] == [".default"]
+    assert claims["iss"] == config["issuer"] and claims["tid"] == "fabrikam" and "Mail.ReadWrite" in claims["roles"]
 
     device = http.post(config["device_authorization_endpoint"], data={"client_id": client.client_id, "scope": "x"}, timeout=10).json()
     poll = {"grant_type": "urn:ietf:params:oauth:grant-type:device_code", "client_id": client.client_id, "device_code": device["device_code"]}

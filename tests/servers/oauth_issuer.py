@@ -32,11 +32,16 @@ class OAuthFault(Exception):
         self.error, self.description, self.status = error, description, status
 
 
+#: The application permissions an app is granted unless a test says otherwise (the roles of its tokens).
+APP_ROLES = ("IMAP.AccessAsApp", "POP.AccessAsApp", "SMTP.SendAsApp", "Mail.ReadWrite", "Mail.Send")
+
+
 @dataclass
 class Client:
     client_id: str
     secret: str | None
     tenant: str
+    roles: tuple[str, ...] = APP_ROLES
 
 
 @dataclass
@@ -186,7 +191,9 @@ class Issuer:
         jwk: dict[str, Any] = jwt.algorithms.RSAAlgorithm.to_jwk(self.key.public_key(), as_dict=True)
         return {**jwk, "kid": self.kid, "use": "sig", "alg": "RS256"}
 
-    def _access_token(self, client_id: str, tenant: str, user: str | None, scopes: str, app: bool) -> tuple[str, float]:
+    def _access_token(
+        self, client_id: str, tenant: str, user: str | None, scopes: str, roles: tuple[str, ...] | None
+    ) -> tuple[str, float]:
         now = time.time()
         expires = now + self.token_lifetime
         first = urlsplit(scopes.split()[0]) if scopes.split() else urlsplit("")
@@ -200,8 +207,8 @@ class Issuer:
             "exp": expires,
             "jti": uuid.uuid4().hex,
         }
-        if app:
-            claims["roles"] = [s.rsplit("/", 1)[-1] for s in scopes.split()]
+        if roles is not None:  # an application's token carries the permissions it was granted
+            claims["roles"] = list(roles)
         else:
             claims["scp"] = " ".join(s.rsplit("/", 1)[-1] for s in scopes.split())
         if user:
@@ -220,7 +227,7 @@ class Issuer:
         self, client: Client, grant_name: str, user: str | None, scopes: str, *, app: bool = False,
         refresh_used: str | None = None, keep_refresh: bool = True, replaced_remaining: float | None = None,
     ) -> dict[str, Any]:
-        token, expires = self._access_token(client.client_id, client.tenant, user, scopes, app)
+        token, expires = self._access_token(client.client_id, client.tenant, user, scopes, client.roles if app else None)
         answer: dict[str, Any] = {
             "token_type": "Bearer", "access_token": token, "expires_in": self.token_lifetime,
             "ext_expires_in": self.token_lifetime, "scope": scopes,
@@ -251,6 +258,8 @@ class Issuer:
                 raise OAuthFault("invalid_client", "AADSTS7000215: Invalid client secret provided.", 401)
             scopes = _plain_scopes(form.get("scope", ""))
             if grant_type == "client_credentials":
+                if not scopes.endswith("/.default") or len(scopes.split()) != 1:
+                    raise OAuthFault("invalid_scope", "AADSTS1002012: The scope requested must be one RESOURCE/.default.")
                 return self._answer(client, "client_credentials", None, scopes, app=True)
             if grant_type == "refresh_token":
                 used = form.get("refresh_token", "")

@@ -118,7 +118,6 @@ class _Handler:
         # A user's token must be that user's; an application's must carry the SMTP.SendAsApp role.
         if claims is not None and (
             claims.get("upn", "").lower() == user.lower() or "SMTP.SendAsApp" in claims.get("roles", [])
-            or ".default" in claims.get("roles", [])
         ):
             with self.server.lock:
                 self.server.tokens.append(token)

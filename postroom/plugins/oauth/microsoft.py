@@ -116,6 +116,8 @@ class Microsoft(TokenProvider):
 
     def connect(self, grant: Grant, say: Say, open_browser: bool = False, loopback_port: int = 0) -> Issued:
         if grant.flow == "client-credentials":
+            if not grant.tenant:
+                raise UserError("An application signs in to one directory: give it with --tenant.")
             try:
                 return self.refresh(grant)
             except (GrantRevoked, ProviderUnreachable) as error:
