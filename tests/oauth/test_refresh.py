@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import threading
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
-from postroom.core.data.models import MediaProfile, ProfileStatus
+from postroom.core.data.models import MediaProfile, OAuthGrant, ProfileStatus, utcnow
 from postroom.core.inbound.fetch import Fetcher
 from postroom.core.servers import outgoing_settings
+from postroom.plugins.oauth.base import TokenUnavailable
 from tests.oauth.grants import seed_device_code_grant
 from tests.oauth.test_microsoft import _mail_profile
 from tests.servers.oauth_mail import OAuthDovecot, OAuthSmtp
@@ -199,3 +201,40 @@ def test_revoked_grant_fails_only_its_own_replies_with_the_same_sentence(
     assert rows["revoked"]["last_error"].startswith("The microsoft sign-in of profile 'revoked' is no longer valid")
     assert rows["revoked"]["last_error"].endswith("run 'postroom oauth connect revoked --provider microsoft --flow device-code ...' again.")
     app.dispose()
+
+
+def test_an_unreachable_authorisation_server_costs_nothing_while_the_token_still_works(
+    postroom_cli: Cli, database_url: str, oauth_server: OAuthServer, oauth_dovecot: OAuthDovecot,
+    oauth_smtp: OAuthSmtp, refused_port: int,
+) -> None:
+    client = oauth_server.issuer.register_client(public=True)
+    user, _ = oauth_dovecot.new_user("away")
+    _mail_profile(postroom_cli, oauth_dovecot, oauth_smtp, user)
+    answer = seed_device_code_grant(database_url, "support", oauth_server, client, user)
+    app = Postroom(database_url)
+    try:
+        with app.transaction() as session:
+            grant = session.scalars(select(OAuthGrant)).one()
+            grant.authority = f"https://127.0.0.1:{refused_port}"  # nobody answers there
+            now = utcnow()
+            grant.last_refresh_at, grant.access_token_expires_at = now - timedelta(seconds=90), now + timedelta(seconds=10)
+        with app.sessions() as session:
+            profile = session.get(MediaProfile, _profile_id(app))
+            assert profile is not None
+            # Due for refresh (10 s of 100 left), the refresh fails, the still valid token is used.
+            assert app.plugins.access_token(profile) == answer["access_token"]
+        with app.transaction() as session:
+            grant = session.scalars(select(OAuthGrant)).one()
+            assert "could be had for profile 'support'" in (grant.last_error or "")
+            grant.access_token_expires_at = utcnow() - timedelta(seconds=1)
+        with app.sessions() as session:
+            profile = session.get(MediaProfile, _profile_id(app))
+            assert profile is not None
+            with pytest.raises(TokenUnavailable) as raised:
+                app.plugins.access_token(profile)
+        assert raised.value.kind == "connection" and str(raised.value).startswith(
+            "No Microsoft access token could be had for profile 'support': ConnectionError reaching https://127.0.0.1:"
+        )
+        assert answer["refresh_token"] not in str(raised.value)
+    finally:
+        app.dispose()

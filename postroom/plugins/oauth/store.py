@@ -125,6 +125,12 @@ def _refresh_locked(engine: Engine, profile: MediaProfile, provider: TokenProvid
                     f"No {provider.TITLE} access token could be had for profile {profile.name!r}: {error}.",
                     "connection",
                 )
+                expires = grant.access_token_expires_at
+                if grant.access_token_encrypted is not None and expires is not None and expires > utcnow():
+                    # The server is away but the token still works: use it, and try again next time.
+                    log.warning("%s; the current token is used until it expires", failure)
+                    grant.last_error = str(failure)
+                    return decrypt_password(grant.access_token_encrypted) or ""
             else:
                 store_issued(grant, issued)
                 log.info("profile %s: %s access token refreshed", profile.name, provider.NAME)
