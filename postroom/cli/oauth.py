@@ -77,7 +77,7 @@ def _say(line: str) -> None:
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from one line of standard input (else it is prompted for).")
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False), help="Google service account: its JSON key file (stored encrypted).")
 @click.option("--account", help="The mailbox the tokens act for (service account: required; else the profile's user name).")
-@click.option("--scope", "scopes", multiple=True, help="A scope to ask for (repeatable); the defaults suit IMAP, POP and SMTP.")
+@click.option("--scope", "scopes", multiple=True, help="A scope to ask for (repeatable); the defaults suit the profile's protocols (IMAP, POP and SMTP, or Graph).")
 @click.option("--authority", help="Another authorisation server (a national cloud, or a test stand-in): its base URL.")
 @click.option("--ca-file", type=click.Path(path_type=Path, dir_okay=False, exists=True), help="A CA bundle that verifies the authorisation server.")
 @click.option("--open-browser", is_flag=True, help="installed-app: open the sign-in address in this computer's browser.")
@@ -103,6 +103,7 @@ def oauth_connect(
     with app.transaction() as session:
         profile = get_profile(session, profile_name, cc)
         username = profile.username
+        protocols = frozenset({profile.fetch_protocol, profile.send_protocol})
     token_provider = _provider(provider)
     token_provider.check_flow(flow)
     if flow == "service-account" and key_file is None and not client_secret_stdin:
@@ -111,7 +112,7 @@ def oauth_connect(
     grant = token_provider.new_grant(
         profile_name=profile_name,
         flow=flow,
-        scopes=list(scopes) or token_provider.default_scopes(flow),
+        scopes=list(scopes) or token_provider.default_scopes(flow, protocols),
         tenant=tenant,
         client_id=client_id,
         client_secret=secret,

@@ -140,3 +140,17 @@ def test_wrong_client_secret_is_one_sentence(
     assert result.exit_code == 1
     assert "Microsoft refused the application's sign-in: invalid_client: AADSTS7000215" in result.stderr
     assert "not-the-secret" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_default_scopes_follow_the_profiles_protocols() -> None:
+    """A token is for one resource: Exchange Online's for IMAP, POP and SMTP, Graph's for the graph protocol."""
+    from postroom.plugins.oauth.microsoft import PROVIDER
+
+    assert PROVIDER.default_scopes("client-credentials", frozenset({"imaps", "smtp"})) == [
+        "https://outlook.office365.com/.default"
+    ]
+    assert PROVIDER.default_scopes("client-credentials", frozenset({"graph"})) == ["https://graph.microsoft.com/.default"]
+    assert PROVIDER.default_scopes("device-code", frozenset({"graph"})) == [
+        "https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send"
+    ]
+    assert "https://outlook.office.com/SMTP.Send" in PROVIDER.default_scopes("device-code", frozenset({"imap", "smtp"}))

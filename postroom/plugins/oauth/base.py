@@ -79,7 +79,8 @@ class TokenProvider:
     #: Flows whose refresh needs a stored refresh token (a signed-in user).
     DELEGATED: ClassVar[tuple[str, ...]]
 
-    def default_scopes(self, flow: str) -> list[str]:
+    def default_scopes(self, flow: str, protocols: frozenset[str] = frozenset()) -> list[str]:
+        """The scopes a sign-in asks for unless told: what the profile's ``protocols`` need."""
         raise NotImplementedError
 
     def connect(self, grant: Grant, say: Say, open_browser: bool = False, loopback_port: int = 0) -> Issued:

@@ -69,7 +69,7 @@ class Google(TokenProvider):
     FLOWS = ("installed-app", "service-account")
     DELEGATED = ("installed-app",)
 
-    def default_scopes(self, flow: str) -> list[str]:
+    def default_scopes(self, flow: str, protocols: frozenset[str] = frozenset()) -> list[str]:
         return list(MAIL_SCOPES)
 
     def refresh(self, grant: Grant) -> Issued:

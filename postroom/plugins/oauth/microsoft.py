@@ -46,6 +46,9 @@ USER_SCOPES = [
     "https://outlook.office.com/POP.AccessAsUser.All",
     "https://outlook.office.com/SMTP.Send",
 ]
+#: A profile that fetches or sends through Microsoft Graph (the ``graph`` protocol) needs Graph's tokens.
+GRAPH_APP_SCOPES = ["https://graph.microsoft.com/.default"]
+GRAPH_USER_SCOPES = ["https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send"]
 #: Errors that mean the grant itself is gone: sign in again.
 REVOKED_ERRORS = {"invalid_grant", "invalid_client", "unauthorized_client", "interaction_required"}
 
@@ -62,7 +65,10 @@ class Microsoft(TokenProvider):
     FLOWS = ("client-credentials", "device-code")
     DELEGATED = ("device-code",)
 
-    def default_scopes(self, flow: str) -> list[str]:
+    def default_scopes(self, flow: str, protocols: frozenset[str] = frozenset()) -> list[str]:
+        # A token is for one resource: Graph's when the profile uses Graph, else Exchange Online's.
+        if "graph" in protocols:
+            return list(GRAPH_APP_SCOPES if flow == "client-credentials" else GRAPH_USER_SCOPES)
         return list(APP_SCOPES if flow == "client-credentials" else USER_SCOPES)
 
     def _app(self, grant: Grant) -> Any:
