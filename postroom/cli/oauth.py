@@ -7,6 +7,7 @@ provider cannot be used); this module asks for the options, shows what the opera
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 from typing import Any
@@ -63,6 +64,15 @@ def _read_secret(from_stdin: bool, key_file: Path | None, flow: str) -> str | No
     return None
 
 
+def _key_client_id(key: str | None) -> str | None:
+    try:
+        document = json.loads(key or "")
+    except ValueError:
+        raise UserError("The service-account key is not a JSON key file from the Google Cloud console.") from None
+    found = document.get("client_id") if isinstance(document, dict) else None
+    return str(found) if found else None
+
+
 def _say(line: str) -> None:
     echo(line)
     sys.stdout.flush()
@@ -72,7 +82,7 @@ def _say(line: str) -> None:
 @click.argument("profile_name", metavar="PROFILE")
 @click.option("--provider", type=click.Choice(PROVIDERS), required=True, help="Who signs in: microsoft or google.")
 @click.option("--flow", type=click.Choice(FLOWS), required=True, help="How: client-credentials, device-code (Microsoft); installed-app, service-account (Google).")
-@click.option("--client-id", required=True, help="The application (client) id of the app registration or OAuth client.")
+@click.option("--client-id", help="The application (client) id of the app registration or OAuth client (a service account's is read from its key).")
 @click.option("--tenant", help="Microsoft: the directory (tenant) id or domain (device code without it: any work account).")
 @click.option("--client-secret-stdin", is_flag=True, help="Read the client secret from one line of standard input (else it is prompted for).")
 @click.option("--key-file", type=click.Path(path_type=Path, dir_okay=False), help="Google service account: its JSON key file (stored encrypted).")
@@ -86,7 +96,7 @@ def oauth_connect(
     profile_name: str,
     provider: str,
     flow: str,
-    client_id: str,
+    client_id: str | None,
     tenant: str | None,
     client_secret_stdin: bool,
     key_file: Path | None,
@@ -109,6 +119,10 @@ def oauth_connect(
     if flow == "service-account" and key_file is None and not client_secret_stdin:
         raise UserError("A service account signs in with its key: give --key-file (or the JSON on --client-secret-stdin).")
     secret = _read_secret(client_secret_stdin, key_file, flow)
+    if client_id is None and flow == "service-account":
+        client_id = _key_client_id(secret)
+    if not client_id:
+        raise UserError(f"The {flow} flow needs the application's client id: give it with --client-id.")
     grant = token_provider.new_grant(
         profile_name=profile_name,
         flow=flow,

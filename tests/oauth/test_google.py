@@ -74,14 +74,14 @@ def test_service_account_with_domain_wide_delegation_acts_as_the_mailbox(
 
     postroom_cli.ok(
         "oauth", "connect", "support", "--provider", "google", "--flow", "service-account",
-        "--client-id", key["client_id"], "--key-file", str(key_file), "--account", user,
+        "--key-file", str(key_file), "--account", user,
         *authority_options(oauth_server),
     )
     assert issuer.count(key["client_email"], "jwt_bearer") == 1
     fetched = postroom_cli.ok("fetch", "--json").json()
     assert fetched[0]["stored"] == 1 and fetched[0]["error"] is None, fetched
     status = postroom_cli.ok("oauth", "status", "support", "--json").json()
-    assert status["account"] == user and status["has_client_secret"] is True
+    assert status["account"] == user and status["client_id"] == key["client_id"] and status["has_client_secret"] is True
     assert "PRIVATE KEY" not in json.dumps(status)
     grant = _grant(database_url)
     assert b"PRIVATE KEY" not in (grant.client_secret_encrypted or b"")
