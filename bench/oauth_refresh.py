@@ -137,7 +137,8 @@ def main() -> int:
     remaining = [r.replaced_remaining or 0.0 for r in refreshes]
     expected = duration / (args.lifetime * (1 - MARGIN_SHARE))
     print(f"{args.workers} workers, {args.minutes:g} min, tokens of {args.lifetime} s (refreshed with {MARGIN_SHARE:.0%} of their life left)")
-    print(f"refreshes counted at the stand-in: {len(refreshes)} (expiries in the run: about {expected:.1f})")
+    print(f"refreshes counted at the stand-in: {len(refreshes)} "
+          f"(one due every {args.lifetime * (1 - MARGIN_SHARE):g} s of the run: about {expected:.1f})")
     print(f"refresh tokens redeemed twice (races): {raced}")
     print(f"life left in replaced tokens: min {min(remaining, default=0):.2f} s, max {max(remaining, default=0):.2f} s")
     print(f"mails delivered {delivered}, stored on tickets {stored}; replies queued {len(answered)}, "
