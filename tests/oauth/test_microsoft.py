@@ -154,3 +154,29 @@ def test_default_scopes_follow_the_profiles_protocols() -> None:
         "https://graph.microsoft.com/Mail.ReadWrite", "https://graph.microsoft.com/Mail.Send"
     ]
     assert "https://outlook.office.com/SMTP.Send" in PROVIDER.default_scopes("device-code", frozenset({"imap", "smtp"}))
+
+
+def test_sign_in_mistakes_are_one_sentence(
+    postroom_cli: Cli, oauth_server: OAuthServer, oauth_smtp: OAuthSmtp, oauth_dovecot: OAuthDovecot
+) -> None:
+    client = oauth_server.issuer.register_client()
+    user, _ = oauth_dovecot.new_user("oops")
+    _mail_profile(postroom_cli, oauth_dovecot, oauth_smtp, user)
+    base = ["oauth", "connect", "support", "--provider", "microsoft", "--client-id", client.client_id,
+            *authority_options(oauth_server)]
+    cases = {
+        ("--flow", "client-credentials", "--client-secret-stdin"): "An application signs in to one directory: give it with --tenant.",
+        ("--flow", "installed-app"): "Provider 'microsoft' offers the flows client-credentials, device-code, not 'installed-app'.",
+        ("--flow", "client-credentials", "--tenant", client.tenant): "The client-credentials flow needs the client secret: give it with --client-secret-stdin.",
+    }
+    for options, sentence in cases.items():
+        result = postroom_cli.run(*base, *options, input="x\n" if "--client-secret-stdin" in options else None)
+        assert (result.exit_code, result.stderr.strip()) == (1, f"Error: {sentence}")
+    unknown = postroom_cli.run("oauth", "status", "nobody")
+    assert (unknown.exit_code, unknown.stderr.strip()) == (1, "Error: There is no media profile named 'nobody'.")
+
+    postroom_cli.ok("plugins", "disable", "microsoft")
+    disabled = postroom_cli.run(*base, "--flow", "device-code")
+    assert disabled.stderr.strip() == (
+        "Error: The token provider 'microsoft' is not installed or is disabled ('postroom plugins list')."
+    )
