@@ -15,6 +15,8 @@ pytest_plugins = [
     "tests.servers.bounce_corpus",
     "tests.servers.ews_responder",
     "tests.servers.graph_server",
+    "tests.servers.oauth_server",
+    "tests.servers.oauth_mail",
     "tests.support.cli",
 ]
 

@@ -42,6 +42,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "run": ("worker",),
     "admin": ("worker",),
     "demo": ("demo",),
+    "oauth": ("oauth",),
 }
 
 

@@ -54,6 +54,8 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("routing-rules", "postroom.plugins.routing_rules"),
     ("auto-reply-filter", "postroom.plugins.auto_reply_filter"),
     ("signature", "postroom.plugins.signature"),
+    ("microsoft", "postroom.plugins.oauth.microsoft"),
+    ("google", "postroom.plugins.oauth.google"),
 )
 
 _KIND_HOOKS = {
@@ -152,6 +154,11 @@ class PluginHost:
         for name, owner in owners.items():
             info[owner].provides.append(name)
         return registry
+
+    def plugin(self, name: str) -> object | None:
+        """The registered, enabled plugin object called ``name`` (e.g. a token provider), or None."""
+        found: object | None = self.pm.get_plugin(name)
+        return found
 
     def names(self) -> list[str]:
         return [p.name for p in self.catalogue]

@@ -23,6 +23,7 @@ from postroom.core.data.models.directory import (
     campaign_media_profile,
     queue_media_profile,
 )
+from postroom.core.data.models.oauth import OAuthGrant
 from postroom.core.data.models.outbox import FailedMessageSendInfo, SMessageSendInfo
 from postroom.core.data.models.profiles import (
     EngineSetting,
@@ -63,6 +64,7 @@ __all__ = [
     "MessageAddress",
     "MessageRaw",
     "MessageStatus",
+    "OAuthGrant",
     "PluginSwitch",
     "ProfileStatus",
     "ProtocolState",
