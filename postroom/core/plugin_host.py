@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import click
     from sqlalchemy.orm import Session
 
+    from postroom.core.contract.bounces import BounceReport
     from postroom.core.contract.drafts import OutgoingDraft
     from postroom.core.contract.mail import ParsedMail
     from postroom.core.contract.protocols import ProtocolPlugin, SendFailure
@@ -53,6 +54,9 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("routing-rules", "postroom.plugins.routing_rules"),
     ("auto-reply-filter", "postroom.plugins.auto_reply_filter"),
     ("signature", "postroom.plugins.signature"),
+    ("bounce-dsn", "postroom.plugins.bounces.dsn"),
+    ("bounce-flufl", "postroom.plugins.bounces.flufl"),
+    ("bounce-text", "postroom.plugins.bounces.text"),
 )
 
 _KIND_HOOKS = {
@@ -187,6 +191,15 @@ class PluginHost:
 
     def compose_outgoing(self, draft: OutgoingDraft, ticket: Ticket, profile: MediaProfile) -> None:
         self.pm.hook.postroom_compose_outgoing(draft=draft, ticket=ticket, profile=profile)
+
+    def read_bounce(self, message: ParsedMail) -> list[tuple[str, BounceReport]]:
+        """Every bounce reader's report on ``message``, with the name of the plugin that gave it."""
+        reports: list[tuple[str, BounceReport]] = []
+        for impl in self.pm.hook.postroom_read_bounce.get_hookimpls():  # builtins first
+            report = impl.function(message=message)
+            if report is not None:
+                reports.append((impl.plugin_name, report))
+        return reports
 
     def access_token(self, profile: MediaProfile) -> str | None:
         result: str | None = self.pm.hook.postroom_get_access_token(profile=profile)

@@ -22,7 +22,7 @@ from postroom.core.data.configuration import failure_mail_addresses
 from postroom.core.data.directory import customer_for_sender, customers_by_address
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
 from postroom.core.data.tickets import append_message, create_ticket, follow_merges
-from postroom.core.inbound.failure_mail import handle_failure_mail, is_failure_mail
+from postroom.core.inbound.failure_mail import handle_failure_mail, read_failure_mail
 from postroom.core.mail.subjects import normalise_subject
 from postroom.core.plugin_host import PluginHost
 
@@ -119,7 +119,8 @@ class MailProcessor:
             campaign_id=route.campaign_id,
             queue_id=route.queue_id,
         )
-        if is_failure_mail(self.session, parsed, self.failure_addresses):
+        failure = read_failure_mail(self.session, self.plugins, parsed, self.failure_addresses)
+        if failure is not None:
             customer_based = any(
                 getattr(self.plugins.resolvers.get(name), "CUSTOMER_BASED", False)
                 for name in self.resolver_names
@@ -130,6 +131,7 @@ class MailProcessor:
                 message,
                 parsed,
                 route,
+                failure,
                 customer_based=customer_based,
                 new_ticket=lambda: self._new_ticket(route, message, parsed),
             )
