@@ -16,7 +16,7 @@ from flufl.bounce import all_failures
 from postroom.core.contract.bounces import BounceReport, FailedRecipient
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.mail import ParsedMail
-from postroom.core.mail.bounces import compat_message
+from postroom.core.mail.bounces import compat_message, looks_like_bounce
 
 _ADDRESS_RE = re.compile(r"[\w.+%-]+@[\w.-]+\.[A-Za-z]{2,}")
 
@@ -33,6 +33,8 @@ def _addresses(found: Iterable[object] | None) -> list[str]:
 
 @hookimpl
 def postroom_read_bounce(message: ParsedMail) -> BounceReport | None:
+    if not looks_like_bounce(message):
+        return None  # some thirty detectors are too dear for every customer's mail
     try:
         _temporary, permanent = all_failures(compat_message(message.raw))
     except Exception:  # a detector choking on a malformed bounce must not lose the mail

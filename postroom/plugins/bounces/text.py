@@ -13,7 +13,7 @@ import re
 from postroom.core.contract.bounces import BounceReport, FailedRecipient
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.mail import ParsedMail
-from postroom.core.mail.bounces import parse_reply_code, parse_status, reason_for
+from postroom.core.mail.bounces import looks_like_bounce, parse_reply_code, parse_status, reason_for
 from postroom.core.mail.build import html_to_text
 from postroom.plugins.bounces.families import FAMILIES, Family
 
@@ -73,6 +73,8 @@ def _recipients(section: str, own: set[str]) -> list[FailedRecipient]:
 
 @hookimpl
 def postroom_read_bounce(message: ParsedMail) -> BounceReport | None:
+    if not looks_like_bounce(message):
+        return None  # a customer's mail: not worth thirteen signature searches
     text = _report_text(message)
     family = _family(message, text) if text else None
     if family is None:

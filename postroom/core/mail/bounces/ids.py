@@ -60,3 +60,26 @@ def original_message_ids(parsed: ParsedMail, text: str = "") -> list[str]:
     ids.extend(ref.strip("<>") for ref in parsed.references)
     own = (parsed.message_id or "").strip("<>")
     return [i for i in dict.fromkeys(ids) if i and i != own]
+
+
+_DAEMON_SENDER = re.compile(r"daemon|postmaster|bounce|mailer|^root@|^nobody@|^mmsc|sysadmin|post_master", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|deliver(y|ed|ing)|returned|failure|failed|fail|rejected|bounce|error|not (be )?sent|"
+    r"warning|notif|nondeliver|unzustellbar|non remis|配信|エラー|送信",
+    re.IGNORECASE,
+)
+
+
+def looks_like_bounce(parsed: ParsedMail) -> bool:
+    """Cheap signs of a machine's failure report: a null or daemon sender, a report type, a telling subject.
+
+    For readers whose full check is costly (flufl.bounce runs some thirty detectors): they skip a
+    customer's mail that shows none of these signs.
+    """
+    if not parsed.from_address or _DAEMON_SENDER.search(parsed.from_address):
+        return True
+    if (parsed.header("Return-Path") or "").strip() == "<>" or parsed.header("X-Failed-Recipients"):
+        return True
+    if parsed.headers.get_content_type() == "multipart/report":
+        return True
+    return bool(_BOUNCE_SUBJECT.search(parsed.subject or ""))

@@ -18,7 +18,7 @@ from email.message import Message
 from postroom.core.contract.bounces import BounceReport, FailedRecipient
 from postroom.core.contract.mail import ParsedMail
 from postroom.core.mail.bounces.classify import completed
-from postroom.core.mail.bounces.ids import compat_message, original_message_ids
+from postroom.core.mail.bounces.ids import compat_message, looks_like_bounce, original_message_ids
 from postroom.core.mail.parse import MailParseError, parse_mail
 
 #: Asks every reader about one mail: (plugin name, report) for each that answered.
@@ -105,7 +105,7 @@ def read_bounce(parsed: ParsedMail, ask: Ask, depth: int = 0) -> BounceReading:
     """What the readers make of ``parsed``: every verdict and the merged report."""
     verdicts = ask(parsed)
     reading = BounceReading(verdicts=verdicts, merged=merge(verdicts, parsed))
-    if reading.recipients or depth >= _MAX_DEPTH:
+    if reading.recipients or depth >= _MAX_DEPTH or not looks_like_bounce(parsed):
         return reading
     for how, raw in _inner_mails(parsed):
         try:
