@@ -7,6 +7,7 @@ pass or return. They are defined in ``postroom.core.contract``; docs/architectur
 
 from __future__ import annotations
 
+from postroom.core.contract.bounces import BounceReport, FailedRecipient, Reason
 from postroom.core.contract.drafts import OutgoingAttachment, OutgoingDraft
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.hooks import hookimpl
@@ -33,8 +34,10 @@ __version__ = "0.1.0"
 __all__ = [
     "NO_PROTOCOL",
     "AttachmentInfo",
+    "BounceReport",
     "ConnectionSettings",
     "ErrorCategory",
+    "FailedRecipient",
     "FailureKind",
     "FetchedMail",
     "InboundVerdict",
@@ -46,6 +49,7 @@ __all__ = [
     "ParsedMail",
     "ProtocolError",
     "ProtocolPlugin",
+    "Reason",
     "ResolverContext",
     "ResolverPlugin",
     "RetryDecision",

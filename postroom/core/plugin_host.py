@@ -63,6 +63,7 @@ _KIND_HOOKS = {
     "postroom_register_protocols": "protocol",
     "postroom_register_resolvers": "resolver",
     "postroom_register_retry_policies": "policy",
+    "postroom_read_bounce": "bounce reader",
 }
 
 
