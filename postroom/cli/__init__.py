@@ -41,6 +41,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "run": ("worker",),
     "admin": ("worker",),
     "demo": ("demo",),
+    "bounce": ("bounces",),
 }
 
 

@@ -114,7 +114,8 @@ def read_bounce(parsed: ParsedMail, ask: Ask, depth: int = 0) -> BounceReading:
             continue
         found = read_bounce(inner, ask, depth + 1)
         if found.recipients and found.merged is not None:
-            ids = [*found.merged.original_message_ids, *(reading.merged.original_message_ids if reading.merged else [])]
+            outer = reading.merged.original_message_ids if reading.merged else []
+            ids = [*found.merged.original_message_ids, *(i for i in outer if i != inner.message_id)]
             found.merged.original_message_ids = list(dict.fromkeys(ids))
             found.forwarded = found.forwarded or how
             found.verdicts = [*verdicts, *((f"{name} (forwarded)", r) for name, r in found.verdicts)]
