@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
@@ -197,7 +197,7 @@ class PluginHost:
         """Every bounce reader's report on ``message``, with the name of the plugin that gave it."""
         reports: list[tuple[str, BounceReport]] = []
         for impl in self.pm.hook.postroom_read_bounce.get_hookimpls():  # builtins first
-            report = impl.function(message=message)
+            report = cast("BounceReport | None", impl.function(message=message))
             if report is not None:
                 reports.append((impl.plugin_name, report))
         return reports
