@@ -13,6 +13,7 @@ from postroom.core.data.profiles import get_profile
 from postroom.core.mail.bounces import read_bounce
 from postroom.core.mail.parse import parse_mail
 from postroom.core.plugin_host import PluginHost
+from tests.bounces.corpus import configure_sender
 from tests.support.desk import CUSTOMER, Desk
 
 REPLY_ID = "postroom.41.7c1f@acme.test"
@@ -157,3 +158,20 @@ def test_an_external_plugin_reads_its_own_mta_format(app: Postroom) -> None:
     assert stored.is_failure_mail and stored.ticket_id == ticket_id
     ticket, info, _ = _state(app, ticket_id, info_id)
     assert ticket.escalated is True and info.bounced_at is not None
+
+
+def test_a_bounce_naming_two_dead_addresses_escalates_both_customers_tickets(app: Postroom) -> None:
+    desk = Desk(app, ["customer"]).setup()
+    first = desk.ticket(_support(app), sender="Ann <ann@example.org>", subject="Refund")
+    second = desk.ticket(_support(app), sender="Ben <ben@example.net>", subject="Invoice")
+    bounce = (
+        b"From: MAILER-DAEMON@mx.example.org\nTo: support@acme.test\nSubject: Returned mail: User unknown\n"
+        b"Message-Id: <v5-two@mx.example.org>\n\n   ----- Transcript of session follows -----\n"
+        b"550 <ann@example.org>... User unknown\n550 <ben@example.net>... User unknown\n\n"
+        b"   ----- Unsent message follows -----\nSubject: Newsletter\n\nHello\n"
+    )
+    configure_sender(app, bounce)
+    stored = desk.deliver(bounce)
+    assert stored.is_failure_mail and stored.ticket_id == first
+    with app.transaction() as session:
+        assert [session.get(Ticket, t).escalated for t in (first, second)] == [True, True]  # type: ignore[union-attr]

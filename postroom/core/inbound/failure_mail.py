@@ -53,11 +53,12 @@ class FailureMail:
 
 
 def read_failure_mail(
-    session: Session, plugins: PluginHost, parsed: ParsedMail, failure_addresses: set[str]
+    session: Session, plugins: PluginHost, profile: MediaProfile, parsed: ParsedMail, failure_addresses: set[str]
 ) -> FailureMail | None:
     """The bounce ``parsed`` is, or None: from a configured address, or a failed delivery of our reply.
 
-    A delay notice or a report about somebody else's mail, from anyone else, is ordinary mail.
+    Our replies are those of the profile's contact centre. A delay notice or a report about somebody
+    else's mail, from anyone else, is ordinary mail.
     """
     reading = read_bounce(parsed, plugins.read_bounce)
     replies: list[SMessageSendInfo] = []
@@ -65,7 +66,11 @@ def read_failure_mail(
         replies = list(
             session.scalars(
                 select(SMessageSendInfo)
-                .where(SMessageSendInfo.message_id.in_(reading.merged.original_message_ids))
+                .join(Ticket, Ticket.id == SMessageSendInfo.ticket_id)
+                .where(
+                    SMessageSendInfo.message_id.in_(reading.merged.original_message_ids),
+                    Ticket.contact_center_id == profile.contact_center_id,
+                )
                 .order_by(SMessageSendInfo.id)
             )
         )
@@ -84,6 +89,19 @@ def _customer(session: Session, profile: MediaProfile, recipients: list[FailedRe
         if customer is not None:
             return customer
     return None
+
+
+def _escalate_other_customers(
+    session: Session, profile: MediaProfile, route: RouteChoice, hard_ones: list[FailedRecipient], done: Ticket
+) -> None:
+    """A bounce naming several dead addresses escalates each of their customers' open tickets."""
+    for recipient in hard_ones:
+        customer = find_customer_by_address(session, profile.contact_center_id, recipient.address)
+        if customer is None:
+            continue
+        other = latest_open_ticket_for_customer(session, route.campaign_id, customer.id)
+        if other is not None and other.id != done.id and not other.escalated:
+            escalate(session, other, f"Delivery failed for {_describe(recipient)}.")
 
 
 def handle_failure_mail(
@@ -120,6 +138,8 @@ def handle_failure_mail(
     summary = "; ".join(_describe(r) for r in recipients) or "an unknown recipient"
     if failure.hard:
         escalate(session, ticket, f"Delivery failed for {summary}.")
+        if customer_based:
+            _escalate_other_customers(session, profile, route, hard_ones, ticket)
     record = fit(SMessageSendInfo.bounce_text, f"{'Bounced' if failure.hard else 'Soft bounce'}: {summary}\n\n"
                  f"{parsed.text or parsed.subject or ''}")
     for reply in failure.replies:

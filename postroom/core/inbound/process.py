@@ -119,7 +119,7 @@ class MailProcessor:
             campaign_id=route.campaign_id,
             queue_id=route.queue_id,
         )
-        failure = read_failure_mail(self.session, self.plugins, parsed, self.failure_addresses)
+        failure = read_failure_mail(self.session, self.plugins, self.profile, parsed, self.failure_addresses)
         if failure is not None:
             customer_based = any(
                 getattr(self.plugins.resolvers.get(name), "CUSTOMER_BASED", False)

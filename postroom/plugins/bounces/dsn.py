@@ -14,7 +14,7 @@ from email.message import Message
 from postroom.core.contract.bounces import BounceReport, FailedRecipient
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.mail import ParsedMail
-from postroom.core.mail.bounces import compat_message
+from postroom.core.mail.bounces import compat_message, looks_like_bounce
 
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
 _HAS_FIELDS = re.compile(rb"(?i)final-recipient\s*:")
@@ -86,7 +86,7 @@ def _status_parts_text(root: Message) -> str:
 
 @hookimpl
 def postroom_read_bounce(message: ParsedMail) -> BounceReport | None:
-    if not _HAS_FIELDS.search(message.raw):
+    if not looks_like_bounce(message) or not _HAS_FIELDS.search(message.raw):
         return None
     text = _status_parts_text(compat_message(message.raw))
     if text:
