@@ -19,6 +19,8 @@ from postroom.core.mail.bounces import compat_message, looks_like_bounce
 _FIELD_RE = re.compile(r"^([A-Za-z][A-Za-z0-9-]*)[ \t]*:[ \t]*(.*)$")
 _HAS_FIELDS = re.compile(rb"(?i)final-recipient\s*:")
 _RECIPIENT_FIELDS = ("final-recipient", "original-recipient")
+#: A report is read up to this many recipient blocks (a hostile one may hold millions).
+_MAX_BLOCKS = 500
 
 
 def _fields(text: str) -> list[tuple[str, str]]:
@@ -54,7 +56,7 @@ def read_fields(text: str, format_name: str) -> BounceReport | None:
         if blocks:
             blocks[-1].setdefault(name, value)
     failed = []
-    for block in blocks:
+    for block in blocks[:_MAX_BLOCKS]:
         action = block.get("action", "").lower()
         status = block.get("status", "").split()[0] if block.get("status") else None
         if action and not action.startswith("failed"):

@@ -28,25 +28,25 @@ FAMILIES: tuple[Family, ...] = (
         "office365",
         _re(r"Delivery has failed to these recipients or groups|Your message to .+ couldn.t be delivered|Diagnostic information for administrators"),
         start=_re(r"Delivery has failed to these recipients or groups|couldn.t be delivered"),
-        end=_re(r"^\s*Original message headers:"),
+        end=_re(r"^[ \t]*Original message headers:"),
     ),
     Family(  # old sendmail (V5): a transcript, then "Unsent message follows"
         "sendmail-v5",
-        _re(r"^\s*-+ ?Unsent message follows ?-+"),
-        start=_re(r"^\s*-+ ?Transcript of session follows ?-+"),
-        end=_re(r"^\s*-+ ?Unsent message follows ?-+"),
+        _re(r"^[ \t]*-+ ?Unsent message follows ?-+"),
+        start=_re(r"^[ \t]*-+ ?Transcript of session follows ?-+"),
+        end=_re(r"^[ \t]*-+ ?Unsent message follows ?-+"),
     ),
     Family(
         "opensmtpd",
         _re(r"This is the MAILER-DAEMON, please DO NOT REPLY|error has occurred while attempting to deliver a message for"),
         start=_re(r"following list of recipients:"),
-        end=_re(r"^\s*Below is a copy of the original message"),
+        end=_re(r"^[ \t]*Below is a copy of the original message"),
     ),
     Family(  # Lotus Domino
         "domino",
         _re(r"^Subject: DELIVERY FAILURE:|not listed in Domino Directory|was not delivered to:"),
         start=_re(r"was not delivered to:"),
-        end=_re(r"^\s*-+ ?(Returned Message|Original message)"),
+        end=_re(r"^[ \t]*-+ ?(Returned Message|Original message)"),
     ),
     Family(  # Lotus Notes (SMTP MTA)
         "notes",
@@ -57,18 +57,18 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "verizon",
         _re(r"vtext\.com|vzwpix\.com|Message could not be delivered to mobile|^Error: Invalid user address"),
-        end=_re(r"^\s*(Size \(in bytes\)|Number of lines):"),
+        end=_re(r"^[ \t]*(Size \(in bytes\)|Number of lines):"),
     ),
     Family(  # au by KDDI (EZweb) and the other Japanese carriers' relays
         "ezweb",
         _re(r"ezweb\.ne\.jp|Each of the following recipients was rejected by a remote|次のあて先へのメッセージはエラー"),
-        end=_re(r"^\s*-+ ?(Original message|Returned message)"),
+        end=_re(r"^[ \t]*-+ ?(Original message|Returned message)"),
     ),
     Family(
         "yahoo",
         _re(r"Sorry, we were unable to deliver your message to the following address"),
         start=_re(r"Sorry, we were unable to deliver your message"),
-        end=_re(r"^\s*-+ ?Below this line is a copy of the message"),
+        end=_re(r"^[ \t]*-+ ?Below this line is a copy of the message"),
     ),
     Family(
         "amazon-workmail",
@@ -77,14 +77,14 @@ FAMILIES: tuple[Family, ...] = (
     ),
     Family(  # Trend Micro InterScan MSS
         "interscan",
-        _re(r"InterScan|^\s*Sent <<< RCPT TO:"),
+        _re(r"InterScan|^[ \t]*Sent <<< RCPT TO:"),
         end=_re(r"^\*+ +End of message +\*+"),
     ),
     Family(
         "mailmarshal",
         _re(r"The following recipients were affected:|MailMarshal"),
-        start=_re(r"^\s*Could not be delivered because of"),
-        end=_re(r"^\s*Additional Information\s*$"),
+        start=_re(r"^[ \t]*Could not be delivered because of"),
+        end=_re(r"^[ \t]*Additional Information\s*$"),
     ),
     Family(
         "mfilter",
@@ -94,7 +94,7 @@ FAMILIES: tuple[Family, ...] = (
     Family(
         "activehunter",
         _re(r"Active!Hunter"),
-        start=_re(r"^\s*-+ The following addresses had (permanent fatal|transient non-fatal) errors -+"),
-        end=_re(r"^\s*-+ ?(Original message|Unsent message)"),
+        start=_re(r"^[ \t]*-+ The following addresses had (permanent fatal|transient non-fatal) errors -+"),
+        end=_re(r"^[ \t]*-+ ?(Original message|Unsent message)"),
     ),
 )

@@ -20,12 +20,14 @@ from postroom.plugins.bounces.families import FAMILIES, Family
 _ADDRESS_RE = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+")
 #: Lines naming the original's sender or the mail's own headers, never a failed recipient.
 _NOT_RECIPIENT_LINE = re.compile(
-    r"^[\s>]*(from|mail from|original sender|sender|sender-mta|reply-to|return-path|envelope sender|"
+    r"^[ \t>]*(from|mail from|original sender|sender|sender-mta|reply-to|return-path|envelope sender|"
     r"message-id|in-reply-to|references|received|x-[\w-]+|generating server)\s*:",
     re.IGNORECASE,
 )
 _DAEMON_RE = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.IGNORECASE)
 _MAX_DIAGNOSTIC = 800
+#: Bounds on the work a hostile mail can cause: a report is read up to this many characters and mentions.
+_MAX_REPORT, _MAX_MENTIONS = 64_000, 200
 
 
 def _report_text(message: ParsedMail) -> str:
@@ -46,13 +48,14 @@ def _section(family: Family, text: str) -> str:
 
 
 def _recipients(section: str, own: set[str]) -> list[FailedRecipient]:
+    section = section[:_MAX_REPORT]
     lines = section.splitlines()
     at: list[tuple[int, str]] = []  # (line index, address) of every recipient mention
     for index, line in enumerate(lines):
         if _NOT_RECIPIENT_LINE.match(line):
             continue
         for address in dict.fromkeys(a.lower().rstrip(".") for a in _ADDRESS_RE.findall(line)):
-            if address not in own and not _DAEMON_RE.match(address):
+            if address not in own and not _DAEMON_RE.match(address) and len(at) < _MAX_MENTIONS:
                 at.append((index, address))
     recipients = []
     for address in dict.fromkeys(a for _, a in at):

@@ -18,7 +18,7 @@ from postroom.core.contract.mail import ParsedMail
 
 _MESSAGE_ID_RE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
 #: A Message-ID header line quoted in a bounce's text, maybe indented or behind "> ", maybe folded.
-_QUOTED_ID_RE = re.compile(r"^[\s>]*Message-I[Dd]\s*:\s*(?:\r?\n[ \t]+)?<([^<>\s]+@[^<>\s]+)>", re.MULTILINE | re.IGNORECASE)
+_QUOTED_ID_RE = re.compile(r"^[ \t>]*Message-I[Dd]\s*:\s*(?:\r?\n[ \t]+)?<([^<>\s]+@[^<>\s]+)>", re.MULTILINE | re.IGNORECASE)
 
 
 @lru_cache(maxsize=8)

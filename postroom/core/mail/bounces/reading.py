@@ -30,6 +30,8 @@ _FORWARD_RE = re.compile(
     re.MULTILINE | re.IGNORECASE,
 )
 _MAX_DEPTH = 2
+#: Recipients are ordered by where they first appear in this much of the mail (a bounce's report is near the top).
+_ORDER_WINDOW = 256 * 1024
 
 
 @dataclass
@@ -72,7 +74,7 @@ def merge(verdicts: list[tuple[str, BounceReport]], parsed: ParsedMail) -> Bounc
     for address, recipient in best.items():
         if recipient.status is None and address in stated:
             best[address] = replace(recipient, hard=stated[address])
-    text = (parsed.raw.decode("utf-8", "replace")).lower()
+    text = parsed.raw[:_ORDER_WINDOW].decode("utf-8", "replace").lower()
     ordered = sorted(best.values(), key=lambda r: (text.find(r.address) % (len(text) + 1), r.address))
     with_recipients = [report for _, report in verdicts if report.recipients] or [r for _, r in verdicts]
     ids = [i for _, report in verdicts for i in report.original_message_ids]
