@@ -5,6 +5,7 @@ Each bounce is stored through the real inbound pipeline (the desk harness) on SQ
 
 from __future__ import annotations
 
+import pytest
 from sqlalchemy import select
 
 from postroom.core.app import Postroom
@@ -13,7 +14,7 @@ from postroom.core.data.profiles import get_profile
 from postroom.core.mail.bounces import read_bounce
 from postroom.core.mail.parse import parse_mail
 from postroom.core.plugin_host import PluginHost
-from tests.bounces.corpus import configure_sender
+from tests.bounces.corpus import CORPUS, configure_sender
 from tests.support.desk import CUSTOMER, Desk
 
 REPLY_ID = "postroom.41.7c1f@acme.test"
@@ -175,3 +176,28 @@ def test_a_bounce_naming_two_dead_addresses_escalates_both_customers_tickets(app
     assert stored.is_failure_mail and stored.ticket_id == first
     with app.transaction() as session:
         assert [session.get(Ticket, t).escalated for t in (first, second)] == [True, True]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("file", "original_id", "where"),
+    [
+        ("interscan.eml", "00000000000.000000000000@e3.example.co.jp", "attached message/rfc822"),
+        ("office365-text-html.eml", "FFFFFFFF.EEEEEEEE@example.ed.jp", "quoted original headers"),
+        ("mfilter.eml", "000000000000@exmaple.jp", "quoted original message"),
+        ("lotus-notes.eml", "000000000.0000000000000.notes@example.co.jp", "quoted returned message"),
+    ],
+)
+def test_a_bounce_of_our_reply_in_any_format_is_tied_to_it_from_any_sender(
+    app: Postroom, file: str, original_id: str, where: str
+) -> None:
+    # Real bounces of the corpus, their returned mail's Message-ID made that of our reply; no sender configured.
+    raw = (CORPUS / file).read_bytes()
+    assert original_id.encode() in raw, where
+    desk = Desk(app, ["case-id"]).setup()
+    ticket_id = desk.ticket(_support(app))
+    info_id = _sent_reply(app, ticket_id)
+
+    stored = desk.deliver(raw.replace(original_id.encode(), REPLY_ID.encode()))
+    assert stored.is_failure_mail and stored.ticket_id == ticket_id, where
+    ticket, info, _ = _state(app, ticket_id, info_id)
+    assert ticket.escalated is True and info.bounced_at is not None, where
