@@ -10,6 +10,7 @@ postroom in a plugin's own tests.
 
 from __future__ import annotations
 
+from postroom.core.contract.bounces import BounceReport, FailedRecipient, Reason
 from postroom.core.contract.drafts import OutgoingAttachment, OutgoingDraft
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.contract.hooks import hookimpl
@@ -50,8 +51,10 @@ __version__ = "0.1.0"
 __all__ = [
     "NO_PROTOCOL",
     "AttachmentInfo",
+    "BounceReport",
     "ConnectionSettings",
     "ErrorCategory",
+    "FailedRecipient",
     "FailureKind",
     "FetchedMail",
     "InboundVerdict",
@@ -63,6 +66,7 @@ __all__ = [
     "ParsedMail",
     "ProtocolError",
     "ProtocolPlugin",
+    "Reason",
     "ResolverContext",
     "ResolverPlugin",
     "RetryContext",

@@ -43,6 +43,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "admin": ("worker",),
     "demo": ("demo",),
     "oauth": ("oauth",),
+    "bounce": ("bounces",),
 }
 
 

@@ -87,7 +87,10 @@ def show_ticket(ticket_id: int, as_json: bool) -> None:
                 m["subject"],
                 ",".join(
                     f
-                    for f, on in (("bounce", m["is_failure_mail"]), ("auto-reply", m["is_auto_reply"]))
+                    for f, on in (
+                        ("soft bounce" if "bounce-soft" in m["tags"] else "bounce", m["is_failure_mail"]),
+                        ("auto-reply", m["is_auto_reply"]),
+                    )
                     if on
                 ),
                 ", ".join(a["name"] or a["content_type"] for a in m["attachments"]),

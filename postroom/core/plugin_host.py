@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib import metadata
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, cast
 
 import pluggy
 
@@ -23,6 +23,7 @@ if TYPE_CHECKING:
     import click
     from sqlalchemy.orm import Session
 
+    from postroom.core.contract.bounces import BounceReport
     from postroom.core.contract.drafts import OutgoingDraft
     from postroom.core.contract.mail import ParsedMail
     from postroom.core.contract.protocols import ProtocolPlugin, SendFailure
@@ -56,12 +57,16 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("signature", "postroom.plugins.signature"),
     ("microsoft", "postroom.plugins.oauth.microsoft"),
     ("google", "postroom.plugins.oauth.google"),
+    ("bounce-dsn", "postroom.plugins.bounces.dsn"),
+    ("bounce-flufl", "postroom.plugins.bounces.flufl"),
+    ("bounce-text", "postroom.plugins.bounces.text"),
 )
 
 _KIND_HOOKS = {
     "postroom_register_protocols": "protocol",
     "postroom_register_resolvers": "resolver",
     "postroom_register_retry_policies": "policy",
+    "postroom_read_bounce": "bounce reader",
 }
 
 
@@ -195,6 +200,15 @@ class PluginHost:
 
     def compose_outgoing(self, draft: OutgoingDraft, ticket: Ticket, profile: MediaProfile) -> None:
         self.pm.hook.postroom_compose_outgoing(draft=draft, ticket=ticket, profile=profile)
+
+    def read_bounce(self, message: ParsedMail) -> list[tuple[str, BounceReport]]:
+        """Every bounce reader's report on ``message``, with the name of the plugin that gave it."""
+        reports: list[tuple[str, BounceReport]] = []
+        for impl in self.pm.hook.postroom_read_bounce.get_hookimpls():  # builtins first
+            report = cast("BounceReport | None", impl.function(message=message))
+            if report is not None:
+                reports.append((impl.plugin_name, report))
+        return reports
 
     def access_token(self, profile: MediaProfile, server: str = "incoming") -> str | None:
         """The token a ``postroom_get_access_token`` hook gives for the ``incoming`` or ``outgoing`` server."""

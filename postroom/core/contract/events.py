@@ -85,10 +85,10 @@ ticket_escalated = _signals.signal(
 )
 failure_mail_received = _signals.signal(
     "failure-mail-received",
-    doc="""A bounce from a configured failure-mail address was stored.
+    doc="""A bounce was stored: from a configured failure-mail address, or about a reply postroom sent.
 
     kwargs: profile_id (int), message_pk (int), recipients (list[str]): the failed recipients read
-    from it; ticket_id (int | None).""",
+    from it; hard (bool): whether it escalated its ticket; ticket_id (int | None).""",
 )
 
 # --- outbound ----------------------------------------------------------------------------------

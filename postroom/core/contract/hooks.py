@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     import click
     from sqlalchemy.orm import Session
 
+    from postroom.core.contract.bounces import BounceReport
     from postroom.core.contract.drafts import OutgoingDraft
     from postroom.core.contract.mail import ParsedMail
     from postroom.core.contract.protocols import ProtocolPlugin, SendFailure
@@ -109,6 +110,20 @@ def postroom_route_message(
     :param profile: the profile it was fetched through.
     :param session: the database session of the fetch transaction (read only).
     :return: a :class:`postroom.core.contract.routing.RouteChoice`, or None to pass.
+    """
+
+
+@hookspec
+def postroom_read_bounce(message: ParsedMail) -> BounceReport | None:
+    """Read a failure mail in a format this plugin knows; every reader is asked and the reports merged.
+
+    Asked about every routed inbound mail, so answer None quickly for mail that is not yours. A
+    report naming no recipient still says the mail is a bounce of this format. The core fills in
+    each recipient's reason class and hard/soft when left out, adds the original Message-IDs it
+    finds itself, and reads a bounce forwarded inside another mail by asking again about the inner one.
+
+    :param message: the parsed mail (``message.raw`` holds its bytes).
+    :return: a :class:`postroom.BounceReport`, or None: not a bounce this reader knows.
     """
 
 

@@ -23,7 +23,7 @@ from postroom.core.data.directory import customer_for_sender, customers_by_addre
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
 from postroom.core.data.plugin_data import BoundTicketAttributes
 from postroom.core.data.tickets import append_message, create_ticket, follow_merges
-from postroom.core.inbound.failure_mail import handle_failure_mail, is_failure_mail
+from postroom.core.inbound.failure_mail import handle_failure_mail, read_failure_mail
 from postroom.core.mail.subjects import normalise_subject
 from postroom.core.plugin_host import PluginHost
 
@@ -120,7 +120,8 @@ class MailProcessor:
             campaign_id=route.campaign_id,
             queue_id=route.queue_id,
         )
-        if is_failure_mail(self.session, parsed, self.failure_addresses):
+        failure = read_failure_mail(self.session, self.plugins, self.profile, parsed, self.failure_addresses)
+        if failure is not None:
             customer_based = any(
                 getattr(self.plugins.resolvers.get(name), "CUSTOMER_BASED", False)
                 for name in self.resolver_names
@@ -131,6 +132,7 @@ class MailProcessor:
                 message,
                 parsed,
                 route,
+                failure,
                 customer_based=customer_based,
                 new_ticket=lambda: self._new_ticket(route, message, parsed),
             )

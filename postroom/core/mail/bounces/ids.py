@@ -1,0 +1,85 @@
+"""Where a bounce shows the mail that bounced: its Message-ID, in whatever form the server returned it.
+
+A delivery report attaches the original (``message/rfc822``) or its headers (``text/rfc822-headers``);
+a plain-text bounce quotes the headers in its body ("----- Unsent message follows -----"), sometimes
+indented or behind ``>``; some servers set In-Reply-To. All of these are read, so a bounce of a reply
+postroom sent is tied to that reply whatever the format.
+"""
+
+from __future__ import annotations
+
+import email
+import re
+from email import policy
+from email.message import Message
+from functools import lru_cache
+
+from postroom.core.contract.mail import ParsedMail
+
+_MESSAGE_ID_RE = re.compile(r"<([^<>\s]+@[^<>\s]+)>")
+#: A Message-ID header line quoted in a bounce's text, maybe indented or behind "> ", maybe folded.
+_QUOTED_ID_RE = re.compile(r"^[ \t>]*Message-I[Dd]\s*:\s*(?:\r?\n[ \t]+)?<([^<>\s]+@[^<>\s]+)>", re.MULTILINE | re.IGNORECASE)
+
+
+@lru_cache(maxsize=8)
+def compat_message(raw: bytes) -> Message:
+    """The mail parsed with compat32 (the legacy API flufl.bounce walks, and which survives broken bodies).
+
+    Cached: every reader asks about the same mail in turn (bytes cache their hash, so a hit is cheap).
+    """
+    return email.message_from_bytes(raw, policy=policy.compat32)
+
+
+def _attached_headers(part: Message) -> Message | None:
+    content_type = part.get_content_type()
+    if content_type == "message/rfc822":
+        payload = part.get_payload()
+        inner = payload[0] if isinstance(payload, list) and payload else None
+        return inner if isinstance(inner, Message) else None
+    if content_type in ("text/rfc822-headers", "message/rfc822-headers"):
+        data = part.get_payload(decode=True) or b""
+        return email.message_from_bytes(bytes(data), policy=policy.compat32)
+    return None
+
+
+def original_message_ids(parsed: ParsedMail, text: str = "") -> list[str]:
+    """Message-IDs (without brackets) of the mail a bounce returns, in the order found, each once.
+
+    Attached messages and headers first, then Message-ID lines quoted in ``text`` (the bounce's
+    text, default ``parsed.text``), then the bounce's own In-Reply-To and References. The
+    bounce's own Message-ID is never one of them.
+    """
+    ids: list[str] = []
+    for part in compat_message(parsed.raw).walk():
+        headers = _attached_headers(part)
+        if headers is not None:
+            ids.extend(_MESSAGE_ID_RE.findall(str(headers.get("Message-ID", ""))))
+    ids.extend(_QUOTED_ID_RE.findall(text or parsed.text or ""))
+    if parsed.in_reply_to:
+        ids.extend(_MESSAGE_ID_RE.findall(f"<{parsed.in_reply_to.strip('<>')}>"))
+    ids.extend(ref.strip("<>") for ref in parsed.references)
+    own = (parsed.message_id or "").strip("<>")
+    return [i for i in dict.fromkeys(ids) if i and i != own]
+
+
+_DAEMON_SENDER = re.compile(r"daemon|postmaster|bounce|mailer|^root@|^nobody@|^mmsc|sysadmin|post_master", re.IGNORECASE)
+_BOUNCE_SUBJECT = re.compile(
+    r"undeliver|deliver(y|ed|ing)|returned|failure|failed|fail|rejected|bounce|error|not (be )?sent|"
+    r"warning|notif|nondeliver|unzustellbar|non remis|配信|エラー|送信",
+    re.IGNORECASE,
+)
+
+
+def looks_like_bounce(parsed: ParsedMail) -> bool:
+    """Cheap signs of a machine's failure report: a null or daemon sender, a report type, a telling subject.
+
+    For readers whose full check is costly (flufl.bounce runs some thirty detectors): they skip a
+    customer's mail that shows none of these signs.
+    """
+    if not parsed.from_address or _DAEMON_SENDER.search(parsed.from_address):
+        return True
+    if (parsed.header("Return-Path") or "").strip() == "<>" or parsed.header("X-Failed-Recipients"):
+        return True
+    if parsed.headers.get_content_type() == "multipart/report":
+        return True
+    return bool(_BOUNCE_SUBJECT.search(parsed.subject or ""))
