@@ -9,6 +9,8 @@ Receivers run on the thread that sends: the outbox's signals (send-succeeded, se
 retry-scheduled, send-abandoned) come from its outcome-writer thread, after each commit, so a
 receiver that keeps state shared with other threads guards it. A receiver that raises stops the
 send run (the error is reported and the unsent replies are given back).
+
+Plugin authors import these from :mod:`postroom.events` (docs/plugins/signals.md).
 """
 
 from __future__ import annotations
@@ -18,9 +20,12 @@ from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from blinker import NamedSignal, Namespace
+import blinker
+from blinker import NamedSignal
 
-_signals = Namespace()
+#: Signals live in blinker's default namespace, so the usual idiom ``blinker.signal("message-stored")``
+#: returns the very signal postroom sends (``postroom.events.message_stored`` is the same object).
+_signals = blinker.default_namespace
 
 # --- inbound -----------------------------------------------------------------------------------
 
