@@ -15,6 +15,7 @@ so that the caller can say which plugin broke a mail.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import logging
@@ -91,10 +92,8 @@ def culprit(error: BaseException) -> str | None:
 def blame(error: BaseException, plugin: str) -> None:
     """Mark ``error`` as raised by ``plugin`` (the innermost plugin wins)."""
     if culprit(error) is None:
-        try:
+        with contextlib.suppress(AttributeError):  # an exception type with __slots__ stays unnamed
             setattr(error, _CULPRIT, plugin)
-        except AttributeError:  # an exception type with __slots__: it stays unnamed
-            pass
 
 
 @dataclass
@@ -267,7 +266,8 @@ class PluginHost:
         for caller in self.pm.get_hookcallers(plugin) or []:
             for impl in caller.get_hookimpls():
                 if impl.plugin is plugin:
-                    impl.function = _blaming(impl.function, info.name)
+                    # A slot pluggy types as Final; replacing it is how a hook's error gets its plugin's name.
+                    impl.function = _blaming(impl.function, info.name)  # type: ignore[misc]
 
     def _provided(self, name: str, plugin: object) -> dict[str, list[Any]]:
         """The classes the plugin's registration hooks return, checked against those already taken."""
@@ -281,12 +281,13 @@ class PluginHost:
                 except (Exception, SystemExit) as error:
                     raise _Refused(f"its {hook_name} hook raised {_said(error)}") from error
                 for cls in returned or []:
-                    if not isinstance(cls, type) or not isinstance(getattr(cls, "NAME", None), str):
+                    cls_name = getattr(cls, "NAME", None)
+                    if not isinstance(cls, type) or not isinstance(cls_name, str):
                         raise _Refused(f"its {hook_name} hook returned {cls!r}, which is not a {kind} class")
-                    owner = self.owners.get((kind, cls.NAME))
-                    if owner is not None or any(c.NAME == cls.NAME for c in classes):
+                    owner = self.owners.get((kind, cls_name))
+                    if owner is not None or any(cls_name == c.NAME for c in classes):
                         raise _Refused(
-                            f"it provides {kind} {cls.NAME!r}, which plugin {owner or name!r} provides "
+                            f"it provides {kind} {cls_name!r}, which plugin {owner or name!r} provides "
                             "already; two plugins cannot share a NAME"
                         )
                     classes.append(cls)
