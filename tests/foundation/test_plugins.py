@@ -111,3 +111,24 @@ def test_core_never_imports_plugins() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+def test_protocol_help_is_built_from_the_enabled_protocols(postroom_cli: Cli) -> None:
+    def protocol_help() -> str:  # a real process: the database comes from POSTROOM_DATABASE_URL, as in use
+        shown = postroom_cli.run_process("profile", "add", "--help")
+        assert shown.exit_code == 0, shown.stderr
+        return " ".join(shown.stdout.split())
+
+    assert "--fetch-protocol TEXT none, ews, imap, imaps, maildir, pop3, pop3s (fixed after creation)." in (
+        protocol_help()
+    )
+    postroom_cli.ok("plugins", "disable", "ews")
+    shown = protocol_help()
+    assert "--fetch-protocol TEXT none, imap, imaps, maildir, pop3, pop3s (fixed after creation)." in shown
+    assert "--send-protocol TEXT none, maildir, smtp, smtps (fixed after creation)." in shown
+    # A profile naming the disabled protocol is told how to get it back.
+    refused = postroom_cli.run("profile", "add", "x", "--fetch-protocol", "ews", "--incoming-host", "h")
+    assert refused.exit_code == 1
+    assert "The protocol 'ews' comes from plugin 'ews', which is disabled; 'postroom plugins enable ews'" in (
+        refused.stderr
+    )
