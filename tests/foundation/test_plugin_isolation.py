@@ -219,3 +219,26 @@ def test_the_usual_blinker_idiom_gets_postroom_s_own_signals() -> None:
     finally:
         blinker.signal("message-stored").disconnect(receiver)
     assert heard == [{"profile_id": 1, "message_pk": 7, "message_id": None}]
+
+
+def test_a_receiver_that_raises_is_logged_once_and_the_others_still_hear(caplog: pytest.LogCaptureFixture) -> None:
+    heard: list[int] = []
+
+    def broken(sender: object, **kwargs: Any) -> None:
+        raise KeyError("audit table missing")
+
+    def working(sender: object, **kwargs: Any) -> None:
+        heard.append(kwargs["message_pk"])
+
+    public_events.message_stored.connect(broken)
+    public_events.message_stored.connect(working)
+    try:
+        with events.held():
+            _stored(8)
+    finally:
+        public_events.message_stored.disconnect(broken)
+        public_events.message_stored.disconnect(working)
+    assert heard == [8]
+    [record] = [r for r in caplog.records if r.exc_info]
+    assert "receiver" in record.getMessage() and "broken" in record.getMessage()
+    assert "message-stored" in record.getMessage()
