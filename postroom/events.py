@@ -8,7 +8,7 @@ change what happens). They are blinker signals in blinker's default namespace, s
     blinker.signal("message-stored").connect(receiver)  # the usual blinker idiom: the same signal
 
 A receiver is called ``receiver(sender, **kwargs)``; the keyword arguments of each signal are in its
-``doc`` (``events.message_stored.doc``) and in docs/plugins/signals.md. A plugin connects its
+``__doc__`` (``events.message_stored.__doc__``) and in docs/plugins/signals.md. A plugin connects its
 receivers in its ``postroom_startup`` hook and returns the disconnect, so that a disabled plugin
 hears nothing after ``postroom reload`` (connecting at import time would keep it receiving).
 """
