@@ -94,6 +94,7 @@ class Postroom:
         try:
             host = self._load_plugins(self.disabled_plugin_names())
             if self._start:
+                self.__dict__["plugins"] = host  # a start-up hook may use app.plugins already
                 host.start(self)
         finally:
             self._loading = False

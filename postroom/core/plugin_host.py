@@ -347,10 +347,11 @@ class PluginHost:
 
     # --- "disabled" or "unknown" ------------------------------------------------------------------
 
-    def missing(self, kind: str, name: str, choices: Iterable[str] | None = None) -> str:
+    def missing(self, kind: str, name: str, unknown: str | None = None) -> str:
         """One sentence for a ``kind`` NAME that no enabled plugin provides, with the command to fix it.
 
-        ``choices`` are the names to offer instead (default: every enabled ``kind``).
+        ``unknown`` is the sentence for a NAME no disabled plugin provides either (default:
+        "Unknown KIND NAME; choose from: ..."); a note on failed plugins is added to it.
         """
         for plugin, provided in self.remembered.items():
             info = self.info(plugin)
@@ -359,8 +360,8 @@ class PluginHost:
                     f"The {kind} {name!r} comes from plugin {plugin!r}, which is disabled; "
                     f"'postroom plugins enable {plugin}' switches it back on."
                 )
-        known = ", ".join(choices if choices is not None else sorted(self._registries()[kind])) or "none"
-        sentence = f"Unknown {kind} {name!r}; choose from: {known}."
+        known = ", ".join(sorted(self._registries()[kind])) or "none"
+        sentence = unknown or f"Unknown {kind} {name!r}; choose from: {known}."
         failed = [p.name for p in self.failures()]
         if failed:
             sentence += f" (Plugin(s) {', '.join(failed)} failed to load; 'postroom plugins list' says why.)"

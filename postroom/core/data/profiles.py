@@ -113,11 +113,9 @@ def _check_protocol(plugins: PluginHost, name: str, direction: str) -> str:
         choices = sorted(
             n for n, c in plugins.protocols.items() if (c.CAN_FETCH if direction == "fetch" else c.CAN_SEND)
         )
-        if cls is None:  # disabled, failed or unknown: say which, and how to fix it
-            raise UserError(plugins.missing("protocol", name, [NO_PROTOCOL, *choices]))
-        raise UserError(
-            f"{name!r} is not a {direction} protocol; choose one of: {', '.join([NO_PROTOCOL, *choices])}."
-        )
+        unknown = f"{name!r} is not a {direction} protocol; choose one of: {', '.join([NO_PROTOCOL, *choices])}."
+        # Disabled, failed or unknown: say which, and how to fix it.
+        raise UserError(plugins.missing("protocol", name, unknown) if cls is None else unknown)
     return name
 
 
