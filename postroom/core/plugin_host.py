@@ -207,6 +207,8 @@ class PluginHost:
             if any(p.name == candidate.name for p in self.catalogue):
                 info.enabled = False
                 self._fail(info, "another plugin is already installed under this name")
+                # A switch would name both: only uninstalling tells them apart.
+                info.remedy = f"pip uninstall {info.distribution}" if info.distribution else None
                 self.catalogue.append(info)
                 continue
             self.catalogue.append(info)

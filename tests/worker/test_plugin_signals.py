@@ -62,3 +62,10 @@ def test_a_plugin_s_subscriber_hears_message_stored_until_disabled_and_reloaded(
     # The cycle's line comes after its commit and its signals: once it is logged, a receiver has run.
     wait_until(lambda: sum(c.stored for c in worker.cycles()) == 2, 30, "the second cycle's log line", worker.log)
     assert [line["message_id"] for line in _audit(audit)] == ["audit-1@example.org"]
+    # The broken plugins installed next to it are told once each, not at every reload, with the remedy.
+    told = [line for line in worker.log().splitlines() if "plugin broken-import is left out" in line]
+    assert len(told) == 1, worker.log()
+    assert told[0].endswith(
+        "importing it raised RuntimeError: broken-import cannot be imported: its settings file is missing "
+        "(to remove it: postroom plugins disable broken-import, or pip uninstall postroom-broken-plugins)"
+    )
