@@ -14,6 +14,7 @@ pytest_plugins = [
     "tests.servers.smtp",
     "tests.servers.bounce_corpus",
     "tests.servers.ews_responder",
+    "tests.servers.graph_server",
     "tests.support.cli",
 ]
 

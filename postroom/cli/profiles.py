@@ -21,6 +21,7 @@ from postroom.cli._common import (
 )
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration, profiles
+from postroom.core.data.models.profiles import OUTGOING_LOGINS
 from postroom.core.data.profiles import ProfileFields
 from postroom.core.plugin_host import PluginHost
 
@@ -56,7 +57,10 @@ def _installed_protocols(direction: str) -> list[str]:
 
 def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
     options = [
-        click.option("--username", help="Login name on the incoming and outgoing servers."),
+        click.option(
+            "--username",
+            help="Login name on the incoming server (and the outgoing one, outgoing login 'same').",
+        ),
         click.option(
             "--password-stdin", is_flag=True, help="Read the password from one line of standard input."
         ),
@@ -73,6 +77,27 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--outgoing-port", type=int),
         click.option(
             "--outgoing-folder", help="Folder that keeps a copy of each sent mail (fixed after creation)."
+        ),
+        click.option(
+            "--outgoing-login",
+            metavar="|".join(OUTGOING_LOGINS),
+            help="How to log in to the outgoing server: same (the incoming login, the default), password "
+            "(its own user and password), token (an access token from a plugin), none (a relay, no AUTH).",
+        ),
+        click.option(
+            "--outgoing-username",
+            help="Login name on the outgoing server (outgoing login 'password'; 'token': the mailbox).",
+        ),
+        click.option(
+            "--outgoing-password-stdin",
+            is_flag=True,
+            help="Read the outgoing server's password from a line of standard input (after --password-stdin's).",
+        ),
+        click.option(
+            "--ask-outgoing-password",
+            is_flag=True,
+            help="Prompt for the outgoing server's password, twice (the default with --outgoing-login "
+            "password at a terminal).",
         ),
         click.option("--reply-to", help="Reply-To address of replies ('' switches Reply-To off)."),
         click.option(
@@ -100,41 +125,52 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
     return function
 
 
-def _read_password(password_stdin: bool, ask_password: bool) -> str | None:
-    if password_stdin:
+def _read_password(from_stdin: bool, ask: bool, whose: str = "", option: str = "") -> str | None:
+    """A password from a line of standard input or typed twice at a terminal; ``whose`` and ``option``
+    name the outgoing server's (``"Outgoing "``, ``"outgoing-"``) in prompts and sentences."""
+    stdin_option, ask_option = f"--{option}password-stdin", f"--ask-{option}password"
+    if from_stdin:
         # Bytes, decoded here: a text stream would hand on what is not UTF-8 as lone surrogates.
         line = sys.stdin.buffer.readline()
         if not line:
-            raise UserError("--password-stdin was given but standard input is empty.")
+            raise UserError(f"{stdin_option} was given but standard input has no line for it.")
         try:
             return line.decode("utf-8").rstrip("\r\n")
         except UnicodeDecodeError:
-            raise UserError("The password on standard input (--password-stdin) is not valid UTF-8.") from None
-    if ask_password:
+            raise UserError(f"The password on standard input ({stdin_option}) is not valid UTF-8.") from None
+    if ask:
+        label = f"{whose}password" if whose else "Password"
         try:
-            first = click.prompt("Password", hide_input=True, default="", show_default=False)
-            second = click.prompt("Confirm password", hide_input=True, default="", show_default=False)
+            first = click.prompt(label, hide_input=True, default="", show_default=False)
+            second = click.prompt(f"Confirm {label.lower()}", hide_input=True, default="", show_default=False)
         except click.Abort:
             if sys.stdin.isatty():  # the operator pressed Ctrl-C or Ctrl-D: click's "Aborted!"
                 raise
             raise UserError(
-                "--ask-password found no terminal to type the password in and standard input ended; "
-                "give the password with --password-stdin instead."
+                f"{ask_option} found no terminal to type the password in and standard input ended; "
+                f"give the password with {stdin_option} instead."
             ) from None
         if first != second:
-            raise UserError("The password and its confirmation do not match.")
+            raise UserError(f"The {label.lower()} and its confirmation do not match.")
         return str(first)
     return None
 
 
 def _fields(options: dict[str, Any], creating: bool = False) -> ProfileFields:
     """The given options as profile fields; a new profile with a login, typed at a terminal, is asked
-    for its password (twice) unless one of the password options says where it comes from."""
+    for its password (twice) unless one of the password options says where it comes from. The same
+    goes for the outgoing server's password when ``--outgoing-login password`` is given; with both
+    ``--password-stdin`` and ``--outgoing-password-stdin``, the first line is the incoming password."""
     ask = options.pop("ask_password") or (
         creating and bool(options.get("username")) and not options["password_stdin"] and sys.stdin.isatty()
     )
     password = _read_password(options.pop("password_stdin"), ask)
-    return ProfileFields(password=password, **options)
+    from_stdin = options.pop("outgoing_password_stdin")
+    ask_outgoing = options.pop("ask_outgoing_password") or (
+        options.get("outgoing_login") == "password" and not from_stdin and sys.stdin.isatty()
+    )
+    outgoing_password = _read_password(from_stdin, ask_outgoing, "Outgoing ", "outgoing-")
+    return ProfileFields(password=password, outgoing_password=outgoing_password, **options)
 
 
 @command(profile_group, "add")

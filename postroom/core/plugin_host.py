@@ -53,6 +53,7 @@ DEFAULT_PLUGINS: tuple[tuple[str, str], ...] = (
     ("pop3", "postroom.plugins.protocols.pop3"),
     ("smtp", "postroom.plugins.protocols.smtp"),
     ("ews", "postroom.plugins.protocols.ews"),
+    ("graph", "postroom.plugins.protocols.graph"),
     ("maildir", "postroom.plugins.protocols.maildir"),
     ("default-retry", "postroom.plugins.policies.default"),
     ("rate-limit-retry", "postroom.plugins.policies.rate_limit"),
@@ -402,8 +403,9 @@ class PluginHost:
     def compose_outgoing(self, draft: OutgoingDraft, ticket: Ticket, profile: MediaProfile) -> None:
         self.pm.hook.postroom_compose_outgoing(draft=draft, ticket=ticket, profile=profile)
 
-    def access_token(self, profile: MediaProfile) -> str | None:
-        result: str | None = self.pm.hook.postroom_get_access_token(profile=profile)
+    def access_token(self, profile: MediaProfile, server: str = "incoming") -> str | None:
+        """The token a ``postroom_get_access_token`` hook gives for the ``incoming`` or ``outgoing`` server."""
+        result: str | None = self.pm.hook.postroom_get_access_token(profile=profile, server=server)
         return result
 
     def register_commands(self, cli: click.Group) -> None:

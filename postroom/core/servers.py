@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field
 
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import (
@@ -13,17 +14,27 @@ from postroom.core.contract.protocols import (
     SendFailure,
 )
 from postroom.core.data.models import MediaProfile
+from postroom.core.data.models.profiles import OUTGOING_LOGINS, OutgoingLogin
 from postroom.core.data.secrets import decrypt_password
 from postroom.core.plugin_host import PluginHost
+
+
+@dataclass(frozen=True)
+class _Login:
+    """Who a connection logs in as; the secrets are decrypted, hence kept out of ``repr``."""
+
+    username: str | None
+    password: str | None = field(default=None, repr=False)
+    access_token: str | None = field(default=None, repr=False)
 
 
 def _settings(
     profile: MediaProfile,
     plugin: ProtocolPlugin,
-    plugins: PluginHost,
     host: str | None,
     port: int | None,
     folder: str | None,
+    login: _Login,
 ) -> ConnectionSettings:
     """The settings a plugin connects with; the only place a protocol's ``DEFAULT_PORT`` is applied."""
     return ConnectionSettings(
@@ -31,12 +42,56 @@ def _settings(
         profile_name=profile.name,
         host=host,
         port=port or plugin.DEFAULT_PORT,
-        username=profile.username,
-        password=decrypt_password(profile.password_encrypted),
+        username=login.username,
+        password=login.password,
         folder=folder,
         tls_verify=profile.tls_verify,
-        access_token=plugins.access_token(profile),
+        access_token=login.access_token,
         allow_plaintext_login=profile.allow_plaintext_login,
+    )
+
+
+def _incoming_login(profile: MediaProfile, plugins: PluginHost) -> _Login:
+    return _Login(
+        profile.username,
+        decrypt_password(profile.password_encrypted),
+        plugins.access_token(profile, "incoming"),
+    )
+
+
+def _outgoing_login(profile: MediaProfile, plugins: PluginHost) -> _Login:
+    """The outgoing server's login, as ``profile.outgoing_login`` says (issue 17).
+
+    ``same``: the incoming login (and a token the hook gives for the outgoing server);
+    ``password``: the outgoing server's own user and password, no token asked for;
+    ``token``: a token the hook must give, for ``outgoing_username`` (else ``username``);
+    ``none``: no login at all, for a relay that takes mail without AUTH.
+    """
+    mode = profile.outgoing_login or OutgoingLogin.SAME.value
+    if mode == OutgoingLogin.SAME:
+        return _Login(
+            profile.username,
+            decrypt_password(profile.password_encrypted),
+            plugins.access_token(profile, "outgoing"),
+        )
+    if mode == OutgoingLogin.PASSWORD:
+        return _Login(profile.outgoing_username, decrypt_password(profile.outgoing_password_encrypted))
+    if mode == OutgoingLogin.TOKEN:
+        token = plugins.access_token(profile, "outgoing")
+        if not token:
+            raise SendFailure(
+                f"Profile {profile.name!r} logs in to its outgoing server with an access token, but no "
+                "installed, enabled plugin gave one (hook postroom_get_access_token, server 'outgoing').",
+                kind="auth",
+            )
+        return _Login(profile.outgoing_username or profile.username, access_token=token)
+    if mode == OutgoingLogin.NONE:
+        return _Login(None)
+    raise SendFailure(
+        f"Profile {profile.name!r} has outgoing login {mode!r}, which is not one of: "
+        f"{', '.join(OUTGOING_LOGINS)}; set one with 'postroom profile modify {shlex.quote(profile.name)} "
+        "--outgoing-login ...'.",
+        kind="auth",
     )
 
 
@@ -57,18 +112,28 @@ def incoming_settings(
     return _settings(
         profile,
         plugin,
-        plugins,
         profile.incoming_host,
         profile.incoming_port,
         folder or profile.incoming_folder,
+        _incoming_login(profile, plugins),
     )
 
 
 def outgoing_settings(
     profile: MediaProfile, plugin: ProtocolPlugin, plugins: PluginHost
 ) -> ConnectionSettings:
+    """The outgoing server's settings, logged in to as the profile's ``outgoing_login`` says.
+
+    Raises :class:`SendFailure` (kind ``auth``) where that login cannot be made up: ``token``
+    without a token from any plugin, or a mode typed in SQL that is not one.
+    """
     return _settings(
-        profile, plugin, plugins, profile.outgoing_host, profile.outgoing_port, profile.outgoing_folder
+        profile,
+        plugin,
+        profile.outgoing_host,
+        profile.outgoing_port,
+        profile.outgoing_folder,
+        _outgoing_login(profile, plugins),
     )
 
 
@@ -163,4 +228,12 @@ def _check_outgoing(profile: MediaProfile, plugins: PluginHost) -> CheckResult:
         return CheckResult("outgoing", False, error.text)
     except UserError as error:
         return CheckResult("outgoing", False, str(error))
-    return CheckResult("outgoing", True, f"logged in to {_where(settings, profile.send_protocol)}")
+    where = _where(settings, profile.send_protocol)
+    if settings.host and not (settings.username or settings.password or settings.access_token):
+        return CheckResult(
+            "outgoing",
+            True,
+            f"connected to {where} without a login (outgoing login {OutgoingLogin.NONE.value!r})",
+        )
+    token = " with an access token" if settings.access_token else ""
+    return CheckResult("outgoing", True, f"logged in to {where}{token}")

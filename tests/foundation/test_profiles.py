@@ -335,3 +335,118 @@ def test_plaintext_login_is_off_by_default_and_profile_show_warns_while_it_is_on
 
     postroom_cli.ok("profile", "modify", "p1", "--no-allow-plaintext-login")
     assert postroom_cli.ok("profile", "show", "p1", "--json").json()["warnings"] == []
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (
+            ["--outgoing-login", "oauth"],
+            "'oauth' is not an outgoing login; choose one of: same, password, token, none.",
+        ),
+        (
+            ["--outgoing-login", "password"],
+            "Outgoing login 'password' of profile 'p1' needs an outgoing username.",
+        ),
+        (
+            ["--outgoing-login", "password", "--outgoing-username", "relay"],
+            "Outgoing login 'password' of profile 'p1' needs an outgoing password.",
+        ),
+        (
+            ["--outgoing-username", "relay"],
+            "An outgoing username is used only with outgoing login 'password' or 'token'; "
+            "profile 'p1' has outgoing login 'same'.",
+        ),
+        (
+            ["--outgoing-login", "none", "--outgoing-username", "relay"],
+            "An outgoing username is used only with outgoing login 'password' or 'token'; "
+            "profile 'p1' has outgoing login 'none'.",
+        ),
+        (
+            ["--outgoing-login", "token", "--outgoing-password-stdin"],
+            "An outgoing password is used only with outgoing login 'password'; "
+            "profile 'p1' has outgoing login 'token'.",
+        ),
+    ],
+)
+def test_an_outgoing_login_lacking_or_given_what_its_mode_does_not_take_is_refused_in_one_sentence(
+    postroom_cli: Cli, args: list[str], message: str
+) -> None:
+    result = postroom_cli.run("profile", "add", "p1", *SMTP_IMAP, *args, input="relay-pw\n")
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: {message}"
+    assert postroom_cli.ok("profile", "list", "--json").json() == []
+
+
+def test_the_outgoing_login_defaults_to_same_and_each_mode_keeps_only_what_it_uses(
+    postroom_cli: Cli, app: Postroom
+) -> None:
+    def stored() -> tuple[str, str | None, bool]:
+        with app.transaction() as session:
+            profile = session.scalar(select(MediaProfile))
+            assert profile is not None
+            return (
+                profile.outgoing_login,
+                profile.outgoing_username,
+                profile.outgoing_password_encrypted is not None,
+            )
+
+    postroom_cli.ok("profile", "add", "p1", *SMTP_IMAP, "--password-stdin", input="mailbox-pw\n")
+    assert stored() == ("same", None, False)
+    shown = postroom_cli.ok("profile", "show", "p1", "--json").json()
+    assert (shown["outgoing_login"], shown["outgoing_username"]) == ("same", None)
+
+    postroom_cli.ok(
+        "profile",
+        "modify",
+        "p1",
+        "--outgoing-login",
+        "password",
+        "--outgoing-username",
+        "relay@example.test",
+        "--outgoing-password-stdin",
+        input="Relay-Secret-4711\n",
+    )
+    assert stored() == ("password", "relay@example.test", True)
+    text = postroom_cli.ok("profile", "show", "p1").stdout
+    assert "outgoing username      relay@example.test" in text and "Relay-Secret-4711" not in text
+
+    # A new user alone keeps the stored password; a token needs no password, so it is dropped.
+    postroom_cli.ok("profile", "modify", "p1", "--outgoing-username", "relay2@example.test")
+    assert stored() == ("password", "relay2@example.test", True)
+    postroom_cli.ok("profile", "modify", "p1", "--outgoing-login", "token")
+    assert stored() == ("token", "relay2@example.test", False)
+    postroom_cli.ok("profile", "modify", "p1", "--outgoing-login", "none")
+    assert stored() == ("none", None, False)
+
+
+def test_both_passwords_on_standard_input_come_incoming_first(postroom_cli: Cli, app: Postroom) -> None:
+    from postroom.core.data.secrets import decrypt_password
+
+    postroom_cli.ok(
+        "profile",
+        "add",
+        "p1",
+        *SMTP_IMAP,
+        "--outgoing-password-stdin",
+        "--password-stdin",
+        "--outgoing-login",
+        "password",
+        "--outgoing-username",
+        "relay@example.test",
+        input="mailbox-pw\nrelay-pw\n",
+    )
+    with app.transaction() as session:
+        profile = session.scalar(select(MediaProfile))
+        assert profile is not None
+        passwords = (
+            decrypt_password(profile.password_encrypted),
+            decrypt_password(profile.outgoing_password_encrypted),
+        )
+    assert passwords == ("mailbox-pw", "relay-pw")
+    missing = postroom_cli.run(
+        "profile", "modify", "p1", "--password-stdin", "--outgoing-password-stdin", input="only-one\n"
+    )
+    assert missing.stderr.strip() == (
+        "Error: --outgoing-password-stdin was given but standard input has no line for it."
+    )

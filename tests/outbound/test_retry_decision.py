@@ -276,3 +276,26 @@ def test_the_decision_leaves_its_inputs_alone_and_gives_the_same_answer_twice() 
     assert first == second
     assert claimed == reply(attempts=1)
     assert outcome == Outcome(delivered=(CARLA,), failures=(failure(ErrorCategory.MAILBOX, OLA),))
+
+
+@pytest.mark.parametrize(
+    ("rate_limit_retry_time", "retry_after", "expected"),
+    [(60, 120, 120), (600, 120, 600), (60, None, 60)],
+)
+def test_a_servers_retry_after_is_a_floor_under_the_policys_time_never_a_reason_to_retry(
+    rate_limit_retry_time: int, retry_after: float | None, expected: int
+) -> None:
+    throttled = Failure(
+        text="4.4.5 throttled",
+        reply_code=429,
+        enhanced_code="4.4.5",
+        category=ErrorCategory.NETWORK_ROUTING,
+        retry_after=retry_after,
+    )
+    settings = RetrySettings(rate_limit_retry_time=rate_limit_retry_time)
+    transition = run(reply(), Outcome(failures=(throttled,)), settings=settings)
+    assert (transition.policy, transition.next_attempt_at) == ("rate limit retry", NOW + timedelta(seconds=expected))
+    assert transition.failure_records[0].next_attempt_at == NOW + timedelta(seconds=expected)
+
+    given_up = run(reply(attempts=3), Outcome(failures=(throttled,)), settings=settings)
+    assert (given_up.state, given_up.next_attempt_at) == (SendState.FAILED, None)  # the policy still decides

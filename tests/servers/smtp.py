@@ -1,5 +1,6 @@
 """Real aiosmtpd servers for the send side, started once per session: STARTTLS+AUTH, SMTPS+AUTH, plain,
-and AUTH without TLS (for profiles that allow plain-text login).
+AUTH without TLS (for profiles that allow plain-text login), and a relay that offers STARTTLS but no
+AUTH at all (for profiles whose outgoing login is ``none``).
 
 Every mail they accept is recorded with the server that took it. A test scripts refusals (per
 recipient, MAIL FROM, DATA) and hang-ups through ``smtp_script``, which starts each test clean.
@@ -32,7 +33,8 @@ SMTP_PASSWORD = "correct horse battery"
 SMTP_ACCESS_TOKEN = "ya29.test-access-token"
 NO_SUCH_USER = "550 5.1.1 The email account that you tried to reach does not exist"
 
-ServerName = Literal["starttls", "smtps", "plain", "plainauth"]
+ServerName = Literal["starttls", "smtps", "plain", "plainauth", "relay"]
+SERVER_NAMES: tuple[ServerName, ...] = ("starttls", "smtps", "plain", "plainauth", "relay")
 Command = Literal["MAIL", "RCPT", "DATA"]
 
 
@@ -123,7 +125,7 @@ class _Log:
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.mails: list[ReceivedMail] = []
-        self.sessions: dict[ServerName, list[SMTP]] = {"starttls": [], "smtps": [], "plain": [], "plainauth": []}
+        self.sessions: dict[ServerName, list[SMTP]] = {name: [] for name in SERVER_NAMES}
 
 
 class _Handler:
@@ -198,6 +200,16 @@ class _Handler:
         return rule.reply
 
 
+class _RelayHandler(_Handler):
+    """A relay's hooks: no AUTH line in the EHLO answer (aiosmtpd always writes one, even empty)."""
+
+    async def handle_EHLO(
+        self, server: SMTP, session: Session, envelope: Envelope, hostname: str, responses: list[str]
+    ) -> list[str]:
+        session.host_name = hostname
+        return [line for line in responses if not line.startswith("250-AUTH")]
+
+
 def _authenticate(
     server: SMTP, session: Session, envelope: Envelope, mechanism: str, data: Any
 ) -> AuthResult:
@@ -255,13 +267,14 @@ class SmtpEndpoint:
 
 
 class SmtpServers:
-    """The four running servers, what they received, and the script they follow."""
+    """The five running servers, what they received, and the script they follow."""
 
     def __init__(self, endpoints: dict[ServerName, SmtpEndpoint]) -> None:
         self.starttls = endpoints["starttls"]
         self.smtps = endpoints["smtps"]
         self.plain = endpoints["plain"]
         self.plainauth = endpoints["plainauth"]
+        self.relay = endpoints["relay"]
         self.script = SmtpScript()
         self._endpoints = endpoints
         self._log = _Log()
@@ -270,8 +283,9 @@ class SmtpServers:
     def start(self, options: dict[ServerName, dict[str, Any]]) -> None:
         """Start one aiosmtpd Controller per endpoint with its aiosmtpd ``SMTP`` options."""
         for name, endpoint in self._endpoints.items():
+            handler = (_RelayHandler if name == "relay" else _Handler)(name, self.script, self._log)
             controller = _TrackingController(
-                _Handler(name, self.script, self._log),
+                handler,
                 hostname=endpoint.host,
                 port=endpoint.port,
                 server_hostname="smtp.postroom.test",
@@ -324,9 +338,9 @@ async def _close(smtp: SMTP) -> None:
 
 @pytest.fixture(scope="session")
 def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
-    """Start the four aiosmtpd servers once for the session, on free ports of 127.0.0.1."""
+    """Start the five aiosmtpd servers once for the session, on free ports of 127.0.0.1."""
     context = certificate.server_context()
-    ports = {name: free_port() for name in ("starttls", "smtps", "plain", "plainauth")}
+    ports = {name: free_port() for name in SERVER_NAMES}
     servers = SmtpServers(
         {
             "starttls": SmtpEndpoint(
@@ -340,6 +354,8 @@ def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
             "plainauth": SmtpEndpoint(
                 "plainauth", "127.0.0.1", ports["plainauth"], "smtp", SMTP_USERNAME, SMTP_PASSWORD
             ),
+            # STARTTLS offered, not required, and no AUTH at all: a relay that takes mail without a login.
+            "relay": SmtpEndpoint("relay", "127.0.0.1", ports["relay"], "smtp"),
         }
     )
     try:
@@ -360,6 +376,8 @@ def smtp_servers(certificate: Certificate) -> Iterator[SmtpServers]:
                 },
                 "plain": {},
                 "plainauth": {"auth_require_tls": False, "authenticator": _authenticate},
+                # Every mechanism excluded too: an AUTH the client sends regardless is answered 504.
+                "relay": {"tls_context": context, "auth_exclude_mechanism": ["LOGIN", "PLAIN", "XOAUTH2"]},
             }
         )
         yield servers

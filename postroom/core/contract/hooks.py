@@ -140,7 +140,7 @@ def postroom_classify_send_error(error: SendFailure, profile: MediaProfile) -> E
 
 
 @hookspec(firstresult=True)
-def postroom_get_access_token(profile: MediaProfile) -> str | None:
+def postroom_get_access_token(profile: MediaProfile, server: str) -> str | None:
     """Return an OAuth2 access token for this profile's servers (Gmail, Microsoft 365).
 
     Called each time a connection is opened, so a plugin can hand out a fresh token (and cache
@@ -148,7 +148,15 @@ def postroom_get_access_token(profile: MediaProfile) -> str | None:
     token over https (an application's token acts on the mailbox by impersonation); the
     profile's user name names the mailbox. The token is a secret: never logged or shown.
 
+    ``server`` says which login is asked for: ``"incoming"`` (fetching, and keeping sent
+    copies) or ``"outgoing"`` (sending). The outgoing server asks only when the profile's
+    ``outgoing_login`` is ``same`` (a token for both servers, as before) or ``token`` (where
+    a token is required; the user is ``outgoing_username``, else ``username``); ``password``
+    and ``none`` never ask. A hookimpl that does not care may leave ``server`` out of its
+    parameters (pluggy passes only the ones it names).
+
     :param profile: the profile logging in.
+    :param server: ``"incoming"`` or ``"outgoing"``.
     :return: the bearer token, or None to log in with the stored password.
     """
 

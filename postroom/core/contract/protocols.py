@@ -48,6 +48,10 @@ class ConnectionSettings:
     timeout: float = 30.0
     access_token: str | None = field(default=None, repr=False)
     allow_plaintext_login: bool = False
+    #: What the profile's mailbox returned from :meth:`Mailbox.sync_state` after its last complete
+    #: fetch cycle (e.g. a Microsoft Graph delta link); None before the first, or for protocols
+    #: that keep none. Opaque to the core.
+    sync_state: str | None = None
 
 
 class MailRef(NamedTuple):
@@ -101,12 +105,17 @@ class SendFailure(Exception):
         reply_code: int | None = None,
         kind: FailureKind = "protocol",
         recipient: str | None = None,
+        retry_after: float | None = None,
     ) -> None:
         super().__init__(text)
         self.text = text
         self.reply_code = reply_code
         self.kind: FailureKind = kind
         self.recipient = recipient
+        #: Seconds the server asked the client to wait before trying again (HTTP ``Retry-After``
+        #: of a throttled API), or None. The outbox never schedules the retry sooner, whatever
+        #: the category's policy says.
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -170,6 +179,17 @@ class Mailbox(_Closing):
 
         Opening the mailbox has already logged in; the default has nothing more to check.
         """
+
+    def sync_state(self) -> str | None:
+        """State to hand back (``ConnectionSettings.sync_state``) at the profile's next cycle, or None.
+
+        The core asks for it only after a cycle stored, and (with delete-on-fetch) deleted, every
+        mail :meth:`list_mail` listed, and saves it only then: a cycle that crashed or stopped early
+        starts again from the previous state, and the fetch ledger skips what it already stored.
+        A protocol that lists incrementally (Graph's delta query) keeps its cursor here; the
+        default keeps nothing.
+        """
+        return None
 
     def append(self, raw: bytes, folder: str) -> None:
         """Store a copy of a sent mail in ``folder`` (the profile's outgoing folder).

@@ -24,6 +24,7 @@ from postroom.core.data.models import (
     queue_media_profile,
     utcnow,
 )
+from postroom.core.data.models.profiles import OUTGOING_LOGINS, OutgoingLogin
 from postroom.core.data.secrets import encrypt_password
 from postroom.core.data.validation import check_address, check_port, check_single_line
 from postroom.core.plugin_host import PluginHost
@@ -57,6 +58,9 @@ class ProfileFields:
     outgoing_host: str | None = None
     outgoing_port: int | None = None
     outgoing_folder: str | None = None
+    outgoing_login: str | None = None
+    outgoing_username: str | None = None
+    outgoing_password: str | None = None
     reply_to: str | None = None
     delete_on_fetch: bool | None = None
     fetch_protocol: str | None = None
@@ -144,6 +148,7 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
         profile.username = check_single_line(values["username"], "username") or None
     if "password" in values:
         profile.password_encrypted = encrypt_password(values["password"]) if values["password"] else None
+    _apply_outgoing_login(profile, values)
     for key in ("outgoing_port", "incoming_port"):
         if key in values:
             setattr(profile, key, check_port(values[key], key.replace("_", " ")))
@@ -165,6 +170,44 @@ def _apply(profile: MediaProfile, values: dict[str, Any], plugins: PluginHost) -
     for key in ("incoming_folder", "outgoing_folder"):
         if key in values:
             setattr(profile, key, check_single_line(values[key], key.replace("_", " ")).strip() or None)
+
+
+def _apply_outgoing_login(profile: MediaProfile, values: dict[str, Any]) -> None:
+    """The outgoing server's login (issue 17): its mode, and the user and password only ``password``
+    (and, for the user, ``token``) uses; what a mode does not use is refused if given, else cleared,
+    so no stale secret stays behind a mode that ignores it."""
+    mode = values.get("outgoing_login", profile.outgoing_login) or OutgoingLogin.SAME.value
+    if mode not in OUTGOING_LOGINS:
+        # Given, or typed in SQL (then every change of the profile says how to repair it).
+        raise UserError(f"{mode!r} is not an outgoing login; choose one of: {', '.join(OUTGOING_LOGINS)}.")
+    profile.outgoing_login = mode
+    username = values.get("outgoing_username")
+    password = values.get("outgoing_password")
+    uses: tuple[str, ...] = {
+        OutgoingLogin.TOKEN: ("username",),
+        OutgoingLogin.PASSWORD: ("username", "password"),
+    }.get(OutgoingLogin(mode), ())
+    for what, value, modes in (
+        ("username", username, "'password' or 'token'"),
+        ("password", password, "'password'"),
+    ):
+        if value and what not in uses:
+            raise UserError(
+                f"An outgoing {what} is used only with outgoing login {modes}; "
+                f"profile {profile.name!r} has outgoing login {mode!r}."
+            )
+    if "outgoing_username" in values:
+        profile.outgoing_username = check_single_line(username or "", "outgoing username").strip() or None
+    if "outgoing_password" in values:
+        profile.outgoing_password_encrypted = encrypt_password(password) if password else None
+    if "username" not in uses:
+        profile.outgoing_username = None
+    if "password" not in uses:
+        profile.outgoing_password_encrypted = None
+    if mode == OutgoingLogin.PASSWORD and not profile.outgoing_username:
+        raise UserError(f"Outgoing login 'password' of profile {profile.name!r} needs an outgoing username.")
+    if mode == OutgoingLogin.PASSWORD and profile.outgoing_password_encrypted is None:
+        raise UserError(f"Outgoing login 'password' of profile {profile.name!r} needs an outgoing password.")
 
 
 def _check_complete(profile: MediaProfile, plugins: PluginHost) -> None:
@@ -213,6 +256,7 @@ def create_profile(
         fetch_interval=10,
         tls_verify=True,
         allow_plaintext_login=False,
+        outgoing_login=OutgoingLogin.SAME.value,
         delete_on_fetch=False,
         reply_to_enabled=False,
         signature_position="before",
@@ -285,7 +329,7 @@ def delete_profile(session: Session, profile: MediaProfile) -> None:
 
 
 def profile_as_json(profile: MediaProfile, subject_preview: str | None = None) -> dict[str, Any]:
-    """The JSON view of a profile (``profile list|show --json``). The password never appears, not even masked."""
+    """The JSON view of a profile (``profile list|show --json``). No password appears, not even masked."""
     data: dict[str, Any] = {
         "id": profile.id,
         "name": profile.name,
@@ -298,6 +342,8 @@ def profile_as_json(profile: MediaProfile, subject_preview: str | None = None) -
         "outgoing_host": profile.outgoing_host,
         "outgoing_port": profile.outgoing_port,
         "outgoing_folder": profile.outgoing_folder,
+        "outgoing_login": profile.outgoing_login,
+        "outgoing_username": profile.outgoing_username,
         "reply_to_enabled": profile.reply_to_enabled,
         "reply_to": profile.reply_to_address,
         "delete_on_fetch": profile.delete_on_fetch,

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
@@ -22,6 +22,7 @@ from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import get_profile
+from postroom.core.data.protocol_state import load_state, save_state
 from postroom.core.data.validation import FETCH_LAST_DAYS
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
 from postroom.core.servers import incoming_protocol, incoming_settings
@@ -115,6 +116,8 @@ class Fetcher:
             try:
                 plugin = incoming_protocol(profile, self.app.plugins)
                 settings = incoming_settings(profile, self.app.plugins)
+                state = load_state(session, profile.id, profile.fetch_protocol)
+                settings = replace(settings, sync_state=state)
                 with plugin.open_mailbox(settings) as mailbox:
                     self._cycle(session, profile, mailbox, report, progress)
             except ProtocolError as error:
@@ -164,13 +167,18 @@ class Fetcher:
             new = [r if r.size is not None else MailRef(r.key, sizes.get(r.key)) for r in new]
         for batch in _batches(new, self.batch_mails, self.batch_bytes):
             if self.should_stop():
-                break
+                return  # the protocol's state stays as it was: the next cycle lists the rest again
             stored_keys = self._store_batch(session, profile, mailbox, batch, report)
             ledger.update(stored_keys)  # committed: the ledger holds them now
             if progress is not None:
                 progress(len(batch), len(new))
             if profile.delete_on_fetch and stored_keys:
                 self._acknowledge(session, profile, mailbox, stored_keys, report)
+        # Everything listed is stored (and acknowledged): only now may the protocol's cursor move on.
+        state = mailbox.sync_state()
+        if state is not None:
+            save_state(session, profile.id, profile.fetch_protocol, state)
+            session.commit()
 
     def _acknowledge(
         self, session: Session, profile: MediaProfile, mailbox: Mailbox, keys: list[str], report: FetchReport

@@ -81,6 +81,7 @@ def classify(
         enhanced_code=parse_enhanced_status(error.text),
         category=_category(plugins, error, profile),
         recipient=recipient,
+        retry_after=error.retry_after,
     )
 
 

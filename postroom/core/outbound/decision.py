@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from blinker import NamedSignal
@@ -46,6 +46,8 @@ class Failure:
     enhanced_code: str | None
     category: ErrorCategory
     recipient: str | None = None
+    #: Seconds the server asked to wait (``Retry-After``): the retry is never scheduled sooner.
+    retry_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,7 @@ def decide(
     enabled policy by name, or None (the failure is then not retried). ``settings`` are the
     profile's retry variables; None (a reply without a profile) retries nothing.
 
+    A retry is never scheduled before the wait a throttling server asked for (``retry_after``).
     A failure for all pending recipients keeps them all pending if its policy retries; a
     failure for one recipient keeps that one. Recipients refused for different reasons wait for
     the latest of their policies' times: no recipient is tried again sooner than its own policy
@@ -138,6 +141,9 @@ def decide(
             if retry_policy is not None and settings is not None
             else None
         )
+        if retry_at is not None and failure.retry_after:
+            # The policy decides whether and when; a throttling server's own wait is a floor.
+            retry_at = max(retry_at, now + timedelta(seconds=failure.retry_after))
         records.append(
             FailureRecord(
                 send_info_id=reply.id,

@@ -1,5 +1,8 @@
 """The ``smtp`` and ``smtps`` send protocols (smtplib): STARTTLS when offered, AUTH for profiles with a user.
 
+A profile whose outgoing login is ``none`` (a relay) reaches here with no user, password or token
+and never sends AUTH, even where the server offers it; it still upgrades with STARTTLS when offered.
+
 ``smtp`` connects in the clear and upgrades with STARTTLS whenever the server offers it; a
 profile that logs in refuses a server without STARTTLS unless it allows plain-text login;
 ``smtps`` speaks TLS from the first byte (port 465). Certificates are verified unless the
@@ -13,6 +16,7 @@ import contextlib
 import functools
 import logging
 import re
+import shlex
 import smtplib
 import socket
 from collections.abc import Callable, Sequence
@@ -269,13 +273,19 @@ class SmtpSender(Sender):
                 kind="auth",
             )
         if isinstance(error, smtplib.SMTPNotSupportedError):
-            what = (
-                "AUTH XOAUTH2 (needed for the profile's access token)"
-                if self._settings.access_token
-                else "AUTH"
-            )
+            if self._settings.access_token:
+                return SendFailure(
+                    f"The {self._where} does not offer AUTH XOAUTH2 (needed for the profile's access "
+                    f"token), so user {user!r} cannot log in.",
+                    kind="auth",
+                )
+            # A relay that takes mail without any login offers no AUTH: say how to send to it.
+            name = self._settings.profile_name
             return SendFailure(
-                f"The {self._where} does not offer {what}, so user {user!r} cannot log in.", kind="auth"
+                f"The {self._where} does not offer AUTH, so user {user!r} cannot log in; if it is a relay "
+                f"that takes mail without a login, set 'postroom profile modify {shlex.quote(name)} "
+                "--outgoing-login none'.",
+                kind="auth",
             )
         if isinstance(error, UnicodeEncodeError):
             return SendFailure(

@@ -31,6 +31,7 @@ from postroom.core.data.models.profiles import (
     MediaProfileConfiguration,
     MediaProfileResolver,
     PluginSwitch,
+    ProtocolState,
 )
 from postroom.core.data.models.tickets import (
     FetchLedger,
@@ -63,6 +64,7 @@ __all__ = [
     "MessageStatus",
     "PluginSwitch",
     "ProfileStatus",
+    "ProtocolState",
     "Queue",
     "RoutingRule",
     "SMessageSendInfo",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -23,6 +24,23 @@ from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
+
+
+class OutgoingLogin(StrEnum):
+    """How a profile logs in to its outgoing server (``MediaProfile.outgoing_login``, issue 17)."""
+
+    #: The incoming server's login (the default, and what profiles did before issue 17).
+    SAME = "same"
+    #: The outgoing server's own user and password.
+    PASSWORD = "password"
+    #: An access token from ``postroom_get_access_token`` (asked with ``server="outgoing"``).
+    TOKEN = "token"
+    #: No login at all: a relay that takes mail without AUTH.
+    NONE = "none"
+
+
+#: The outgoing logins' names, the default first.
+OUTGOING_LOGINS: tuple[str, ...] = tuple(login.value for login in OutgoingLogin)
 
 
 class MediaProfile(Base):
@@ -61,6 +79,15 @@ class MediaProfile(Base):
     outgoing_port: Mapped[int | None]
     send_protocol: Mapped[str] = mapped_column(String(32), default=NO_PROTOCOL)
     outgoing_folder: Mapped[str | None] = mapped_column(String(1024))
+    #: How the outgoing server is logged in to (``OUTGOING_LOGINS``): ``same`` as the incoming
+    #: server, its own ``password``, an access ``token``, or ``none`` (a relay without AUTH).
+    outgoing_login: Mapped[str] = mapped_column(
+        String(16), default=OutgoingLogin.SAME.value, server_default=OutgoingLogin.SAME.value
+    )
+    #: The outgoing server's own user (``password``; for ``token`` the mailbox, else the incoming user).
+    outgoing_username: Mapped[str | None]
+    #: Fernet token of the outgoing server's own password (``password`` mode only); never shown.
+    outgoing_password_encrypted: Mapped[bytes | None] = mapped_column(LargeBinary)
 
     reply_to_enabled: Mapped[bool] = mapped_column(Boolean, default=False)
     reply_to_address: Mapped[str | None]
@@ -187,3 +214,20 @@ class EngineSetting(Base):
 
     name: Mapped[str] = mapped_column(String(64), primary_key=True)
     value: Mapped[str] = mapped_column(Text)
+
+
+class ProtocolState(Base):
+    """What a profile's fetch protocol asked to keep between cycles (``Mailbox.sync_state``).
+
+    One row per profile and protocol, e.g. the Microsoft Graph delta link. Written only after a
+    cycle stored (and acknowledged) everything it listed; opaque to the core.
+    """
+
+    __tablename__ = "protocol_state"
+
+    media_profile_id: Mapped[int] = mapped_column(
+        ForeignKey("media_profile.id", ondelete="CASCADE"), primary_key=True
+    )
+    protocol: Mapped[str] = mapped_column(String(64), primary_key=True)
+    state: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[timestamp]
