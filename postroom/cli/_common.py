@@ -46,7 +46,7 @@ class CliState:
 
     def app(self, require_schema: bool = True) -> Postroom:
         if self._app is None:
-            self._app = Postroom(self.database_url)
+            self._app = Postroom(self.database_url, start_plugins=True)
         if require_schema:
             self._app.require_schema()
         return self._app

@@ -113,19 +113,23 @@ def plugins_group() -> None:
 @command(plugins_group, "list")
 @json_option
 def plugins_list(as_json: bool) -> None:
-    """List every plugin: builtin and installed, enabled or not."""
+    """List every plugin: builtin and installed; enabled, disabled, or failed with the reason.
+
+    A plugin that failed to load is listed with why and the command that removes it; the others
+    work on, and this command exits 0.
+    """
     app = state().app()
     documents = [info.as_json() for info in app.list_plugins()]
     if as_json:
         print_json(documents)
         return
     print_table(
-        ["name", "kind", "source", "enabled", "provides"],
-        [
-            [d["name"], d["kind"], d["source"], "yes" if d["enabled"] else "no", ", ".join(d["provides"])]
-            for d in documents
-        ],
+        ["name", "kind", "source", "status", "provides"],
+        [[d["name"], d["kind"], d["source"], d["status"], ", ".join(d["provides"])] for d in documents],
     )
+    for d in documents:
+        if d["status"] == "failed":
+            echo(f"\nPlugin {d['name']!r} failed and is left out: {d['error']}.\n  To remove it: {d['remedy']}")
 
 
 @command(plugins_group, "disable")

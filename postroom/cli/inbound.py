@@ -1,4 +1,4 @@
-"""``postroom fetch``, ``profile test``, ``unrouted list`` and ``quarantine list``: the inbound side."""
+"""``postroom fetch``, ``profile test``, ``unrouted list`` and ``quarantine list|show|export|retry``: the inbound side."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from postroom.cli._common import (
+    ROW_ID,
     PostroomGroup,
     command,
     contact_center_id,
@@ -20,8 +21,10 @@ from postroom.cli._common import (
 from postroom.cli._text import visible
 from postroom.cli.profiles import profile_group
 from postroom.core import servers
+from postroom.core.contract.errors import UserError
 from postroom.core.data import profiles
 from postroom.core.data.models import MessageStatus
+from postroom.core.inbound import quarantine
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, profiles_to_fetch
 from postroom.core.inbound.queries import held_mail_as_json
 
@@ -142,6 +145,76 @@ def quarantine_group() -> None:
 def quarantine_list(as_json: bool) -> None:
     """List quarantined mail."""
     _held_messages(MessageStatus.QUARANTINED, as_json, "Nothing in quarantine.")
+
+
+@command(quarantine_group, "show")
+@click.argument("message_id", type=ROW_ID)
+@json_option
+def quarantine_show(message_id: int, as_json: bool) -> None:
+    """Show a quarantined mail: why it is there, and its headers."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        document = quarantine.show(session, quarantine.quarantined(session, cc, message_id))
+    if as_json:
+        print_json(document)
+        return
+    for key in ("id", "profile", "reason", "message_id", "from", "subject", "received_at", "size"):
+        echo(f"{key + ':':13} {'' if document[key] is None else document[key]}")
+    echo("")
+    echo(document["headers"])
+
+
+@command(quarantine_group, "export")
+@click.argument("message_id", type=ROW_ID)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write to FILE, not stdout.")
+def quarantine_export(message_id: int, output: str | None) -> None:
+    """Write the raw mail (.eml), exactly as fetched, to standard output or FILE."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        raw = quarantine.raw_bytes(session, quarantine.quarantined(session, cc, message_id))
+    if output is None:
+        sys.stdout.buffer.write(raw)
+        sys.stdout.buffer.flush()
+        return
+    with open(output, "wb") as file:
+        file.write(raw)
+    echo(f"Wrote {len(raw)} bytes to {output}.", err=True)
+
+
+@command(quarantine_group, "retry")
+@click.argument("message_id", type=ROW_ID, required=False)
+@click.option("--all", "retry_all", is_flag=True, help="Try every quarantined mail again.")
+@json_option
+def quarantine_retry(message_id: int | None, retry_all: bool, as_json: bool) -> None:
+    """Run the pipeline again on a quarantined mail's stored bytes (once its cause is fixed).
+
+    The mail lands on its ticket once; one that fails again stays quarantined with the new reason,
+    and the command then exits with status 1.
+    """
+    if (message_id is None) == (not retry_all):
+        raise UserError("Give either a message ID or --all.")
+    app = state().app()
+    cc = contact_center_id(app)
+    if message_id is None:
+        with app.transaction() as session:
+            ids = quarantine.quarantined_ids(session, cc)
+    else:
+        ids = [message_id]
+    results = []
+    for pk in ids:
+        with app.transaction() as session:  # one mail per transaction: its signals follow its commit
+            results.append(quarantine.retry(session, app.plugins, quarantine.quarantined(session, cc, pk)))
+    if as_json:
+        print_json([r.as_json() for r in results])
+    elif not results:
+        echo("Nothing in quarantine.")
+    for r in results if not as_json else []:
+        where = f" on ticket {r.ticket_id}" if r.ticket_id else ""
+        echo(f"Message {r.message_pk}: {r.status}{where}" + (f" ({r.reason})" if r.reason else ""))
+    if any(r.status == MessageStatus.QUARANTINED for r in results):
+        sys.exit(1)
 
 
 def register(cli: click.Group) -> None:

@@ -23,11 +23,36 @@ from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration, profiles
 from postroom.core.data.models.profiles import OUTGOING_LOGINS
 from postroom.core.data.profiles import ProfileFields
+from postroom.core.plugin_host import PluginHost
 
 
 @click.group("profile", cls=PostroomGroup)
 def profile_group() -> None:
     """Email media profiles: a mailbox and its outgoing server."""
+
+
+class ProtocolOption(click.Option):
+    """``--fetch-protocol``/``--send-protocol``: the help lists the protocols installed and enabled
+    now (an installed vendor's protocol too), read when help is shown, not when postroom was written."""
+
+    def __init__(self, *args: Any, direction: str, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.direction = direction
+
+    def get_help_record(self, ctx: click.Context) -> tuple[str, str] | None:
+        self.help = f"{', '.join(['none', *_installed_protocols(self.direction)])} (fixed after creation)."
+        return super().get_help_record(ctx)
+
+
+def _installed_protocols(direction: str) -> list[str]:
+    """The enabled protocols that can ``direction`` (fetch or send), with the database's switches if it has any."""
+    try:
+        plugins = state().app(require_schema=False).plugins
+    except Exception:  # help must show even where the database cannot be reached
+        plugins = PluginHost()
+    return sorted(
+        name for name, cls in plugins.protocols.items() if (cls.CAN_FETCH if direction == "fetch" else cls.CAN_SEND)
+    )
 
 
 def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
@@ -47,7 +72,7 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option("--send-from-name", help="Sender name on replies (at most 52 characters)."),
         click.option("--send-from-address", help="Sender address on replies."),
         click.option("--subject-prefix", help="Prefix of reply subjects, e.g. [ACME Support]."),
-        click.option("--send-protocol", help="none, smtp, smtps, ews, maildir (fixed after creation)."),
+        click.option("--send-protocol", cls=ProtocolOption, direction="send"),
         click.option("--outgoing-host"),
         click.option("--outgoing-port", type=int),
         click.option(
@@ -78,9 +103,7 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
         click.option(
             "--delete-on-fetch/--keep-on-fetch", default=None, help="Delete mail on the server once stored."
         ),
-        click.option(
-            "--fetch-protocol", help="none, imap, imaps, pop3, pop3s, ews, maildir (fixed after creation)."
-        ),
+        click.option("--fetch-protocol", cls=ProtocolOption, direction="fetch"),
         click.option("--incoming-host"),
         click.option("--incoming-port", type=int),
         click.option("--incoming-folder", help="Folder to fetch from (fixed after creation)."),

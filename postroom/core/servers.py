@@ -99,8 +99,7 @@ def incoming_protocol(profile: MediaProfile, plugins: PluginHost) -> ProtocolPlu
     plugin = plugins.protocol(profile.fetch_protocol)
     if plugin is None:
         raise ProtocolError(
-            f"Fetch protocol {profile.fetch_protocol!r} of profile {profile.name!r} "
-            "has no installed, enabled plugin.",
+            f"Profile {profile.name!r} cannot fetch: {plugins.missing('protocol', profile.fetch_protocol)}",
             "protocol",
         )
     return plugin
@@ -219,8 +218,7 @@ def _check_outgoing(profile: MediaProfile, plugins: PluginHost) -> CheckResult:
         return CheckResult(
             "outgoing",
             False,
-            f"Send protocol {profile.send_protocol!r} of profile {profile.name!r} "
-            "has no installed, enabled plugin.",
+            f"Profile {profile.name!r} cannot send: {plugins.missing('protocol', profile.send_protocol)}",
         )
     try:
         settings = outgoing_settings(profile, plugin, plugins)

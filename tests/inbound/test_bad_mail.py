@@ -183,7 +183,7 @@ def test_a_mail_that_breaks_a_plugin_is_quarantined_and_the_rest_of_the_batch_is
     assert dovecot.count(user) == 0
     [held] = postroom_cli.ok("quarantine", "list", "--json").json()
     assert held["subject"] == "Question 3"
-    assert held["reason"] == "A plugin failed on this mail: RuntimeError: the filter broke"
+    assert held["reason"] == "Plugin 'exploding-filter' failed on this mail: RuntimeError: the filter broke"
     assert len(postroom_cli.ok("unrouted", "list", "--json").json()) == 5
 
 

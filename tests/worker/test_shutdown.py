@@ -52,7 +52,8 @@ def test_sigterm_during_a_cycle_exits_0_and_the_next_start_stores_the_rest_exact
 
     assert stored_counts(sqlite_app) == dict.fromkeys(expected, 1)
     assert ledger_outcomes(sqlite_app) == {"stored": MAILS}
-    assert not re.search(r"Traceback|ERROR|WARNING", first.log() + second.log())
+    # (The broken plugins ./run-tests installs are told as a warning each: that is not this test's business.)
+    assert not re.search(r"Traceback|ERROR|WARNING(?! plugin \S+ is left out: )", first.log() + second.log())
 
 
 def test_a_second_worker_on_the_same_sqlite_file_says_so_and_exits_non_zero(

@@ -7,20 +7,28 @@ A signal about stored data is sent once that data is committed (:func:`emit` ins
 failed batch, a savepoint a broken plugin undid) never announces anything.
 Receivers run on the thread that sends: the outbox's signals (send-succeeded, send-failed,
 retry-scheduled, send-abandoned) come from its outcome-writer thread, after each commit, so a
-receiver that keeps state shared with other threads guards it. A receiver that raises stops the
-send run (the error is reported and the unsent replies are given back).
+receiver that keeps state shared with other threads guards it. A receiver that raises is logged
+(once, with its traceback and its name) and ignored: the work is committed already, and a
+subscriber's bug must neither stop a send run nor put a profile in error.
+
+Plugin authors import these from :mod:`postroom.events` (docs/plugins/signals.md).
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
 
-from blinker import NamedSignal, Namespace
+import blinker
+from blinker import NamedSignal
 
-_signals = Namespace()
+#: Signals live in blinker's default namespace, so the usual idiom ``blinker.signal("message-stored")``
+#: returns the very signal postroom sends (``postroom.events.message_stored`` is the same object).
+_signals = blinker.default_namespace
+log = logging.getLogger(__name__)
 
 # --- inbound -----------------------------------------------------------------------------------
 
@@ -158,11 +166,26 @@ _Pending = list[tuple[NamedSignal, object, dict[str, Any]]]
 _held: ContextVar[_Pending | None] = ContextVar("postroom_held_signals", default=None)
 
 
+def _send(signal: NamedSignal, sender: object, kwargs: dict[str, Any]) -> None:
+    """``signal.send``, but a receiver that raises is logged and the others still hear the signal."""
+    for receiver in signal.receivers_for(sender):
+        try:
+            receiver(sender, **kwargs)
+        except Exception:
+            name = f"{getattr(receiver, '__module__', '?')}.{getattr(receiver, '__qualname__', receiver)}"
+            log.exception("receiver %s of signal %s raised; ignored", name, signal.name)
+
+
+def send_now(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
+    """Send ``signal`` at once, also inside :func:`held` (for news that is not about committed data)."""
+    _send(signal, sender, kwargs)
+
+
 def emit(signal: NamedSignal, sender: object, **kwargs: Any) -> None:
     """Send ``signal`` now, or, inside :func:`held`, once the held block ends without an error."""
     pending = _held.get()
     if pending is None:
-        signal.send(sender, **kwargs)
+        _send(signal, sender, kwargs)
     else:
         pending.append((signal, sender, kwargs))
 
@@ -186,4 +209,4 @@ def held() -> Iterator[None]:
         outer.extend(pending)
         return
     for signal, sender, kwargs in pending:
-        signal.send(sender, **kwargs)
+        _send(signal, sender, kwargs)

@@ -8,7 +8,8 @@ non-None result in a list.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import pluggy
 
@@ -174,4 +175,24 @@ def postroom_get_access_token(profile: MediaProfile, server: str) -> str | None:
     :param profile: the profile logging in.
     :param server: ``"incoming"`` or ``"outgoing"``.
     :return: the bearer token, or None to log in with the stored password.
+    """
+
+
+# --- life cycle: a running postroom -----------------------------------------------------------
+
+
+@hookspec
+def postroom_startup(app: Any) -> Callable[[], None] | None:
+    """Start what the plugin needs while postroom runs; return how to undo it.
+
+    Called once for each *enabled* plugin when a postroom process starts working (every command,
+    ``postroom run``) and again after each ``postroom reload`` that re-reads the plugin switches. The
+    callable returned is called when the plugin is disabled, reloaded or the process ends, so a
+    signal receiver connected here (``postroom.events.message_stored.connect(receiver)``) stops
+    receiving once the plugin is switched off. A hook that raises leaves its plugin out, listed as
+    failed. See docs/plugins/signals.md.
+
+    :param app: the :class:`postroom.core.app.Postroom` application (``app.transaction()`` gives a
+        session). Typed ``Any`` here because the contract imports no implementation.
+    :return: a callable without arguments that undoes the start-up, or None.
     """

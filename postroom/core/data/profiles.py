@@ -117,9 +117,9 @@ def _check_protocol(plugins: PluginHost, name: str, direction: str) -> str:
         choices = sorted(
             n for n, c in plugins.protocols.items() if (c.CAN_FETCH if direction == "fetch" else c.CAN_SEND)
         )
-        raise UserError(
-            f"{name!r} is not a {direction} protocol; choose one of: {', '.join([NO_PROTOCOL, *choices])}."
-        )
+        unknown = f"{name!r} is not a {direction} protocol; choose one of: {', '.join([NO_PROTOCOL, *choices])}."
+        # Disabled, failed or unknown: say which, and how to fix it.
+        raise UserError(plugins.missing("protocol", name, unknown) if cls is None else unknown)
     return name
 
 
@@ -295,9 +295,7 @@ def set_resolvers(session: Session, plugins: PluginHost, profile: MediaProfile, 
     """Replace the profile's ordered resolver list; unknown names are refused."""
     unknown = [n for n in names if n not in plugins.resolvers]
     if unknown:
-        raise UserError(
-            f"Unknown resolver {unknown[0]!r}; choose from: {', '.join(sorted(plugins.resolvers))}."
-        )
+        raise UserError(plugins.missing("resolver", unknown[0]))
     if len(set(names)) != len(names):
         raise UserError("A resolver may appear only once in a profile's list.")
     profile.resolvers.clear()

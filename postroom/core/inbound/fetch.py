@@ -213,7 +213,7 @@ class Fetcher:
         downloaded: list[tuple[str, bytes]] = []
         for mail in mailbox.fetch([r.key for r in batch]):
             report.fetched += 1
-            events.message_fetched.send(self, profile_id=profile.id, mailbox_key=mail.key, size=len(mail.raw))
+            events.send_now(events.message_fetched, self, profile_id=profile.id, mailbox_key=mail.key, size=len(mail.raw))
             downloaded.append((mail.key, mail.raw))
         with events.held():  # the batch's signals go out after its commit
             try:
@@ -262,7 +262,7 @@ class Fetcher:
         profile.last_fetch_at = utcnow()
         session.commit()
         log.debug("profile %s: %s", profile.name, reason)  # the caller reports it (fetch, the worker)
-        events.profile_error.send(self, profile_id=profile.id, reason=reason, kind=kind)
+        events.send_now(events.profile_error, self, profile_id=profile.id, reason=reason, kind=kind)
 
     def _mark_ok(self, session: Session, profile: MediaProfile) -> None:
         recovered = profile.status == ProfileStatus.ERROR
@@ -272,7 +272,7 @@ class Fetcher:
         profile.last_fetch_at = utcnow()
         session.commit()
         if recovered:
-            events.profile_recovered.send(self, profile_id=profile.id)
+            events.send_now(events.profile_recovered, self, profile_id=profile.id)
 
 
 def fetchable_profiles(session: Session, contact_center_id: int | None = None) -> list[MediaProfile]:

@@ -10,6 +10,7 @@ import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
+from typing import Any
 
 from sqlalchemy import func, insert, select, update
 from sqlalchemy.orm import Session
@@ -270,17 +271,24 @@ class InboundPipeline:
             media_profile_id=self.profile.id,
             direction=Direction.INBOUND,
             status=MessageStatus.UNROUTED,
-            message_id=parsed.message_id,
-            in_reply_to=parsed.in_reply_to,
-            reference_ids=" ".join(parsed.references) or None,
-            from_address=parsed.from_address,
-            from_name=parsed.from_name,
-            to_addresses=address_column(parsed.to),
-            cc_addresses=address_column(parsed.cc),
-            reply_to=address_column(parsed.reply_to) if parsed.reply_to else None,
-            subject=parsed.subject,
-            sent_date=parsed.date,
-            text_body=parsed.text,
-            html_body=parsed.html,
-            attachments=attachment_summary((a.name, a.content_type, a.size) for a in parsed.attachments),
+            **parsed_fields(parsed),
         )
+
+
+def parsed_fields(parsed: ParsedMail) -> dict[str, Any]:
+    """The columns of a message row read from its parsed mail (also for a quarantined mail parsed again)."""
+    return {
+        "message_id": parsed.message_id,
+        "in_reply_to": parsed.in_reply_to,
+        "reference_ids": " ".join(parsed.references) or None,
+        "from_address": parsed.from_address,
+        "from_name": parsed.from_name,
+        "to_addresses": address_column(parsed.to),
+        "cc_addresses": address_column(parsed.cc),
+        "reply_to": address_column(parsed.reply_to) if parsed.reply_to else None,
+        "subject": parsed.subject,
+        "sent_date": parsed.date,
+        "text_body": parsed.text,
+        "html_body": parsed.html,
+        "attachments": attachment_summary((a.name, a.content_type, a.size) for a in parsed.attachments),
+    }

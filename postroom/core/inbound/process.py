@@ -25,7 +25,7 @@ from postroom.core.data.plugin_data import BoundTicketAttributes
 from postroom.core.data.tickets import append_message, create_ticket, follow_merges
 from postroom.core.inbound.failure_mail import handle_failure_mail, read_failure_mail
 from postroom.core.mail.subjects import normalise_subject
-from postroom.core.plugin_host import PluginHost
+from postroom.core.plugin_host import PluginHost, blame, culprit
 
 log = logging.getLogger(__name__)
 DEFAULT_RESOLVER = "case-id"
@@ -81,10 +81,22 @@ class MailProcessor:
             with events.held(), self.session.begin_nested():
                 self._process(message, parsed)
         except Exception as error:
-            log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
+            plugin = culprit(error)
+            said = f"{type(error).__name__}: {error}"
+            # The one log of this failure, with its traceback (the batch attempt before logs none).
+            log.error(
+                "plugin %s failed on message %s of profile %s; the mail is quarantined",
+                plugin or "(unknown)",
+                message.id,
+                self.profile.name,
+                exc_info=error,
+            )
             message.status = MessageStatus.QUARANTINED
             message.reason = fit(
-                Message.reason, f"A plugin failed on this mail: {type(error).__name__}: {error}"
+                Message.reason,
+                f"Plugin {plugin!r} failed on this mail: {said}"
+                if plugin
+                else f"Processing failed on this mail: {said}",
             )
             self.session.flush()
             events.emit(
@@ -206,7 +218,11 @@ class MailProcessor:
         self, context: ResolverContext, route: RouteChoice, resolvers: list[ResolverPlugin]
     ) -> Ticket | None:
         for resolver in resolvers:
-            found = resolver.find_ticket(context)
+            try:
+                found = resolver.find_ticket(context)
+            except Exception as error:
+                blame(error, self.plugins.owners.get(("resolver", resolver.NAME), resolver.NAME))
+                raise
             if found is None:
                 continue
             found = follow_merges(self.session, found)

@@ -21,6 +21,7 @@ from sqlalchemy import Connection
 from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
+from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
@@ -240,7 +241,7 @@ class _Recorder:
             connection.commit()
         self.report.count(transition)
         for signal in transition.signals:
-            signal.signal.send(self.outbox, **signal.kwargs)
+            events.send_now(signal.signal, self.outbox, **signal.kwargs)
 
     def _decide(
         self, connection: Connection, reply: ClaimedReply, outcome: Outcome, now: datetime

@@ -30,6 +30,7 @@ from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.validation import BATCH_SIZE, LEASE_SECONDS, THREADS
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
+from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.worker.leases import (
     claim_due_profiles,
@@ -116,6 +117,7 @@ class Worker:
         self.lock = threading.Lock()
         self.generation = -1
         self.last_reload = time.monotonic()
+        self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
         self.admin_address = admin_address
         self.admin: AdminServer | None = None
@@ -328,7 +330,7 @@ class Worker:
                 log.info("configuration generation %d loaded", generation)
             self.generation = generation
             self.last_reload = time.monotonic()
-            self.app.reload_plugins()
+            self._log_plugin_failures(self.app.reload_plugins().failures())
             with self.app.transaction() as session:
                 moved = reschedule_to_intervals(session, utcnow())
             for name, due in moved:
@@ -337,6 +339,13 @@ class Worker:
                     name,
                     f"{due.astimezone():%H:%M:%S}",
                 )
+
+    def _log_plugin_failures(self, failures: list[PluginInfo]) -> None:
+        """One warning per plugin that failed to load, when it starts failing (not every reload)."""
+        now = {(p.name, p.error or "", p.remedy or "") for p in failures}
+        for name, error, remedy in sorted(now - self.plugin_failures):
+            log.warning("plugin %s is left out: %s (to remove it: %s)", name, error, remedy)
+        self.plugin_failures = now
 
     def _check_token(self, offered: str | None) -> bool:
         with self.app.sessions() as session:
