@@ -120,12 +120,13 @@ def test_protocol_help_is_built_from_the_enabled_protocols(postroom_cli: Cli) ->
         assert shown.exit_code == 0, shown.stderr
         return " ".join(shown.stdout.split())
 
-    assert "--fetch-protocol TEXT none, ews, graph, imap, imaps, maildir, pop3, pop3s (fixed after creation)." in (
+    # The test command installs the plugin guide's examples, one of which adds the mbox protocol.
+    assert "--fetch-protocol TEXT none, ews, graph, imap, imaps, maildir, mbox, pop3, pop3s (fixed after creation)." in (
         protocol_help()
     )
     postroom_cli.ok("plugins", "disable", "ews")
     shown = protocol_help()
-    assert "--fetch-protocol TEXT none, graph, imap, imaps, maildir, pop3, pop3s (fixed after creation)." in shown
+    assert "--fetch-protocol TEXT none, graph, imap, imaps, maildir, mbox, pop3, pop3s (fixed after creation)." in shown
     assert "--send-protocol TEXT none, graph, maildir, smtp, smtps (fixed after creation)." in shown
     # A profile naming the disabled protocol is told how to get it back.
     refused = postroom_cli.run("profile", "add", "x", "--fetch-protocol", "ews", "--incoming-host", "h")
