@@ -3,7 +3,8 @@
 No Graph service can run here. This stand-in implements, from Graph's v1.0 documentation, what the
 plugin relies on and what Graph checks:
 
-- bearer tokens, checked by a callable given to it (``verify_token(token) -> claims | None``):
+- bearer tokens, checked by a callable given to it (``verify_token(token) -> claims | None``; the
+  ``graph_oauth_server`` instance trusts the OAuth2 stand-in's tokens for Graph's audience):
   401 ``InvalidAuthenticationToken`` when missing, expired, badly signed or for another audience;
   403 ``ErrorAccessDenied`` when an app token lacks the role (``Mail.ReadWrite``, ``Mail.Send``)
   or a user's token names another mailbox;
