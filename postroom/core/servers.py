@@ -35,6 +35,8 @@ def _settings(
     port: int | None,
     folder: str | None,
     login: _Login,
+    plugins: PluginHost,
+    server: str,
 ) -> ConnectionSettings:
     """The settings a plugin connects with; the only place a protocol's ``DEFAULT_PORT`` is applied."""
     return ConnectionSettings(
@@ -48,6 +50,7 @@ def _settings(
         tls_verify=profile.tls_verify,
         access_token=login.access_token,
         allow_plaintext_login=profile.allow_plaintext_login,
+        renew_token=(lambda: plugins.access_token(profile, server)) if login.access_token else None,
     )
 
 
@@ -116,6 +119,8 @@ def incoming_settings(
         profile.incoming_port,
         folder or profile.incoming_folder,
         _incoming_login(profile, plugins),
+        plugins,
+        "incoming",
     )
 
 
@@ -134,6 +139,8 @@ def outgoing_settings(
         profile.outgoing_port,
         profile.outgoing_folder,
         _outgoing_login(profile, plugins),
+        plugins,
+        "outgoing",
     )
 
 

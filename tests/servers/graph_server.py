@@ -3,7 +3,8 @@
 No Graph service can run here. This stand-in implements, from Graph's v1.0 documentation, what the
 plugin relies on and what Graph checks:
 
-- bearer tokens, checked by a callable given to it (``verify_token(token) -> claims | None``):
+- bearer tokens, checked by a callable given to it (``verify_token(token) -> claims | None``; the
+  ``graph_oauth_server`` instance trusts the OAuth2 stand-in's tokens for Graph's audience):
   401 ``InvalidAuthenticationToken`` when missing, expired, badly signed or for another audience;
   403 ``ErrorAccessDenied`` when an app token lacks the role (``Mail.ReadWrite``, ``Mail.Send``)
   or a user's token names another mailbox;
@@ -32,10 +33,11 @@ import tempfile
 import threading
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
@@ -45,6 +47,9 @@ from tests.servers.certs import Certificate
 from tests.servers.graph_http import GraphHttpServer
 from tests.servers.graph_sending import GraphFault, SendingEndpoints, json_answer
 from tests.servers.graph_store import WELL_KNOWN, GraphMailbox, SentMail, StoredMessage
+
+if TYPE_CHECKING:  # imported at run time only as its own pytest plugin (assertion rewriting)
+    from tests.servers.oauth_server import OAuthServer
 
 Verifier = Callable[[str], dict[str, Any] | None]
 
@@ -336,6 +341,43 @@ def _passes(message: StoredMessage | None, text: str | None) -> bool:
     return message.received >= bound if found.group(1) == "ge" else message.received > bound
 
 
+#: What Graph accepts as a token's audience: its resource URI, or its application id (v1 tokens).
+GRAPH_AUDIENCES = frozenset({"https://graph.microsoft.com", "00000003-0000-0000-c000-000000000000"})
+
+
+def for_graph(verify: Verifier) -> Verifier:
+    """An issuer's check (signature, expiry) plus Graph's own: the token's audience is Microsoft Graph.
+
+    Entra ID signs tokens for every resource with the same keys; Graph refuses one minted for
+    another resource (e.g. Exchange Online's ``https://outlook.office365.com``) with a 401.
+    """
+
+    def verify_for_graph(token: str) -> dict[str, Any] | None:
+        claims = verify(token)
+        return claims if claims is not None and claims.get("aud") in GRAPH_AUDIENCES else None
+
+    return verify_for_graph
+
+
+@contextmanager
+def serving(certificate: Certificate, verify_token: Verifier, name: str) -> Iterator[GraphStandIn]:
+    """A Graph stand-in on https://localhost:PORT (``base_url``) checking tokens with ``verify_token``."""
+    stand_in = GraphStandIn(verify_token)
+    server = GraphHttpServer(stand_in)
+    server.socket = certificate.server_context().wrap_socket(
+        server.socket, server_side=True, do_handshake_on_connect=False
+    )
+    stand_in.base_url = f"https://localhost:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name=name, daemon=True)
+    thread.start()
+    try:
+        yield stand_in
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
 @pytest.fixture(scope="session")
 def graph_server(certificate: Certificate) -> Iterator[GraphStandIn]:
     """The Graph stand-in on https://localhost:PORT (``base_url``, a profile's host), once per session.
@@ -344,17 +386,16 @@ def graph_server(certificate: Certificate) -> Iterator[GraphStandIn]:
     """
     directory = Path(tempfile.mkdtemp(prefix="graph-key"))
     graph_tokens.write_key(directory / "signing-key.pem")
-    stand_in = GraphStandIn(graph_tokens.verify_token)
-    server = GraphHttpServer(stand_in)
-    server.socket = certificate.server_context().wrap_socket(
-        server.socket, server_side=True, do_handshake_on_connect=False
-    )
-    stand_in.base_url = f"https://localhost:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), name="graph-stand-in", daemon=True)
-    thread.start()
-    try:
+    with serving(certificate, graph_tokens.verify_token, "graph-stand-in") as stand_in:
         yield stand_in
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=5)
+
+
+@pytest.fixture(scope="session")
+def graph_oauth_server(certificate: Certificate, oauth_server: OAuthServer) -> Iterator[GraphStandIn]:
+    """A Graph stand-in that trusts the OAuth2 stand-in's tokens (as Graph trusts Entra ID's), once per session.
+
+    Tokens are checked with the OAuth2 stand-in's key and must be for Graph's audience; an app-only
+    token must carry the role each call needs (``Mail.ReadWrite``, ``Mail.Send``).
+    """
+    with serving(certificate, for_graph(oauth_server.verify), "graph-oauth-stand-in") as stand_in:
+        yield stand_in

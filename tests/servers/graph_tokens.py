@@ -1,9 +1,10 @@
 """Bearer tokens for the Graph STAND-IN: RS256 JWTs shaped like Microsoft Entra ID's, and their check.
 
-Until the OAuth2 stand-in mints them, the tests sign tokens here with one RSA key per test session
-(kept in a file named by ``$POSTROOM_TEST_GRAPH_KEY``, so that forked workers sign with it too). The
-Graph stand-in is given :func:`verify_token` as its check; any other callable with the same shape
-(``token -> claims or None``) can replace it, e.g. one that trusts the OAuth2 stand-in's keys.
+The graph tests that are not about signing in sign tokens here with one RSA key per test session
+(kept in a file named by ``$POSTROOM_TEST_GRAPH_KEY``, so that forked workers sign with it too); the
+session's Graph stand-in (``graph_server``) is given :func:`verify_token` as its check. Tokens from
+the OAuth2 stand-in, as the ``microsoft`` provider gets them, are checked by another instance,
+``graph_oauth_server`` (tests/servers/graph_server.py).
 
 This module is also a postroom plugin (``postroom_get_access_token``): registered as an extra
 plugin, it gives every profile an app-only token (client credentials: ``roles``, no ``scp``).

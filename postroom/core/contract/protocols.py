@@ -52,6 +52,10 @@ class ConnectionSettings:
     #: fetch cycle (e.g. a Microsoft Graph delta link); None before the first, or for protocols
     #: that keep none. Opaque to the core.
     sync_state: str | None = None
+    #: Asks the token provider again for the profile's access token (None without a token): for a
+    #: connection that outlives its token, e.g. a long Microsoft Graph fetch cycle that meets a 401.
+    #: A provider hands out its cached token while valid, a new one once that is due.
+    renew_token: Callable[[], str | None] | None = field(default=None, repr=False, compare=False)
 
 
 class MailRef(NamedTuple):

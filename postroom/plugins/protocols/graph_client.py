@@ -123,8 +123,9 @@ class GraphClient:
         self.base = base_url(settings)
         if not settings.access_token:
             raise ProtocolError(
-                f"Profile {settings.profile_name!r} has no access token for Microsoft Graph; a token "
-                f"provider plugin (postroom_get_access_token) must give it one.",
+                f"Profile {settings.profile_name!r} has no access token for Microsoft Graph; sign it in "
+                f"with 'postroom oauth connect {settings.profile_name} --provider microsoft ...' (or let "
+                f"a postroom_get_access_token plugin give it one).",
                 "auth",
             )
         user = (settings.username or "").strip()
@@ -162,6 +163,7 @@ class GraphClient:
         if not url.startswith("https://"):
             url = f"{self.user_url}{url}"
         attempt = 0
+        renewed = False
         while True:
             try:
                 response = self.session.request(
@@ -177,6 +179,9 @@ class GraphClient:
             if response.status_code < 400:
                 return response
             failure = self._failure(response)
+            if response.status_code == 401 and not renewed and self._renew_token():
+                renewed = True  # the token ran out during this connection: once more with the new one
+                continue
             wait = failure.retry_after
             if (
                 wait_when_throttled
@@ -188,6 +193,27 @@ class GraphClient:
                 time.sleep(wait if wait is not None else 2.0**attempt)
                 continue
             raise failure
+
+    def _renew_token(self) -> bool:
+        """Whether the token provider now gives another token than the one in use (and it is in use now).
+
+        A connection is opened with one token; a fetch cycle of thousands of mails can outlast it
+        (a provider hands out a token until five minutes before its end). Graph checks every call,
+        so the call that meets the expiry asks once for the current token instead of failing the cycle.
+        """
+        if self.settings.renew_token is None:
+            return False
+        try:
+            token = self.settings.renew_token()
+        except ProtocolError:
+            raise  # the provider's own sentence (a revoked grant: sign in again) says more than the 401
+        except Exception as error:  # a provider that cannot answer now: the 401 stands
+            log.debug("renewing the Graph token of profile %s failed: %s", self.settings.profile_name, type(error).__name__)
+            return False
+        if not token or self.session.headers.get("Authorization") == f"Bearer {token}":
+            return False
+        self.session.headers["Authorization"] = f"Bearer {token}"
+        return True
 
     def json(self, method: str, url: str, **kwargs: Any) -> dict[str, Any]:
         response = self.request(method, url, **kwargs)
