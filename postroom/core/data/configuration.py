@@ -22,6 +22,7 @@ from postroom.core.data.models import (
     MediaProfile,
     MediaProfileConfiguration,
 )
+from postroom.core.data.profile_properties import profile_properties
 from postroom.core.data.validation import Range, check_address
 
 FAILURE_MAIL = "failureMailConfiguration"
@@ -158,24 +159,7 @@ def set_retry_settings(session: Session, profile: MediaProfile, **values: int | 
             _seed_key, low, high = RETRY_RANGES[key]
             unit = "" if key == "max_retry_count" else " (seconds)"
             Range(f"{key.replace('_', ' ')}{unit}", low, high).check(value)
-    row = session.scalar(
-        select(MediaProfileConfiguration)
-        .where(MediaProfileConfiguration.media_profile_id == profile.id)
-        .order_by(MediaProfileConfiguration.id.desc())
-        .limit(1)
-    )
-    if row is None:
-        row = MediaProfileConfiguration(
-            media_profile_id=profile.id,
-            contact_center_id=profile.contact_center_id,
-            media_profile_type="email",
-            media_profile_properties="{}",
-        )
-        session.add(row)
-    try:
-        properties: dict[str, Any] = json.loads(row.media_profile_properties or "{}")
-    except ValueError:
-        properties = {}
+    row, properties = profile_properties(session, profile)
     lowered = {k.lower(): k for k in properties}
     for key, value in values.items():
         if value is None:

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory
 from postroom.core.data.models import IcConfigurationParameter, MediaProfile, MediaProfileConfiguration
+from postroom.core.data.profile_properties import profile_properties
 
 log = logging.getLogger(__name__)
 
@@ -190,28 +191,6 @@ def policy_names_for_profile(
     return {row.category: row.policy for row in table(connection, center_id, profile_id)}
 
 
-def _profile_row(session: Session, profile: MediaProfile) -> tuple[MediaProfileConfiguration, dict[str, Any]]:
-    row = session.scalar(
-        select(MediaProfileConfiguration)
-        .where(MediaProfileConfiguration.media_profile_id == profile.id)
-        .order_by(MediaProfileConfiguration.id.desc())
-        .limit(1)
-    )
-    if row is None:
-        row = MediaProfileConfiguration(
-            media_profile_id=profile.id,
-            contact_center_id=profile.contact_center_id,
-            media_profile_type="email",
-            media_profile_properties="{}",
-        )
-        session.add(row)
-    try:
-        properties = json.loads(row.media_profile_properties or "{}")
-    except ValueError:
-        properties = {}
-    return row, properties if isinstance(properties, dict) else {}
-
-
 def _store(
     session: Session, contact_center_id: int, profile: MediaProfile | None, choices: dict[ErrorCategory, str]
 ) -> None:
@@ -238,7 +217,7 @@ def _store(
         else:
             row.value = json.dumps(document)
     else:
-        config, properties = _profile_row(session, profile)
+        config, properties = profile_properties(session, profile)
         for key in [k for k in properties if k.lower() == RETRY_POLICIES.lower()]:
             del properties[key]
         if document:

@@ -11,8 +11,6 @@ import binascii
 import json
 import logging
 import os
-import socket
-import ssl
 import threading
 from collections.abc import Mapping
 from dataclasses import replace
@@ -46,6 +44,7 @@ from exchangelib.errors import (
 from exchangelib.protocol import BaseProtocol
 
 from postroom.plugins.protocols.base import ConnectionSettings, ProtocolError, connection_failure
+from postroom.plugins.protocols.http_errors import network_cause
 
 log = logging.getLogger(__name__)
 
@@ -254,40 +253,6 @@ def _forget_older_token(endpoint: str, profile_id: int, protocol: BaseProtocol) 
         kept = [(key, entry) for key, entry in cache.items() if entry[0] is not previous]
         cache.clear()
         cache.update(kept)
-
-
-_LOW_LEVEL = (
-    ssl.SSLCertVerificationError,
-    ssl.SSLError,
-    socket.gaierror,
-    ConnectionRefusedError,
-    TimeoutError,
-    OSError,
-)
-
-
-def network_cause(error: BaseException) -> OSError | None:
-    """The socket or TLS error under exchangelib's and requests' wrappers, if the network failed."""
-    seen: set[int] = set()
-    found: list[OSError] = []
-    stack = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
-            found.append(current)
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    for kind in _LOW_LEVEL:
-        for candidate in found:
-            if isinstance(candidate, kind):
-                return candidate
-    return None
 
 
 def describe_failure(

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import email.utils
 import logging
-import socket
-import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import replace
@@ -24,6 +22,7 @@ import requests
 
 from postroom.core.contract.protocols import FailureKind
 from postroom.plugins.protocols.base import ConnectionSettings, ProtocolError, connection_failure
+from postroom.plugins.protocols.http_errors import network_cause
 
 log = logging.getLogger(__name__)
 
@@ -83,36 +82,6 @@ def parse_retry_after(value: str | None) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
-
-
-def _network_cause(error: BaseException) -> OSError | None:
-    """The socket or TLS error under requests' and urllib3's wrappers, most specific first."""
-    seen: set[int] = set()
-    found: list[OSError] = []
-    stack: list[BaseException] = [error]
-    while stack:
-        current = stack.pop()
-        if id(current) in seen:
-            continue
-        seen.add(id(current))
-        if isinstance(current, OSError) and not isinstance(current, requests.RequestException):
-            found.append(current)
-        stack.extend(e for e in (current.__cause__, current.__context__) if e is not None)
-        stack.extend(a for a in current.args if isinstance(a, BaseException))
-        reason = getattr(current, "reason", None)
-        if isinstance(reason, BaseException):
-            stack.append(reason)
-    for kind in (
-        ssl.SSLCertVerificationError,
-        ssl.SSLError,
-        socket.gaierror,
-        ConnectionRefusedError,
-        TimeoutError,
-    ):
-        for candidate in found:
-            if isinstance(candidate, kind):
-                return candidate
-    return found[0] if found else None
 
 
 class GraphClient:
@@ -245,7 +214,7 @@ class GraphClient:
     def _network_failure(self, error: requests.RequestException) -> ProtocolError:
         parts = urlsplit(self.base)
         server = replace(self.settings, host=parts.hostname, port=parts.port or 443)
-        cause = _network_cause(error)
+        cause = network_cause(error)
         if cause is not None:
             return connection_failure(cause, "Microsoft Graph server", server)
         return ProtocolError(f"The connection to {self.where()} failed: {error}.", "connection")
