@@ -22,6 +22,7 @@ from postroom.cli._text import json_visible, one_line, visible
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
+from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, PARSE_TIME_LIMIT
 
 #: The largest id a row can have: both databases store ids as signed 64-bit integers.
 MAX_ID = 2**63 - 1
@@ -91,6 +92,15 @@ contact_center_option = click.option(
 )
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document and nothing else."
+)
+#: ``fetch`` and ``run``: the time limit on parsing one mail (checked by the core, in one sentence).
+parse_time_limit_option = click.option(
+    "--parse-time-limit",
+    type=float,
+    default=DEFAULT_PARSE_TIME_LIMIT,
+    show_default=True,
+    help=f"Seconds one mail may take to parse ({PARSE_TIME_LIMIT.low:g} to {PARSE_TIME_LIMIT.high:g});"
+    " a slower mail is quarantined and the fetch goes on.",
 )
 
 

@@ -27,7 +27,13 @@ from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
-from postroom.core.data.validation import BATCH_SIZE, LEASE_SECONDS, THREADS
+from postroom.core.data.validation import (
+    BATCH_SIZE,
+    DEFAULT_PARSE_TIME_LIMIT,
+    LEASE_SECONDS,
+    PARSE_TIME_LIMIT,
+    THREADS,
+)
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
@@ -98,8 +104,10 @@ class Worker:
         admin_address: tuple[str, int] | None = None,
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
+        parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
     ) -> None:
         THREADS.check(threads)
+        self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
         LEASE_SECONDS.check(int(lease.total_seconds()))
         BATCH_SIZE.check(batch_mails)
         self.app = app
@@ -165,7 +173,12 @@ class Worker:
         return admin
 
     def _run(self) -> int:
-        fetcher = Fetcher(self.app, batch_mails=self.batch_mails, should_stop=self.stopping.is_set)
+        fetcher = Fetcher(
+            self.app,
+            batch_mails=self.batch_mails,
+            should_stop=self.stopping.is_set,
+            parse_time_limit=self.parse_time_limit,
+        )
         helpers = [
             threading.Thread(target=self._drain_outbox, name="postroom-outbox", daemon=True),
             threading.Thread(target=self._renew_leases, name="postroom-leases", daemon=True),
