@@ -79,20 +79,28 @@ class MailProcessor:
         try:
             with events.held(), self.session.begin_nested():
                 self._process(message, parsed)
+        except RecursionError:
+            # The stdlib reads comments and groups recursively: a header of 100,000 "(" is hostile or
+            # broken mail, not a bug to trace; one line says so.
+            reason = "A header of this mail is nested too deeply to read."
+            log.warning("profile %s: message %s quarantined: %s", self.profile.name, message.id, reason)
+            self._quarantine(message, reason)
         except Exception as error:
             log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
-            message.status = MessageStatus.QUARANTINED
-            message.reason = fit(
-                Message.reason, f"A plugin failed on this mail: {type(error).__name__}: {error}"
-            )
-            self.session.flush()
-            events.emit(
-                events.message_quarantined,
-                self,
-                profile_id=self.profile.id,
-                message_pk=message.id,
-                reason=message.reason,
-            )
+            self._quarantine(message, f"A plugin failed on this mail: {type(error).__name__}: {error}")
+
+    def _quarantine(self, message: Message, reason: str) -> None:
+        """Mark a stored mail quarantined with ``reason`` (its savepoint undone) and say so."""
+        message.status = MessageStatus.QUARANTINED
+        message.reason = fit(Message.reason, reason)
+        self.session.flush()
+        events.emit(
+            events.message_quarantined,
+            self,
+            profile_id=self.profile.id,
+            message_pk=message.id,
+            reason=message.reason,
+        )
 
     def _process(self, message: Message, parsed: ParsedMail) -> None:
         tags: list[str] = []
