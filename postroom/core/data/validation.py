@@ -91,6 +91,9 @@ BATCH_SIZE = Range("batch size", 1, 10000)
 #: ``postroom run``: profiles fetched at the same time, and the seconds a fetch lease lasts.
 THREADS = Range("number of fetch threads", 1, 64)
 LEASE_SECONDS = Range("lease (seconds)", 5, 3600)
+#: A routing rule's place in its profile's order (lower first): room for any scheme of numbering,
+#: well inside the 32-bit column.
+RULE_PRIORITY = Range("rule priority", 0, 1_000_000)
 #: Seconds one mail may take to parse before it is quarantined (``core/mail/time_limit.py``): real
 #: mail takes milliseconds; an hour is more than any mail deserves.
 PARSE_TIME_LIMIT = Range("parse time limit (seconds)", 0.1, 3600.0)
