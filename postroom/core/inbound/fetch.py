@@ -20,6 +20,7 @@ from postroom.core.app import Postroom
 from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
+from postroom.core.data.db import is_outage
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import get_profile
 from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, FETCH_LAST_DAYS, PARSE_TIME_LIMIT
@@ -131,6 +132,8 @@ class Fetcher:
                 self._mark_error(session, profile, str(error), "protocol")
                 return report
             except Exception as error:  # a bug must not stop the other profiles
+                if is_outage(error):
+                    raise  # the database is gone: the worker's outage log, or the command, says so once
                 log.exception("fetch of profile %s failed", profile.name)
                 session.rollback()
                 report.error = f"Internal error while fetching: {type(error).__name__}: {error}"

@@ -19,6 +19,7 @@ from postroom.core.contract.resolvers import ResolverContext
 from postroom.core.contract.routing import RouteChoice
 from postroom.core.data.columns import fit
 from postroom.core.data.configuration import failure_mail_addresses
+from postroom.core.data.db import is_outage
 from postroom.core.data.directory import customer_for_sender, customers_by_address
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
 from postroom.core.data.tickets import append_message, create_ticket, follow_merges
@@ -65,7 +66,9 @@ class MailProcessor:
                 )
                 for message, parsed in mails:
                     self._process(message, parsed)
-        except Exception:
+        except Exception as error:
+            if is_outage(error):
+                raise  # no mail is at fault: the batch is not committed, the fetch says so once
             # The cache may name customers the rolled-back savepoint created: drop it first.
             self.known_customers = None
             log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
@@ -86,6 +89,8 @@ class MailProcessor:
             log.warning("profile %s: message %s quarantined: %s", self.profile.name, message.id, reason)
             self._quarantine(message, reason)
         except Exception as error:
+            if is_outage(error):
+                raise  # the database went away under the plugin: not the mail's fault, nor a bug
             log.exception("processing failed for message %s of profile %s", message.id, self.profile.name)
             self._quarantine(message, f"A plugin failed on this mail: {type(error).__name__}: {error}")
 

@@ -232,9 +232,11 @@ class Worker:
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
-            if not self.outage.failed(error, f"fetch of profile {profile_id}"):
+            if self.outage.failed(error, f"fetch of profile {profile_id}"):
+                report = FetchReport(str(profile_id), error="the database is unreachable")
+            else:
                 log.exception("fetch of profile %s failed unexpectedly", profile_id)
-            report = FetchReport(str(profile_id), error="internal error")
+                report = FetchReport(str(profile_id), error="internal error")
         finally:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
             elapsed = time.monotonic() - started
