@@ -6,11 +6,14 @@ No test here asserts a duration: each asserts where the exception is raised, nev
 from __future__ import annotations
 
 import random
+import sys
 import threading
 import time
+from typing import Any
 
 import pytest
 
+from postroom.core.mail import time_limit as time_limit_module
 from postroom.core.mail.time_limit import TimeLimitExceeded, time_limit
 
 #: Work that would run far longer than any limit below, if nothing stopped it.
@@ -47,7 +50,7 @@ def test_work_within_its_limit_returns_its_result() -> None:
 
 @pytest.mark.timeout(60)
 def test_the_limit_is_not_swallowed_by_the_work_it_stops() -> None:
-    """The parser salvages broken parts with ``except Exception`` (and the stdlib has a bare ``except``)."""
+    """The parser salvages broken parts with ``except Exception``, and the stdlib has a bare ``except``."""
     swallowed = 0
     with pytest.raises(TimeLimitExceeded), time_limit(0.2):
         try:  # work that catches everything and carries on, as a careless salvage clause might
@@ -55,6 +58,33 @@ def test_the_limit_is_not_swallowed_by_the_work_it_stops() -> None:
         except BaseException:
             swallowed += 1
     assert swallowed == 1  # swallowed inside, and raised again by the guard as it was left
+
+
+class _SlowFinaliser:
+    """An object whose ``__del__`` works a while: an exception landing there is dropped by Python."""
+
+    def __del__(self) -> None:
+        _busy(1.0)
+
+
+@pytest.mark.timeout(60)
+def test_a_limit_dropped_in_a_finaliser_is_fired_again_while_the_work_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Seen once in the suite: the exception landed in a weak-reference callback the garbage collector
+    ran, Python printed and dropped it, and the parse went on to its end."""
+    dropped: list[str] = []
+
+    def hook(unraisable: Any) -> None:
+        dropped.append(type(unraisable.exc_value).__name__)
+        time_limit_module._unraisable(unraisable)
+
+    monkeypatch.setattr(sys, "unraisablehook", hook)  # pytest puts its own in while a test runs
+    with pytest.raises(TimeLimitExceeded), time_limit(0.2):
+        finalised = _SlowFinaliser()
+        del finalised  # __del__ runs here, past the limit: the watchdog's exception is dropped there
+        _busy(FOREVER)  # and without a second one this would run for ever
+    assert dropped and set(dropped) == {"TimeLimitExceeded"}
 
 
 @pytest.mark.timeout(120)
