@@ -18,10 +18,11 @@ import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
 
-from postroom.cli._text import json_visible, one_line, visible
+from postroom.cli._text import columns, json_visible, one_line, pad, visible
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
+from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, PARSE_TIME_LIMIT
 
 #: The largest id a row can have: both databases store ids as signed 64-bit integers.
 MAX_ID = 2**63 - 1
@@ -92,6 +93,15 @@ contact_center_option = click.option(
 json_option = click.option(
     "--json", "as_json", is_flag=True, help="Print one JSON document and nothing else."
 )
+#: ``fetch`` and ``run``: the time limit on parsing one mail (checked by the core, in one sentence).
+parse_time_limit_option = click.option(
+    "--parse-time-limit",
+    type=float,
+    default=DEFAULT_PARSE_TIME_LIMIT,
+    show_default=True,
+    help=f"Seconds one mail may take to parse ({PARSE_TIME_LIMIT.low:g} to {PARSE_TIME_LIMIT.high:g});"
+    " a slower mail is quarantined and the fetch goes on.",
+)
 
 
 def command(
@@ -132,7 +142,7 @@ _ISO_TIME = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d")
 def print_table(
     headers: Sequence[str], rows: Sequence[Sequence[object]], empty: str = "Nothing to show."
 ) -> None:
-    """A plain aligned text table; cells are cut at 48 characters so rows stay on one line."""
+    """A plain aligned text table; cells are cut at 48 terminal columns so rows stay on one line."""
     if not rows:
         echo(empty)
         return
@@ -152,10 +162,11 @@ def print_table(
         return one_line(text, 48)
 
     cells = [[cell(v) for v in row] for row in rows]
-    widths = [max(len(h), *(len(r[i]) for r in cells)) for i, h in enumerate(headers)]
-    echo("  ".join(h.upper().ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip())
+    # Widths in terminal columns, not characters: a CJK character takes two (cli/_text.columns).
+    widths = [max(columns(h), *(columns(r[i]) for r in cells)) for i, h in enumerate(headers)]
+    echo("  ".join(pad(h.upper(), w) for h, w in zip(headers, widths, strict=True)).rstrip())
     for row in cells:
-        echo("  ".join(v.ljust(w) for v, w in zip(row, widths, strict=True)).rstrip())
+        echo("  ".join(pad(v, w) for v, w in zip(row, widths, strict=True)).rstrip())
 
 
 def error_url() -> str:

@@ -1,5 +1,6 @@
 """Text safe for a terminal: control and invisible format characters shown as readable escapes, and
-table cells cut without splitting one. Every human-readable line the CLI prints goes through here.
+table cells cut without splitting one and measured in terminal columns (a CJK character takes two).
+Every human-readable line the CLI prints goes through here.
 """
 
 from __future__ import annotations
@@ -52,19 +53,43 @@ def visible(text: str, keep: str = "") -> str:
     return "".join(_pieces(text, keep))
 
 
+def columns(text: str) -> int:
+    """The terminal columns ``text`` takes: two for an East Asian wide or fullwidth character (CJK,
+    most emoji), none for a combining mark or a joiner, one for the rest.
+
+    Why not wcwidth: it is not a dependency, and the stdlib's Unicode tables (East Asian Width,
+    categories) give the same answer for what a table cell holds once :func:`visible` has escaped
+    the controls.
+    """
+    return sum(_columns(char) for char in text) if not text.isascii() else len(text)
+
+
+def _columns(char: str) -> int:
+    if char in _KEPT_FORMAT or unicodedata.category(char) in ("Mn", "Me"):
+        return 0
+    return 2 if unicodedata.east_asian_width(char) in ("W", "F") else 1
+
+
+def pad(text: str, width: int) -> str:
+    """``text`` followed by blanks up to ``width`` terminal columns (``str.ljust`` counts characters)."""
+    return text + " " * max(0, width - columns(text))
+
+
 def one_line(text: str, width: int | None = None) -> str:
-    """``text`` on one line (runs of whitespace as one space), made visible and, if longer than
-    ``width``, cut to it with an ellipsis; the cut falls between escapes, never inside one."""
+    """``text`` on one line (runs of whitespace as one space), made visible and, if wider than
+    ``width`` terminal columns, cut to it with an ellipsis; the cut falls between escapes, never
+    inside one, and never inside a wide character."""
     pieces = _pieces(" ".join(text.split()), keep="")
-    if width is None or sum(map(len, pieces)) <= width:
+    if width is None or sum(map(columns, pieces)) <= width:
         return "".join(pieces)
     kept: list[str] = []
     used = 0
     for piece in pieces:
-        if used + len(piece) > width - 1:
+        size = columns(piece)
+        if used + size > width - 1:
             break
         kept.append(piece)
-        used += len(piece)
+        used += size
     return "".join(kept) + "…"
 
 

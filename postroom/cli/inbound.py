@@ -14,6 +14,7 @@ from postroom.cli._common import (
     contact_center_id,
     echo,
     json_option,
+    parse_time_limit_option,
     print_json,
     print_table,
     state,
@@ -59,17 +60,18 @@ def _progress_printer(profile: str) -> Any:
     show_default=True,
     help="Mails downloaded and committed together; smaller batches hold less memory.",
 )
+@parse_time_limit_option
 @json_option
-def fetch_command(profile_name: str | None, batch_size: int, as_json: bool) -> None:
+def fetch_command(profile_name: str | None, batch_size: int, parse_time_limit: float, as_json: bool) -> None:
     """Run one fetch cycle for each incoming-enabled profile, then exit.
 
     Exits with status 1 when a profile failed (its reason goes to stderr and to 'profile list').
     """
     app = state().app()
     cc = contact_center_id(app)
+    fetcher = Fetcher(app, batch_mails=batch_size, parse_time_limit=parse_time_limit)
     with app.transaction() as session:
         targets = [(p.id, p.name) for p in profiles_to_fetch(session, cc, profile_name)]
-    fetcher = Fetcher(app, batch_mails=batch_size)
     reports = [
         fetcher.fetch_profile(profile_id, progress=None if as_json else _progress_printer(name))
         for profile_id, name in targets

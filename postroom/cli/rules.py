@@ -30,7 +30,13 @@ def rule_group() -> None:
 @click.option("--profile", "profile_name", required=True)
 @click.option("--campaign", "campaign_name", required=True)
 @click.option("--queue", "queue_name", required=True)
-@click.option("--priority", type=int, default=100, show_default=True, help="Lower numbers are tried first.")
+@click.option(
+    "--priority",
+    type=int,
+    default=100,
+    show_default=True,
+    help="Lower numbers are tried first (0 to 1000000).",
+)
 @click.option("--from", "from_pattern", help="Sender pattern, e.g. '*@example.com'.")
 @click.option("--to", "to_pattern", help="Recipient pattern.")
 @click.option("--subject", "subject_pattern", help="Subject pattern, e.g. '*invoice*'.")

@@ -9,7 +9,7 @@ from datetime import timedelta
 
 import click
 
-from postroom.cli._common import PostroomGroup, command, echo, state
+from postroom.cli._common import PostroomGroup, command, echo, parse_time_limit_option, state
 from postroom.core.contract.errors import UserError
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
@@ -57,8 +57,16 @@ def listen_address(value: str) -> tuple[str, int]:
     show_default=True,
     help="Mails downloaded and committed together; a stop request is honoured between batches.",
 )
+@parse_time_limit_option
 @click.option("--verbose", "-v", is_flag=True, help="Log every cycle, not only those that did something.")
-def run_command(threads: int, lease: int, admin_listen: str | None, batch_size: int, verbose: bool) -> None:
+def run_command(
+    threads: int,
+    lease: int,
+    admin_listen: str | None,
+    batch_size: int,
+    parse_time_limit: float,
+    verbose: bool,
+) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
     logging.basicConfig(
         level=logging.INFO,
@@ -73,6 +81,7 @@ def run_command(threads: int, lease: int, admin_listen: str | None, batch_size: 
         admin_address=listen_address(admin_listen) if admin_listen else None,
         verbose=verbose,
         batch_mails=batch_size,
+        parse_time_limit=parse_time_limit,
     )
     install_signal_handlers(worker, signal)
     sys.exit(worker.run())

@@ -103,3 +103,20 @@ def test_a_fetch_interval_stored_out_of_range_is_clamped_when_the_next_fetch_is_
         next_at = release_profile(session, "me", profile_id, now, now)
     assert next_at == now + timedelta(seconds=1)
     assert f"the fetch interval (seconds) {stored} is out of range (1-604800); using 1" in caplog.text
+
+
+@pytest.mark.parametrize("value", ["-1", "1000001", "99999999999"])
+def test_a_rule_priority_out_of_its_range_is_refused_in_one_sentence(postroom_cli: Cli, value: str) -> None:
+    postroom_cli.ok("profile", "add", "p1", *SMTP_IMAP)
+    postroom_cli.ok("campaign", "add", "Support")
+    postroom_cli.ok("queue", "add", "Support", "First line")
+    rule = ("rule", "add", "--profile", "p1", "--campaign", "Support", "--queue", "First line")
+
+    result = postroom_cli.run(*rule, "--priority", value)
+
+    assert result.exit_code == 1
+    assert result.stderr.strip() == f"Error: The rule priority must be between 0 and 1000000, not {value}."
+    assert postroom_cli.ok("rule", "list", "--json").json() == []
+    postroom_cli.ok(*rule, "--priority", "1000000")  # the bounds themselves are taken
+    postroom_cli.ok(*rule, "--priority", "0")
+    assert [r["priority"] for r in postroom_cli.ok("rule", "list", "--json").json()] == [0, 1000000]

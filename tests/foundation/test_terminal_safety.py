@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import unicodedata
 from base64 import b64encode
 
 from postroom.cli._text import one_line
@@ -89,3 +90,32 @@ def test_cutting_a_cell_never_splits_an_escape() -> None:
         cut = one_line("x" * filler + "\x1b" * 10, 48)
         assert cut.endswith("…") and len(cut) <= 48
         assert re.fullmatch(r"x+(\\x1b)*…", cut), cut
+
+
+def _terminal_column(line: str, text: str) -> int:
+    """The terminal column at which ``text`` starts in ``line``: CJK and fullwidth characters take two,
+    a combining accent none."""
+    before = line[: line.index(text)]
+    return sum(
+        0 if unicodedata.combining(c) else 2 if unicodedata.east_asian_width(c) in ("W", "F") else 1
+        for c in before
+    )
+
+
+def test_table_columns_line_up_on_a_terminal_when_cells_hold_wide_characters(
+    app: Postroom, postroom_cli: Cli
+) -> None:
+    """A CJK character takes two terminal columns: counted as one, the columns after it slid right."""
+    desk = Desk(app).setup()
+    subjects = ["請確認訂單 4711", "Order 4711", "".join(chr(ord(c) + 0xFEE0) for c in "fullwidth"), "Café e\u0301 combined", "訂" * 40]
+    for n, subject in enumerate(subjects):
+        desk.deliver(make_mail(_encoded_word(subject), sender=f"c{n}@example.org", body="Hi\r\n"))
+
+    listed = postroom_cli.run("ticket", "list")
+
+    assert listed.exit_code == 0, listed.stderr
+    header, *rows = listed.stdout.splitlines()
+    assert len(rows) == len(subjects)
+    state_column = _terminal_column(header, "STATE")
+    assert [_terminal_column(row, " open ") + 1 for row in rows] == [state_column] * len(subjects)
+    assert any("訂" * 23 + "…" in row for row in rows)  # cut at 48 columns: 23 wide characters and "…"

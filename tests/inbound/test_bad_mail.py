@@ -8,6 +8,7 @@ as a local delivery agent would, because IMAP APPEND refuses NUL bytes.
 
 from __future__ import annotations
 
+import logging
 import os
 import time
 from collections.abc import Callable
@@ -29,7 +30,7 @@ from tests.inbound.mailboxes import fetch_reports
 from tests.servers.dovecot import MAIL_GID, MAIL_UID, Dovecot
 from tests.support.cli import Cli
 from tests.support.corpora import CPYTHON_SAMPLES
-from tests.support.desk import add_dovecot_profile
+from tests.support.desk import Desk, add_dovecot_profile
 from tests.support.mail import numbered_mail
 
 LONG = "x" * 2000
@@ -226,3 +227,27 @@ def test_signals_of_a_batch_a_plugin_broke_go_out_once_per_mail_and_after_the_co
         ("message-unrouted", MessageStatus.UNROUTED),
         ("message-quarantined", MessageStatus.QUARANTINED),
     }
+
+
+def test_a_header_nested_too_deeply_to_read_is_quarantined_with_one_log_line_and_no_traceback(
+    app: Postroom, caplog: pytest.LogCaptureFixture
+) -> None:
+    """100,000 "(" in a Content-Type: the stdlib's recursive comment reader (met when the failure-mail
+    check reads the type with policy.default) runs out of stack; that is the mail's fault, not a bug."""
+    desk = Desk(app).setup()
+    deep = (
+        b"From: a@example.org\r\nTo: support@postroom.test\r\nSubject: deep\r\n"
+        b"Message-ID: <deep@example.org>\r\nContent-Type: " + b"(" * 100_000 + b"\r\n\r\nbody\r\n"
+    )
+    with caplog.at_level(logging.INFO, logger="postroom"):
+        quarantined = desk.deliver(deep)
+        ticketed = desk.deliver(numbered_mail(1, tag="after-deep"))
+
+    assert quarantined.status == MessageStatus.QUARANTINED
+    assert quarantined.reason == "A header of this mail is nested too deeply to read."
+    assert ticketed.ticket_id is not None
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING]
+    assert warnings == [
+        f"profile support: message {quarantined.id} quarantined: A header of this mail is nested too deeply to read."
+    ]

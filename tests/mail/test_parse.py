@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 import pytest
 
 from postroom.core.contract.mail import ParsedMail
-from postroom.core.mail.parse import MailParseError, decode_header_value, parse_mail
+from postroom.core.mail.parse import MAX_ADDRESSES, MailParseError, decode_header_value, parse_mail
 from tests.support.mail import header_lines_mail as mail
 
 
@@ -164,7 +164,7 @@ def test_a_huge_header_block_parses_in_linear_time() -> None:
     start = time.perf_counter()
     parsed = parse_mail(raw)
     assert time.perf_counter() - start < 5
-    assert len(parsed.to) == 5000
+    assert parsed.to == [f"u{i}@example.com" for i in range(MAX_ADDRESSES)]  # the rest stay in the raw mail
 
 
 # --- encoded words and raw 8-bit headers -----------------------------------------------------------

@@ -7,14 +7,20 @@ breaks, new ones are refused) and restores.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from datetime import timedelta
+from typing import Any
 
 import pytest
 from sqlalchemy import create_engine, make_url
 from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
+from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.routing import InboundVerdict
 from postroom.core.worker.outage import DatabaseOutage
+from postroom.core.worker.scheduler import Worker
 from tests.servers.dovecot import Dovecot
 from tests.servers.tcp_proxy import TcpProxy
 from tests.support.cli import Cli
@@ -92,3 +98,54 @@ def test_an_outage_logs_a_count_at_intervals_and_a_bug_is_left_to_the_caller(
         "the database is reachable again",
     ]
     assert "Traceback" not in caplog.text
+
+
+class _CuttingFilter:
+    """An inbound filter that cuts the database proxy while its fetch is storing a batch, once: the
+    database goes away with a fetch in flight, at a moment a test can choose."""
+
+    def __init__(self, proxy: TcpProxy) -> None:
+        self.proxy = proxy
+        self.cut = threading.Event()
+
+    @hookimpl
+    def postroom_inbound_filter(self, message: Any, profile: Any) -> InboundVerdict | None:
+        if not self.cut.is_set():
+            self.cut.set()
+            self.proxy.cut()
+        return None
+
+
+@pytest.mark.timeout(120)
+def test_a_fetch_in_flight_when_the_database_goes_logs_the_outage_in_one_line_without_a_traceback(
+    pg_database_url: str, pg_app: Postroom, dovecot: Dovecot, caplog: pytest.LogCaptureFixture
+) -> None:
+    user, _ = dovecot.new_user("inflight")
+    add_dovecot_profile(Cli(pg_database_url), dovecot, user, "imap", "--fetch-interval", "1")
+    Desk(pg_app).route("support")
+    dovecot.deliver(user, numbered_mail(1))
+    url = make_url(pg_database_url)
+    caplog.set_level(logging.INFO, "postroom")
+    with TcpProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
+        cutter = _CuttingFilter(proxy)
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        app = Postroom(proxied, extra_plugins=[("cutter", cutter)])
+        # A short lease: the fetch that failed could not give its lease back, so it runs out first.
+        worker = Worker(app, threads=1, tick=0.1, lease=timedelta(seconds=5))
+        running = threading.Thread(target=worker.run, name="worker-under-test")
+        running.start()
+        try:
+            wait_until(lambda: cutter.cut.is_set() and worker.outage.ongoing, 30, "the outage to begin")
+            proxy.restore()
+            wait_until(lambda: stored_counts(pg_app) == {"mail-1@example.org": 1}, 30, "the mail to be stored")
+        finally:
+            worker.stop()
+            running.join(60)
+            app.dispose()
+
+    assert not running.is_alive()
+    assert [r for r in caplog.records if r.exc_info] == [], caplog.text
+    said = [r.getMessage() for r in caplog.records]
+    # Whichever thread met the outage first (the fetch, the scheduler) said so, once.
+    assert len([m for m in said if m.startswith("the database is unreachable (")]) == 1, caplog.text
+    assert "profile 1: the database is unreachable" in caplog.text  # the fetch's own line, no traceback

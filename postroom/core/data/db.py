@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, inspect
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.orm import Session, sessionmaker
 
 from postroom.core.contract.errors import UserError
@@ -122,3 +122,27 @@ def upgrade_schema(engine: Engine) -> None:
 
 def schema_exists(engine: Engine) -> bool:
     return inspect(engine).has_table("media_profile")
+
+
+def database_gone(error: BaseException) -> bool:
+    """Whether ``error`` says the database cannot be used (down, unreachable, locked), not that one row is bad.
+
+    The first stops a send run or a fetch, as nothing can be recorded; the second fails that one
+    reply or mail and the run goes on (a refused value is a ``DataError`` or ``IntegrityError``).
+    """
+    if isinstance(error, OperationalError | InterfaceError):
+        return True
+    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
+
+
+def is_outage(error: BaseException) -> bool:
+    """Whether ``error``, or an error it was raised from, says the database cannot be reached (a
+    session whose connection broke answers later calls with ``PendingRollbackError``, raised from it)."""
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        if database_gone(current):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.data.models import Campaign, MediaProfile, Queue, RoutingRule
-from postroom.core.data.validation import check_single_line
+from postroom.core.data.validation import RULE_PRIORITY, check_single_line
 
 
 def _pattern(value: str | None, field: str) -> str | None:
@@ -31,6 +31,7 @@ def add_rule(
     subject_pattern: str | None = None,
 ) -> RoutingRule:
     """A new enabled rule of ``profile``; lower priority numbers are tried first."""
+    RULE_PRIORITY.check(priority)
     if queue.campaign_id != campaign.id:
         raise UserError(f"Queue {queue.name!r} does not belong to campaign {campaign.name!r}.")
     rule = RoutingRule(

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from postroom.core.contract.errors import UserError
 from postroom.core.mail.addresses import address_problem
 
 log = logging.getLogger(__name__)
+
+#: A number an operator sets: a count, or seconds that may have a fraction (a time limit).
+_Number = TypeVar("_Number", int, float)
 
 def check_address(value: str, field: str) -> str:
     """Return the address stripped, or refuse it naming the field.
@@ -40,20 +44,28 @@ def check_positive(value: int, field: str, minimum: int = 1) -> int:
     return value
 
 
+def _shown(number: float) -> str:
+    """A bound or value as an operator typed it: 65535, 0.1, 3600 (not 3600.0)."""
+    return f"{number:g}" if isinstance(number, float) else str(number)
+
+
 @dataclass(frozen=True)
-class Range:
+class Range(Generic[_Number]):
     """The range of a number an operator can set: refused outside it, clamped when read back from SQL."""
 
     field: str
-    low: int
-    high: int
+    low: _Number
+    high: _Number
 
-    def check(self, value: int) -> int:
-        if not self.low <= value <= self.high:
-            raise UserError(f"The {self.field} must be between {self.low} and {self.high}, not {value}.")
+    def check(self, value: _Number) -> _Number:
+        if not self.low <= value <= self.high:  # NaN too: it compares false
+            raise UserError(
+                f"The {self.field} must be between {_shown(self.low)} and {_shown(self.high)},"
+                f" not {_shown(value)}."
+            )
         return value
 
-    def clamp(self, value: int, owner: str) -> int:
+    def clamp(self, value: _Number, owner: str) -> _Number:
         """``value`` pulled into the range, with a log line: a row typed in SQL must not stop a cycle."""
         clamped = min(max(value, self.low), self.high)
         if clamped != value:
@@ -79,3 +91,10 @@ BATCH_SIZE = Range("batch size", 1, 10000)
 #: ``postroom run``: profiles fetched at the same time, and the seconds a fetch lease lasts.
 THREADS = Range("number of fetch threads", 1, 64)
 LEASE_SECONDS = Range("lease (seconds)", 5, 3600)
+#: A routing rule's place in its profile's order (lower first): room for any scheme of numbering,
+#: well inside the 32-bit column.
+RULE_PRIORITY = Range("rule priority", 0, 1_000_000)
+#: Seconds one mail may take to parse before it is quarantined (``core/mail/time_limit.py``): real
+#: mail takes milliseconds; an hour is more than any mail deserves.
+PARSE_TIME_LIMIT = Range("parse time limit (seconds)", 0.1, 3600.0)
+DEFAULT_PARSE_TIME_LIMIT = 10.0

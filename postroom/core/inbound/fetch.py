@@ -20,10 +20,11 @@ from postroom.core.app import Postroom
 from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
+from postroom.core.data.db import is_outage
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import get_profile
 from postroom.core.data.protocol_state import load_state, save_state
-from postroom.core.data.validation import FETCH_LAST_DAYS
+from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, FETCH_LAST_DAYS, PARSE_TIME_LIMIT
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
 from postroom.core.servers import incoming_protocol, incoming_settings
 
@@ -93,10 +94,13 @@ class Fetcher:
         batch_mails: int = BATCH_MAILS,
         batch_bytes: int = BATCH_BYTES,
         should_stop: Callable[[], bool] | None = None,
+        parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
     ) -> None:
         if batch_mails < 1:
             raise UserError(f"A fetch batch must hold at least one mail, not {batch_mails}.")
         self.app = app
+        #: Seconds one mail may take to parse before it is quarantined (``core/mail/time_limit.py``).
+        self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
         #: Profile id -> mailbox keys known to be in its fetch ledger. Ledger rows are never removed,
         #: so a worker that lists a big mailbox kept on the server every cycle asks the database
         #: only about keys it has not seen before.
@@ -131,6 +135,8 @@ class Fetcher:
                 self._mark_error(session, profile, str(error), "protocol")
                 return report
             except Exception as error:  # a bug must not stop the other profiles
+                if is_outage(error):
+                    raise  # the database is gone: the worker's outage log, or the command, says so once
                 log.exception("fetch of profile %s failed", profile.name)
                 session.rollback()
                 report.error = f"Internal error while fetching: {type(error).__name__}: {error}"
@@ -218,7 +224,7 @@ class Fetcher:
         with events.held():  # the batch's signals go out after its commit
             try:
                 with events.held():  # and those of a batch the database refused, not at all
-                    results = InboundPipeline(session, self.app.plugins, profile).store_batch(downloaded)
+                    results = self._pipeline(session, profile).store_batch(downloaded)
             except (OperationalError, InterfaceError):
                 raise  # the database itself is gone: the cycle stops, nothing was acknowledged
             except SQLAlchemyError:
@@ -243,9 +249,12 @@ class Fetcher:
                 session.expunge(instance)
         return [key for key, _raw in downloaded]
 
+    def _pipeline(self, session: Session, profile: MediaProfile) -> InboundPipeline:
+        return InboundPipeline(session, self.app.plugins, profile, self.parse_time_limit)
+
     def _store_alone(self, session: Session, profile: MediaProfile, key: str, raw: bytes) -> StoreResult:
         """Store one mail in a savepoint; if the database refuses it, quarantine it raw with the reason."""
-        pipeline = InboundPipeline(session, self.app.plugins, profile)
+        pipeline = self._pipeline(session, profile)
         try:
             with events.held(), session.begin_nested():
                 return pipeline.store(key, raw)

@@ -35,9 +35,11 @@ from postroom.core.data.models import (
     MessageRaw,
     MessageStatus,
 )
+from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, PARSE_TIME_LIMIT
 from postroom.core.inbound.process import MailProcessor
 from postroom.core.mail.identity import content_digest
 from postroom.core.mail.parse import MailParseError, parse_mail
+from postroom.core.mail.time_limit import TimeLimitExceeded, time_limit
 from postroom.core.plugin_host import PluginHost
 
 log = logging.getLogger(__name__)
@@ -78,10 +80,18 @@ class _Entry:
 class InboundPipeline:
     """Stores and processes the mails of one profile within one session (one fetch batch)."""
 
-    def __init__(self, session: Session, plugins: PluginHost, profile: MediaProfile) -> None:
+    def __init__(
+        self,
+        session: Session,
+        plugins: PluginHost,
+        profile: MediaProfile,
+        parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
+    ) -> None:
         self.session = session
         self.plugins = plugins
         self.profile = profile
+        #: Seconds one mail may take to parse; a mail that takes longer is quarantined.
+        self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
 
     @cached_property
     def processor(self) -> MailProcessor:
@@ -160,9 +170,18 @@ class InboundPipeline:
         self.session.execute(insert(FetchLedger), rows)
 
     def _parse(self, mailbox_key: str, raw: bytes) -> ParsedMail | str:
-        """The parsed mail, or the reason it cannot be parsed."""
+        """The parsed mail, or the reason it cannot be parsed (in time)."""
         try:
-            return parse_mail(raw)
+            with time_limit(self.parse_time_limit):
+                return parse_mail(raw)
+        except TimeLimitExceeded:
+            log.warning(
+                "profile %s: %s took longer than %g s to parse; quarantined",
+                self.profile.name,
+                mailbox_key,
+                self.parse_time_limit,
+            )
+            return f"The mail took longer than the parse time limit of {self.parse_time_limit:g} s to read."
         except MailParseError as error:
             return str(error)
         except Exception as error:  # the parser must never stop a mailbox

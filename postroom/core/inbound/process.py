@@ -19,6 +19,7 @@ from postroom.core.contract.resolvers import ResolverContext, ResolverPlugin
 from postroom.core.contract.routing import RouteChoice
 from postroom.core.data.columns import fit
 from postroom.core.data.configuration import failure_mail_addresses
+from postroom.core.data.db import is_outage
 from postroom.core.data.directory import customer_for_sender, customers_by_address
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
 from postroom.core.data.plugin_data import BoundTicketAttributes
@@ -66,7 +67,9 @@ class MailProcessor:
                 )
                 for message, parsed in mails:
                     self._process(message, parsed)
-        except Exception:
+        except Exception as error:
+            if is_outage(error):
+                raise  # no mail is at fault: the batch is not committed, the fetch says so once
             # The cache may name customers the rolled-back savepoint created: drop it first.
             self.known_customers = None
             log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
@@ -80,7 +83,15 @@ class MailProcessor:
         try:
             with events.held(), self.session.begin_nested():
                 self._process(message, parsed)
+        except RecursionError:
+            # The stdlib reads comments and groups recursively: a header of 100,000 "(" is hostile or
+            # broken mail, not a bug to trace; one line says so.
+            reason = "A header of this mail is nested too deeply to read."
+            log.warning("profile %s: message %s quarantined: %s", self.profile.name, message.id, reason)
+            self._quarantine(message, reason)
         except Exception as error:
+            if is_outage(error):
+                raise  # the database went away under the plugin: not the mail's fault, nor a bug
             plugin = culprit(error)
             said = f"{type(error).__name__}: {error}"
             # The one log of this failure, with its traceback (the batch attempt before logs none).
@@ -91,21 +102,23 @@ class MailProcessor:
                 self.profile.name,
                 exc_info=error,
             )
-            message.status = MessageStatus.QUARANTINED
-            message.reason = fit(
-                Message.reason,
-                f"Plugin {plugin!r} failed on this mail: {said}"
-                if plugin
-                else f"Processing failed on this mail: {said}",
+            self._quarantine(
+                message,
+                f"Plugin {plugin!r} failed on this mail: {said}" if plugin else f"Processing failed on this mail: {said}",
             )
-            self.session.flush()
-            events.emit(
-                events.message_quarantined,
-                self,
-                profile_id=self.profile.id,
-                message_pk=message.id,
-                reason=message.reason,
-            )
+
+    def _quarantine(self, message: Message, reason: str) -> None:
+        """Mark a stored mail quarantined with ``reason`` (its savepoint undone) and say so."""
+        message.status = MessageStatus.QUARANTINED
+        message.reason = fit(Message.reason, reason)
+        self.session.flush()
+        events.emit(
+            events.message_quarantined,
+            self,
+            profile_id=self.profile.id,
+            message_pk=message.id,
+            reason=message.reason,
+        )
 
     def _process(self, message: Message, parsed: ParsedMail) -> None:
         tags: list[str] = []

@@ -17,6 +17,7 @@ import nh3
 
 from postroom.core.contract.errors import UserError
 from postroom.core.mail.addresses import address_problem, local_text, split_address
+from postroom.core.mail.encoded_words import fold_text
 
 if TYPE_CHECKING:
     from postroom.core.contract.drafts import OutgoingDraft
@@ -181,7 +182,8 @@ def build_message(draft: OutgoingDraft) -> EmailMessage:
         message["Cc"] = [_address(a, "Cc") for a in draft.cc]
     if draft.reply_to:
         message["Reply-To"] = _address(draft.reply_to, "Reply-To")
-    message["Subject"] = header_text(draft.subject)
+    # Folded here, not by the policy, whose folding can lose a blank between two encoded words.
+    message.set_raw("Subject", fold_text("Subject", header_text(draft.subject)))
     message["Date"] = format_datetime(draft.date)
     message["Message-ID"] = _ids([draft.message_id])
     if draft.in_reply_to:

@@ -26,6 +26,7 @@ from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
 from postroom.core.data.configuration import retry_settings
+from postroom.core.data.db import database_gone
 from postroom.core.data.models import MediaProfile, utcnow
 from postroom.core.data.retry_policies import policy_names_for_profile
 from postroom.core.data.validation import BATCH_SIZE
@@ -34,7 +35,7 @@ from postroom.core.outbound.claims import ClaimedRow, worker_name
 from postroom.core.outbound.classification import classify, internal_failure
 from postroom.core.outbound.connections import Connections
 from postroom.core.outbound.decision import ClaimedReply, Outcome, Transition, decide, internal_transition
-from postroom.core.outbound.writer import OutcomeWriter, database_gone
+from postroom.core.outbound.writer import OutcomeWriter
 from postroom.core.plugin_host import PluginHost
 
 log = logging.getLogger(__name__)

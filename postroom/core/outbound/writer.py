@@ -15,7 +15,6 @@ from types import TracebackType
 from typing import Any, Concatenate, ParamSpec, Self, TypeVar
 
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from postroom.core.contract.errors import UserError
 from postroom.core.data.db import is_postgresql
@@ -32,17 +31,6 @@ class OutcomeNotRecorded(UserError):
     A user error so that ``postroom send`` and the worker report it in one sentence: the cause is
     most often the database going away, which the operator has to see and fix.
     """
-
-
-def database_gone(error: BaseException) -> bool:
-    """Whether ``error`` says the database cannot be used (down, unreachable, locked), not that one row is bad.
-
-    The first stops a send run, as nothing can be recorded; the second fails that one reply
-    and the run goes on (a refused value is a ``DataError`` or ``IntegrityError``).
-    """
-    if isinstance(error, OperationalError | InterfaceError):
-        return True
-    return isinstance(error, DBAPIError) and bool(error.connection_invalidated)
 
 
 class OutcomeWriter:

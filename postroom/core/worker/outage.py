@@ -10,22 +10,10 @@ import logging
 import threading
 import time
 
-from postroom.core.outbound.writer import database_gone
+from postroom.core.data.db import is_outage
 
 #: While the database stays unreachable, a line with the count of failed tries this often.
 REMINDER_SECONDS = 30.0
-
-
-def is_outage(error: BaseException) -> bool:
-    """Whether ``error``, or an error it was raised from, says the database cannot be reached."""
-    seen: set[int] = set()
-    current: BaseException | None = error
-    while current is not None and id(current) not in seen:
-        if database_gone(current):
-            return True
-        seen.add(id(current))
-        current = current.__cause__ or current.__context__
-    return False
 
 
 def _reason(error: BaseException) -> str:

@@ -27,7 +27,13 @@ from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
-from postroom.core.data.validation import BATCH_SIZE, LEASE_SECONDS, THREADS
+from postroom.core.data.validation import (
+    BATCH_SIZE,
+    DEFAULT_PARSE_TIME_LIMIT,
+    LEASE_SECONDS,
+    PARSE_TIME_LIMIT,
+    THREADS,
+)
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
@@ -99,8 +105,10 @@ class Worker:
         admin_address: tuple[str, int] | None = None,
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
+        parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
     ) -> None:
         THREADS.check(threads)
+        self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
         LEASE_SECONDS.check(int(lease.total_seconds()))
         BATCH_SIZE.check(batch_mails)
         self.app = app
@@ -167,7 +175,12 @@ class Worker:
         return admin
 
     def _run(self) -> int:
-        fetcher = Fetcher(self.app, batch_mails=self.batch_mails, should_stop=self.stopping.is_set)
+        fetcher = Fetcher(
+            self.app,
+            batch_mails=self.batch_mails,
+            should_stop=self.stopping.is_set,
+            parse_time_limit=self.parse_time_limit,
+        )
         helpers = [
             threading.Thread(target=self._drain_outbox, name="postroom-outbox", daemon=True),
             threading.Thread(target=self._renew_leases, name="postroom-leases", daemon=True),
@@ -221,9 +234,11 @@ class Worker:
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
-            if not self.outage.failed(error, f"fetch of profile {profile_id}"):
+            if self.outage.failed(error, f"fetch of profile {profile_id}"):
+                report = FetchReport(str(profile_id), error="the database is unreachable")
+            else:
                 log.exception("fetch of profile %s failed unexpectedly", profile_id)
-            report = FetchReport(str(profile_id), error="internal error")
+                report = FetchReport(str(profile_id), error="internal error")
         finally:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
             elapsed = time.monotonic() - started
