@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import signal
 import sys
 from datetime import timedelta
@@ -10,6 +9,7 @@ from datetime import timedelta
 import click
 
 from postroom.cli._common import PostroomGroup, command, echo, parse_time_limit_option, state
+from postroom.cli.log_format import LOG_FORMATS, LogFormat, configure_logging
 from postroom.core.contract.errors import UserError
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
@@ -48,7 +48,19 @@ def listen_address(value: str) -> tuple[str, int]:
 )
 @click.option(
     "--admin-listen",
-    help="Serve the reload endpoint and /health on [HOST:]PORT (host: 127.0.0.1; IPv6 as [::1]:PORT).",
+    help="Serve the reload endpoint, /health and /metrics on [HOST:]PORT (host: 127.0.0.1; IPv6 as [::1]:PORT).",
+)
+@click.option(
+    "--metrics-without-token",
+    is_flag=True,
+    help="Serve /metrics without the admin token (only where the network already restricts the port).",
+)
+@click.option(
+    "--log-format",
+    type=click.Choice(LOG_FORMATS),
+    default="text",
+    show_default=True,
+    help="Log lines as text, or as one JSON object per line (time, level, logger, message, exception).",
 )
 @click.option(
     "--batch-size",
@@ -63,16 +75,14 @@ def run_command(
     threads: int,
     lease: int,
     admin_listen: str | None,
+    metrics_without_token: bool,
+    log_format: LogFormat,
     batch_size: int,
     parse_time_limit: float,
     verbose: bool,
 ) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
-    logging.basicConfig(
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    configure_logging(log_format)
     app = state().app()
     worker = Worker(
         app,
@@ -82,6 +92,7 @@ def run_command(
         verbose=verbose,
         batch_mails=batch_size,
         parse_time_limit=parse_time_limit,
+        metrics_need_token=not metrics_without_token,
     )
     install_signal_handlers(worker, signal)
     sys.exit(worker.run())

@@ -43,8 +43,8 @@ message_stored = _signals.signal(
     "message-stored",
     doc="""An inbound mail was written to the database (sent once its fetch batch is committed).
 
-    kwargs: profile_id (int), message_pk (int), message_id (str | None). Fires once per stored
-    mail, after its batch commits; not for duplicates.""",
+    kwargs: profile_id (int), message_pk (int), message_id (str | None), date (datetime | None:
+    its Date header). Fires once per stored mail, after its batch commits; not for duplicates.""",
 )
 message_duplicate = _signals.signal(
     "message-duplicate",

@@ -253,6 +253,7 @@ class InboundPipeline:
                 profile_id=self.profile.id,
                 message_pk=entry.message_pk,
                 message_id=parsed.message_id,
+                date=parsed.date,
             )
         else:
             assert isinstance(message, Message)

@@ -2,7 +2,14 @@
 
 ``POST /ameyorestapi/media/messages/reloadMediaProfileConfiguration`` with header ``sessionId: <token>``
 reloads the configuration (the seed's curl command works as written); ``GET /health`` reports the
-worker. The token is made by ``postroom admin token``; only its SHA-256 is stored.
+worker; ``GET /metrics`` gives its Prometheus metrics (core/worker/metrics.py). The token is made by
+``postroom admin token``; only its SHA-256 is stored.
+
+``/metrics`` asks for the same token, as ``Authorization: Bearer <token>`` (what Prometheus sends
+with ``authorization: {credentials: ...}`` in a scrape config), unless the worker was started with
+``--metrics-without-token``: metrics name no secret, but they do tell traffic volumes, error kinds
+and the worker's host name to anyone who can reach the port, and the port may face more than
+loopback. ``/health`` stays open, as load balancers probe it without credentials.
 
 The endpoint faces whatever can reach its port, so it gives nobody more than a little: a client
 that is idle or slow is disconnected after ``client_timeout`` seconds, the token is checked before
@@ -32,6 +39,7 @@ log = logging.getLogger(__name__)
 
 RELOAD_PATH = "/ameyorestapi/media/messages/reloadMediaProfileConfiguration"
 HEALTH_PATH = "/health"
+METRICS_PATH = "/metrics"
 TOKEN_SETTING = "admin_token_sha256"
 #: Seconds a client may take to send its whole request; a half-sent request no longer holds a thread.
 CLIENT_TIMEOUT = 10.0
@@ -122,6 +130,8 @@ class AdminServer:
         reload: Callable[[], int],
         health: Callable[[], dict[str, Any]],
         *,
+        metrics: Callable[[], tuple[bytes, str]] | None = None,
+        metrics_need_token: bool = True,
         client_timeout: float = CLIENT_TIMEOUT,
         max_clients: int = MAX_CLIENTS,
     ) -> None:
@@ -196,7 +206,43 @@ class AdminServer:
                     },
                 )
 
+            def _bearer(self) -> str | None:
+                """The token of ``Authorization: Bearer <token>``, or the ``sessionId`` header's."""
+                scheme, _, credentials = (self.headers.get("Authorization") or "").partition(" ")
+                if scheme.lower() == "bearer" and credentials.strip():
+                    return credentials.strip()
+                return self.headers.get("sessionId")
+
+            def _metrics(self) -> None:
+                if server.metrics is None:
+                    self._reply(404, {"status": "error", "message": "Not found."})
+                    return
+                if server.metrics_need_token and not server.check_token(self._bearer()):
+                    log.warning(
+                        "admin: refused a metrics scrape with a missing or wrong token from %s",
+                        self.client_address[0],
+                    )
+                    self._reply(
+                        401, {"status": "error", "message": "The bearer token is missing or wrong."}
+                    )
+                    return
+                body, content_type = server.metrics()
+                self.send_response(200)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
             def do_GET(self) -> None:
+                if self.path.split("?")[0] == METRICS_PATH:
+                    try:
+                        self._metrics()
+                    except Exception:  # e.g. the token could not be checked: the database is down
+                        log.exception("admin: the metrics scrape failed")
+                        self._reply(
+                            503, {"status": "error", "message": "The scrape failed; see the worker's log."}
+                        )
+                    return
                 if self.path.split("?")[0] != HEALTH_PATH:
                     self._reply(404, {"status": "error", "message": "Not found."})
                     return
@@ -213,6 +259,8 @@ class AdminServer:
         self.check_token = check_token
         self.reload = reload
         self.health = health
+        self.metrics = metrics
+        self.metrics_need_token = metrics_need_token
         self.httpd = (_Ipv6Server if ":" in host else _BoundedServer)((host, port), Handler, max_clients)
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="postroom-admin", daemon=True)
 

@@ -45,6 +45,7 @@ from postroom.core.worker.leases import (
     renew_leases,
     reschedule_to_intervals,
 )
+from postroom.core.worker.metrics import WorkerMetrics
 from postroom.core.worker.outage import DatabaseOutage
 
 log = logging.getLogger("postroom.worker")
@@ -106,6 +107,7 @@ class Worker:
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
         parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
+        metrics_need_token: bool = True,
     ) -> None:
         THREADS.check(threads)
         self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
@@ -129,6 +131,8 @@ class Worker:
         self.cycles = 0
         self.admin_address = admin_address
         self.admin: AdminServer | None = None
+        self.metrics = WorkerMetrics(app, self.id)
+        self.metrics_need_token = metrics_need_token
         self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
         #: One log of a database outage for all threads, instead of a traceback from each, each time.
         self.outage = DatabaseOutage(log, DATABASE_RETRY)
@@ -158,16 +162,26 @@ class Worker:
         finally:
             if self.admin is not None:
                 self.admin.stop()
+                self.metrics.stop()
             if self.sqlite_lock is not None:
                 self.sqlite_lock.release()
 
     def _start_admin(self, host: str, port: int) -> AdminServer:
         try:
-            admin = AdminServer(host, port, self._check_token, self._reload_now, self.health)
+            admin = AdminServer(
+                host,
+                port,
+                self._check_token,
+                self._reload_now,
+                self.health,
+                metrics=self.metrics.scrape,
+                metrics_need_token=self.metrics_need_token,
+            )
         except OSError as error:
             raise UserError(
                 f"The admin endpoint cannot listen on {host}:{port}: {error.strerror or error}."
             ) from None
+        self.metrics.start()
         admin.start()
         bound_host, bound_port = admin.address
         shown = f"[{bound_host}]" if ":" in bound_host else bound_host
