@@ -14,12 +14,15 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
 from postroom.cli.log_format import JsonFormatter
 from postroom.core.app import Postroom
+from postroom.core.contract import events
 from postroom.core.worker.admin_http import new_admin_token
+from postroom.core.worker.metrics import ProfileLabels, WorkerMetrics, fetch_lag
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import NO_SUCH_USER, SmtpScript, SmtpServers, free_port
 from tests.support.cli import Cli
@@ -171,3 +174,58 @@ def test_the_json_log_carries_an_exception_s_text_on_the_same_line() -> None:
     assert document["level"] == "ERROR"
     assert "ValueError: line one\nline two" in document["exception"]
     assert "Traceback (most recent call last)" in document["exception"]
+
+
+# --- without a worker process: the bounds and the failure modes of the metrics themselves ------------
+
+
+def test_the_profile_label_is_bounded_to_the_first_profiles_and_the_rest_are_other() -> None:
+    labels = ProfileLabels(limit=3)
+    assert [labels(p) for p in (7, 8, 9, 10, 11, 7)] == ["7", "8", "9", "other", "other", "7"]
+    assert {labels(p) for p in range(1000, 5000)} == {"other"}, "4000 more profiles add one series, not 4000"
+
+
+def test_the_fetch_lag_is_read_from_the_date_header_and_a_future_date_counts_as_zero() -> None:
+    now = datetime(2026, 11, 30, 12, 0, 5, tzinfo=UTC)
+    assert fetch_lag(datetime(2026, 11, 30, 12, 0, 0, tzinfo=UTC), now) == 5.0
+    assert fetch_lag(datetime(2026, 11, 30, 12, 0, 0), now) == 5.0  # "-0000": read as UTC
+    assert fetch_lag(datetime(2026, 11, 30, 12, 1, 0, tzinfo=UTC), now) == 0.0  # the sender's clock is ahead
+    assert fetch_lag(None, now) is None
+
+
+def test_the_signals_move_their_counters_and_an_unreadable_database_gives_database_up_0(
+    tmp_path: Path,
+) -> None:
+    app = Postroom(f"sqlite:///{tmp_path}/missing/postroom.sqlite")  # a directory that does not exist
+    metrics = WorkerMetrics(app, "w1")
+    metrics.start()
+    try:
+        before = _parse(metrics.scrape()[0])
+        for signal_, kwargs in [
+            (events.message_duplicate, {"profile_id": 1, "mailbox_key": "k", "message_id": "m"}),
+            (events.message_quarantined, {"profile_id": 1, "message_pk": 1, "reason": "r"}),
+            (events.message_unrouted, {"profile_id": 1, "message_pk": 1}),
+            (events.profile_error, {"profile_id": 1, "reason": "r", "kind": "auth"}),
+        ]:
+            events.emit(signal_, None, **kwargs)
+        after = _parse(metrics.scrape()[0])
+    finally:
+        metrics.stop()
+        app.dispose()
+    for name, labels in [
+        ("postroom_mails_duplicate_total", {}),
+        ("postroom_mails_quarantined_total", {}),
+        ("postroom_mails_unrouted_total", {}),
+        ("postroom_profile_errors_total", {"kind": "auth"}),
+    ]:
+        assert _value(after, name, **labels) == _value(before, name, **labels) + 1, name
+    assert _value(after, "postroom_database_up") == 0
+    assert not any(name == "postroom_outbox_depth" for name, _ in after)
+
+
+def _parse(text: bytes) -> Samples:
+    return {
+        (sample.name, frozenset(sample.labels.items())): sample.value
+        for family in text_string_to_metric_families(text.decode())
+        for sample in family.samples
+    }
