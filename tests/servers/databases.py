@@ -1,4 +1,4 @@
-"""Databases for tests: a fresh SQLite file or a truncated PostgreSQL database per test.
+"""Databases for tests: a fresh SQLite file or an emptied PostgreSQL database per test.
 
 PostgreSQL is the machine's server (README, "The two commands"): each test session creates its own database
 and drops it at the end, so runs never see each other's rows.
@@ -16,8 +16,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from sqlalchemy import create_engine, text
+from sqlalchemy import Connection, Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.pool import NullPool
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import Base
@@ -85,15 +86,39 @@ def sqlite_template() -> Iterator[Path]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
-def _truncate_postgresql(url: str) -> None:
-    engine = create_engine(url)
-    tables = ", ".join(f'"{t.name}"' for t in Base.metadata.sorted_tables)
+def _emptying_statement(connection: Connection) -> str:
+    """SQL that empties every postroom table and restarts every sequence, as a fresh ``init`` leaves it.
+
+    ``DELETE`` (children first) rather than ``TRUNCATE``: on a test's handful of rows it takes a few
+    milliseconds, where ``TRUNCATE`` of 26 tables makes new files for each and takes a quarter of a
+    second, paid by every PostgreSQL test. ``ALTER SEQUENCE ... RESTART`` gives ids from 1 again, as
+    ``TRUNCATE ... RESTART IDENTITY`` did.
+    """
+    sequences = connection.execute(
+        text("SELECT quote_ident(schemaname) || '.' || quote_ident(sequencename) FROM pg_sequences")
+    ).scalars()
+    deletes = "".join(f'DELETE FROM "{table.name}";' for table in reversed(Base.metadata.sorted_tables))
+    restarts = "".join(f"ALTER SEQUENCE {sequence} RESTART;" for sequence in sequences)
+    return deletes + restarts
+
+
+def _empty_postgresql(url: str) -> None:
+    """Empty this session's PostgreSQL database and put the default contact centre back."""
+    engine = _engines.get(url)
+    if engine is None:
+        engine = _engines[url] = create_engine(url, poolclass=NullPool)
     with engine.begin() as connection:
-        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+        if url not in _emptying:
+            _emptying[url] = _emptying_statement(connection)
+        connection.exec_driver_sql(_emptying[url])
         connection.execute(
             text("INSERT INTO contact_center (id, name, created_at) VALUES (1, 'default', now())")
         )
-    engine.dispose()
+
+
+#: One engine per session database and its emptying SQL, made on the first clean-up.
+_engines: dict[str, Engine] = {}
+_emptying: dict[str, str] = {}
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])
@@ -104,14 +129,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
         shutil.copyfile(request.getfixturevalue("sqlite_template"), path)
         return f"sqlite:///{path}"
     url: str = request.getfixturevalue("postgresql_server_url")
-    _truncate_postgresql(url)
+    _empty_postgresql(url)
     return url
 
 
 @pytest.fixture
 def pg_database_url(postgresql_server_url: str) -> str:
     """A clean PostgreSQL database, for what only PostgreSQL can show (SKIP LOCKED, leases)."""
-    _truncate_postgresql(postgresql_server_url)
+    _empty_postgresql(postgresql_server_url)
     return postgresql_server_url
 
 
