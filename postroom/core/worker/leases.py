@@ -83,14 +83,38 @@ def release_profile(
     profile = session.get(MediaProfile, profile_id, populate_existing=True)
     if profile is None or profile.lease_owner != worker:
         return None  # our lease expired and someone else took it: leave their schedule alone
-    interval = _interval(profile)
-    if profile.consecutive_failures <= 0 and started_at is not None:
-        profile.next_fetch_at = max(now, started_at + timedelta(seconds=interval))
-    else:
-        profile.next_fetch_at = now + backoff(interval, profile.consecutive_failures)
+    profile.next_fetch_at = next_fetch_time(profile, now, started_at)
     profile.lease_owner = None
     profile.lease_expires_at = None
     return profile.next_fetch_at
+
+
+def next_fetch_time(profile: MediaProfile, now: datetime, started_at: datetime | None) -> datetime:
+    """When the profile is fetched next, after a cycle that started at ``started_at`` (see release_profile)."""
+    interval = _interval(profile)
+    if profile.consecutive_failures <= 0 and started_at is not None:
+        return max(now, started_at + timedelta(seconds=interval))
+    return now + backoff(interval, profile.consecutive_failures)
+
+
+def release_after_cycle(
+    session: Session, worker: str, profile: MediaProfile, now: datetime, started_at: datetime
+) -> datetime | None:
+    """``release_profile`` for a profile whose cycle outcome is being written in ``session``.
+
+    One conditional UPDATE in the cycle's own transaction (``Fetcher.fetch_profile``'s ``finish``),
+    instead of a transaction of its own: the lease is given back, and the next fetch scheduled,
+    only if this worker still holds it. Returns the next fetch time, or None if the lease was lost.
+    """
+    due = next_fetch_time(profile, now, started_at)
+    released = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.id == profile.id, MediaProfile.lease_owner == worker)
+        .values(next_fetch_at=due, lease_owner=None, lease_expires_at=None)
+        .returning(MediaProfile.id)
+        .execution_options(synchronize_session=False)
+    )
+    return due if released.first() is not None else None
 
 
 def reschedule_to_intervals(session: Session, now: datetime) -> list[tuple[str, datetime]]:

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
@@ -40,6 +41,7 @@ from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.worker.leases import (
     claim_due_profiles,
+    release_after_cycle,
     release_all,
     release_profile,
     renew_leases,
@@ -125,6 +127,10 @@ class Worker:
         self.lock = threading.Lock()
         self.generation = -1
         self.last_reload = time.monotonic()
+        #: The configuration generation is asked for at most once a tick, not on every wake.
+        self.next_generation_check = 0.0
+        #: After a claim found fewer due profiles than it asked for, the next waits until then.
+        self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
         self.admin_address = admin_address
@@ -192,7 +198,8 @@ class Worker:
                 while not self.stopping.is_set():
                     self.wake.clear()
                     try:
-                        self._check_generation()
+                        if time.monotonic() >= self.next_generation_check:
+                            self._check_generation()
                         self._schedule(pool, fetcher)
                         self.outage.succeeded()
                     except Exception as error:
@@ -214,23 +221,51 @@ class Worker:
     # --- fetching -------------------------------------------------------------------------------
 
     def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> None:
+        """Claim due profiles for the pool: up to twice its threads, the rest waiting in its queue.
+
+        Claiming ahead lets one claim serve a pool's worth of cycles rather than one each time a
+        thread frees: a claim is made once the queue has drained (at most ``threads`` held), and,
+        after one that found less than it asked for, not again before the next tick. The queued
+        profiles are leased and renewed like those being fetched.
+        """
         with self.lock:
-            free = self.threads - len(self.in_flight)
-        if free <= 0:
+            held = len(self.in_flight)
+        if held > self.threads or time.monotonic() < self.next_claim:
             return
+        wanted = 2 * self.threads - held
         with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
+            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, wanted)
+        self.next_claim = time.monotonic() + self.tick if len(claimed) < wanted else 0.0
         for profile_id in claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
                 self.in_flight[profile_id] = future
 
     def _fetch_one(self, fetcher: Fetcher, profile_id: int) -> FetchReport:
+        if self.stopping.is_set():
+            # Claimed ahead but not started: ``release_all`` gives the lease back, the profile stays due.
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+            return FetchReport(str(profile_id))
         started_at = utcnow()
         started = time.monotonic()
         next_at: datetime | None = None
+        released: list[datetime | None] = []
+        given_back = False
+        ended: list[float] = []
+
+        def finish(session: Session, profile: MediaProfile) -> None:
+            """Give the lease back in the transaction that records the cycle's outcome."""
+            # Out of in_flight before the lease goes (see below), and the time taken before too.
+            ended.append(time.monotonic())
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+            released.append(release_after_cycle(session, self.id, profile, utcnow(), started_at))
+
         try:
-            report = fetcher.fetch_profile(profile_id)
+            report = fetcher.fetch_profile(profile_id, finish=finish)
+            if released:  # fetch_profile returned: its last commit gave the lease back
+                next_at, given_back = released[-1], True
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
@@ -241,15 +276,16 @@ class Worker:
                 report = FetchReport(str(profile_id), error="internal error")
         finally:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
-            elapsed = time.monotonic() - started
+            elapsed = (ended[-1] if given_back else time.monotonic()) - started
             # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
             # back for one somebody took from us.
             with self.lock:
                 self.in_flight.pop(profile_id, None)
                 self.cycles += 1
             try:
-                with self.app.transaction() as session:
-                    next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+                if not given_back:  # the cycle ended without its commit: give the lease back alone
+                    with self.app.transaction() as session:
+                        next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
             except Exception as error:
                 if not self.outage.failed(error, f"giving back the lease of profile {profile_id}"):
                     log.exception(
@@ -335,6 +371,7 @@ class Worker:
     # --- configuration --------------------------------------------------------------------------
 
     def _check_generation(self) -> None:
+        self.next_generation_check = time.monotonic() + self.tick
         with self.app.sessions() as session:
             generation = configuration.config_generation(session)
         stale = time.monotonic() - self.last_reload > SELF_RELOAD.total_seconds()

@@ -84,12 +84,19 @@ def store_issued(grant: OAuthGrant, issued: Issued) -> None:
 def access_token(profile: MediaProfile, provider: TokenProvider) -> str | None:
     """The profile's access token from ``provider``; None when the profile's grant is another's (or none)."""
     engine = _engine(profile)
-    with Session(engine) as session:
-        grant = session.scalars(select(OAuthGrant).where(OAuthGrant.media_profile_id == profile.id)).first()
-        if grant is None or grant.provider != provider.NAME:
-            return None
-        if _fresh(grant, utcnow()):
-            return decrypt_password(grant.access_token_encrypted)
+    # Read in the profile's own session (its open transaction), not a new one: a fetch cycle asks
+    # every provider for every profile, and a transaction each made an empty cycle cost two more.
+    session = object_session(profile)
+    assert session is not None  # _engine checked it
+    grant = session.scalars(
+        select(OAuthGrant)
+        .where(OAuthGrant.media_profile_id == profile.id)
+        .execution_options(populate_existing=True)
+    ).first()
+    if grant is None or grant.provider != provider.NAME:
+        return None
+    if _fresh(grant, utcnow()):
+        return decrypt_password(grant.access_token_encrypted)
     return _refresh_locked(engine, profile, provider)
 
 
