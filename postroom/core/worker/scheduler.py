@@ -54,6 +54,8 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
+#: The shortest time between two claims: cycles ending meanwhile are claimed for together.
+CLAIM_GAP = 0.05
 #: After the database failed the scheduler, wait this long before asking it again.
 DATABASE_RETRY = 5.0
 
@@ -198,16 +200,19 @@ class Worker:
                 while not self.stopping.is_set():
                     self.wake.clear()
                     try:
-                        if time.monotonic() >= self.next_generation_check:
+                        asked = time.monotonic() >= self.next_generation_check
+                        if asked:
                             self._check_generation()
-                        self._schedule(pool, fetcher)
-                        self.outage.succeeded()
+                        if self._schedule(pool, fetcher) or asked:
+                            # Only an answer from the database ends an outage, not a pass that skipped it.
+                            self.outage.succeeded()
                     except Exception as error:
                         # A database that went away must not end the worker: it comes back.
                         if not self.outage.failed(error, "scheduler"):
                             log.exception("the scheduler failed; trying again")
                         self.stopping.wait(DATABASE_RETRY)
-                    self.wake.wait(self.tick)
+                    # A wake inside the gap after a full claim is answered when the gap ends.
+                    self.wake.wait(min(self.tick, max(self.next_claim - time.monotonic(), 0.0)) or self.tick)
                 with self.lock:
                     log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
         finally:
@@ -220,30 +225,30 @@ class Worker:
 
     # --- fetching -------------------------------------------------------------------------------
 
-    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> None:
-        """Claim due profiles for the pool: up to twice its threads, the rest waiting in its queue.
+    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
+        """Claim due profiles for the free fetch threads; returns whether it asked the database.
 
-        Claiming ahead lets one claim serve a pool's worth of cycles rather than one each time a
-        thread frees: a claim is made once the queue has drained (at most ``threads`` held), and,
-        after one that found less than it asked for, not again before the next tick. The queued
-        profiles are leased and renewed like those being fetched.
+        Claims are spaced: at least ``CLAIM_GAP`` apart, so that when many short cycles end one
+        claim serves several freed threads instead of one claim each; and, after a claim that found
+        fewer due profiles than free threads, not again before the next tick. Only free threads
+        are claimed for: a lease held in a queue here would keep an idle worker from the profile.
         """
         with self.lock:
-            held = len(self.in_flight)
-        if held > self.threads or time.monotonic() < self.next_claim:
-            return
-        wanted = 2 * self.threads - held
+            free = self.threads - len(self.in_flight)
+        if free <= 0 or time.monotonic() < self.next_claim:
+            return False
         with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, wanted)
-        self.next_claim = time.monotonic() + self.tick if len(claimed) < wanted else 0.0
+            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
+        self.next_claim = time.monotonic() + (self.tick if len(claimed) < free else CLAIM_GAP)
         for profile_id in claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
                 self.in_flight[profile_id] = future
+        return True
 
     def _fetch_one(self, fetcher: Fetcher, profile_id: int) -> FetchReport:
         if self.stopping.is_set():
-            # Claimed ahead but not started: ``release_all`` gives the lease back, the profile stays due.
+            # Claimed but not started before the stop: ``release_all`` gives the lease back, still due.
             with self.lock:
                 self.in_flight.pop(profile_id, None)
             return FetchReport(str(profile_id))
