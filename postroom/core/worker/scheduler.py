@@ -131,7 +131,7 @@ class Worker:
         self.last_reload = time.monotonic()
         #: The configuration generation is asked for at most once a tick, not on every wake.
         self.next_generation_check = 0.0
-        #: After a claim found fewer due profiles than it asked for, the next waits until then.
+        #: The next claim waits until then (``CLAIM_GAP`` after the last).
         self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
@@ -211,8 +211,7 @@ class Worker:
                         if not self.outage.failed(error, "scheduler"):
                             log.exception("the scheduler failed; trying again")
                         self.stopping.wait(DATABASE_RETRY)
-                    # A wake inside the gap after a full claim is answered when the gap ends.
-                    self.wake.wait(min(self.tick, max(self.next_claim - time.monotonic(), 0.0)) or self.tick)
+                    self.wake.wait(self.tick)
                 with self.lock:
                     log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
         finally:
@@ -228,18 +227,22 @@ class Worker:
     def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
         """Claim due profiles for the free fetch threads; returns whether it asked the database.
 
-        Claims are spaced: at least ``CLAIM_GAP`` apart, so that when many short cycles end one
-        claim serves several freed threads instead of one claim each; and, after a claim that found
-        fewer due profiles than free threads, not again before the next tick. Only free threads
-        are claimed for: a lease held in a queue here would keep an idle worker from the profile.
+        Claims are spaced at least ``CLAIM_GAP`` apart: a thread freed sooner after the last
+        claim waits out the gap, so that when many short cycles end one claim serves several freed
+        threads instead of one claim each. Only free threads are claimed for: a lease held in a
+        queue here would keep an idle worker from the profile.
         """
         with self.lock:
             free = self.threads - len(self.in_flight)
-        if free <= 0 or time.monotonic() < self.next_claim:
+        if free <= 0:
             return False
+        if self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
+            return False
+        with self.lock:
+            free = self.threads - len(self.in_flight)
         with self.app.transaction() as session:
             claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
-        self.next_claim = time.monotonic() + (self.tick if len(claimed) < free else CLAIM_GAP)
+        self.next_claim = time.monotonic() + CLAIM_GAP
         for profile_id in claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
