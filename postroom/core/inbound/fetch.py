@@ -37,6 +37,10 @@ LEDGER_LOOKUP_CHUNK = 500
 
 #: Called with (mails just handled, mails to handle in this cycle).
 Progress = Callable[[int, int], None]
+#: Called with the cycle's session and profile just before the commit that records the cycle's
+#: outcome (status, error, last fetch), so a caller can add its own writes to that transaction:
+#: the worker gives the lease back and schedules the next fetch there (one transaction, not two).
+Finish = Callable[[Session, MediaProfile], None]
 
 
 @dataclass
@@ -110,8 +114,14 @@ class Fetcher:
         self.batch_mails = batch_mails
         self.batch_bytes = batch_bytes
 
-    def fetch_profile(self, profile_id: int, progress: Progress | None = None) -> FetchReport:
-        """One cycle for one profile; a server failure marks the profile in error and is reported."""
+    def fetch_profile(
+        self, profile_id: int, progress: Progress | None = None, finish: Finish | None = None
+    ) -> FetchReport:
+        """One cycle for one profile; a server failure marks the profile in error and is reported.
+
+        A cycle that finds nothing new runs in one transaction: the profile and its protocol state
+        are read, the mailbox listed and the outcome (and ``finish``'s writes) committed at once.
+        """
         with self.app.sessions() as session:
             profile = session.get(MediaProfile, profile_id)
             if profile is None or profile.deleted_at is not None:
@@ -127,12 +137,12 @@ class Fetcher:
             except ProtocolError as error:
                 session.rollback()
                 report.error = str(error)
-                self._mark_error(session, profile, str(error), error.kind)
+                self._mark_error(session, profile, str(error), error.kind, finish)
                 return report
             except UserError as error:
                 session.rollback()
                 report.error = str(error)
-                self._mark_error(session, profile, str(error), "protocol")
+                self._mark_error(session, profile, str(error), "protocol", finish)
                 return report
             except Exception as error:  # a bug must not stop the other profiles
                 if is_outage(error):
@@ -140,9 +150,9 @@ class Fetcher:
                 log.exception("fetch of profile %s failed", profile.name)
                 session.rollback()
                 report.error = f"Internal error while fetching: {type(error).__name__}: {error}"
-                self._mark_error(session, profile, report.error, "internal")
+                self._mark_error(session, profile, report.error, "internal", finish)
                 return report
-            self._mark_ok(session, profile)
+            self._mark_ok(session, profile, finish)
         return report
 
     def _cycle(
@@ -161,12 +171,15 @@ class Fetcher:
         # Only what is still on the server needs remembering: the set never outgrows the mailbox.
         ledger.intersection_update(r.key for r in refs)
         ledger.update(_known_keys(session, profile.id, [r.key for r in refs if r.key not in ledger]))
-        session.commit()  # end the read transaction: each batch below is its own
         known = [r.key for r in refs if r.key in ledger]
+        new = [r for r in refs if r.key not in ledger]
+        if new or (profile.delete_on_fetch and known):
+            # End the read transaction before the server is written to: each batch below is its own.
+            # With nothing to do it stays open, and the outcome is committed in it (one transaction).
+            session.commit()
         if profile.delete_on_fetch and known:
             # Stored by an earlier cycle that stopped before it could delete them on the server.
             self._acknowledge(session, profile, mailbox, known, report)
-        new = [r for r in refs if r.key not in ledger]
         unsized = [r.key for r in new if r.size is None]
         if unsized:
             sizes = mailbox.sizes(unsized)
@@ -181,10 +194,10 @@ class Fetcher:
             if profile.delete_on_fetch and stored_keys:
                 self._acknowledge(session, profile, mailbox, stored_keys, report)
         # Everything listed is stored (and acknowledged): only now may the protocol's cursor move on.
+        # It is committed with the cycle's outcome (``_mark_ok``), after every batch's own commit.
         state = mailbox.sync_state()
         if state is not None:
             save_state(session, profile.id, profile.fetch_protocol, state)
-            session.commit()
 
     def _acknowledge(
         self, session: Session, profile: MediaProfile, mailbox: Mailbox, keys: list[str], report: FetchReport
@@ -264,21 +277,27 @@ class Fetcher:
             reason = str(getattr(error, "orig", None) or error).strip().splitlines()[0]
             return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}")
 
-    def _mark_error(self, session: Session, profile: MediaProfile, reason: str, kind: str) -> None:
+    def _mark_error(
+        self, session: Session, profile: MediaProfile, reason: str, kind: str, finish: Finish | None
+    ) -> None:
         profile.status = ProfileStatus.ERROR
         profile.last_error = reason
         profile.consecutive_failures += 1
         profile.last_fetch_at = utcnow()
+        if finish is not None:
+            finish(session, profile)
         session.commit()
         log.debug("profile %s: %s", profile.name, reason)  # the caller reports it (fetch, the worker)
         events.send_now(events.profile_error, self, profile_id=profile.id, reason=reason, kind=kind)
 
-    def _mark_ok(self, session: Session, profile: MediaProfile) -> None:
+    def _mark_ok(self, session: Session, profile: MediaProfile, finish: Finish | None) -> None:
         recovered = profile.status == ProfileStatus.ERROR
         profile.status = ProfileStatus.OK
         profile.last_error = None
         profile.consecutive_failures = 0
         profile.last_fetch_at = utcnow()
+        if finish is not None:
+            finish(session, profile)
         session.commit()
         if recovered:
             events.send_now(events.profile_recovered, self, profile_id=profile.id)

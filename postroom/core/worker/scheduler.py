@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
@@ -40,6 +41,7 @@ from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.worker.leases import (
     claim_due_profiles,
+    release_after_cycle,
     release_all,
     release_profile,
     renew_leases,
@@ -53,6 +55,8 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
+#: The shortest time between two claims: cycles ending meanwhile are claimed for together.
+CLAIM_GAP = 0.05
 #: After the database failed the scheduler, wait this long before asking it again.
 DATABASE_RETRY = 5.0
 
@@ -127,6 +131,10 @@ class Worker:
         self.lock = threading.Lock()
         self.generation = -1
         self.last_reload = time.monotonic()
+        #: The configuration generation is asked for at most once a tick, not on every wake.
+        self.next_generation_check = 0.0
+        #: The next claim waits until then (``CLAIM_GAP`` after the last).
+        self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
         self.admin_address = admin_address
@@ -206,9 +214,12 @@ class Worker:
                 while not self.stopping.is_set():
                     self.wake.clear()
                     try:
-                        self._check_generation()
-                        self._schedule(pool, fetcher)
-                        self.outage.succeeded()
+                        asked = time.monotonic() >= self.next_generation_check
+                        if asked:
+                            self._check_generation()
+                        if self._schedule(pool, fetcher) or asked:
+                            # Only an answer from the database ends an outage, not a pass that skipped it.
+                            self.outage.succeeded()
                     except Exception as error:
                         # A database that went away must not end the worker: it comes back.
                         if not self.outage.failed(error, "scheduler"):
@@ -227,24 +238,56 @@ class Worker:
 
     # --- fetching -------------------------------------------------------------------------------
 
-    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> None:
+    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
+        """Claim due profiles for the free fetch threads; returns whether it asked the database.
+
+        Claims are spaced at least ``CLAIM_GAP`` apart: a thread freed sooner after the last
+        claim waits out the gap, so that when many short cycles end one claim serves several freed
+        threads instead of one claim each. Only free threads are claimed for: a lease held in a
+        queue here would keep an idle worker from the profile.
+        """
         with self.lock:
             free = self.threads - len(self.in_flight)
         if free <= 0:
-            return
+            return False
+        if self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
+            return False
+        with self.lock:
+            free = self.threads - len(self.in_flight)
         with self.app.transaction() as session:
             claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
+        self.next_claim = time.monotonic() + CLAIM_GAP
         for profile_id in claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
                 self.in_flight[profile_id] = future
+        return True
 
     def _fetch_one(self, fetcher: Fetcher, profile_id: int) -> FetchReport:
+        if self.stopping.is_set():
+            # Claimed but not started before the stop: ``release_all`` gives the lease back, still due.
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+            return FetchReport(str(profile_id))
         started_at = utcnow()
         started = time.monotonic()
         next_at: datetime | None = None
+        released: list[datetime | None] = []
+        given_back = False
+        ended: list[float] = []
+
+        def finish(session: Session, profile: MediaProfile) -> None:
+            """Give the lease back in the transaction that records the cycle's outcome."""
+            # Out of in_flight before the lease goes (see below), and the time taken before too.
+            ended.append(time.monotonic())
+            with self.lock:
+                self.in_flight.pop(profile_id, None)
+            released.append(release_after_cycle(session, self.id, profile, utcnow(), started_at))
+
         try:
-            report = fetcher.fetch_profile(profile_id)
+            report = fetcher.fetch_profile(profile_id, finish=finish)
+            if released:  # fetch_profile returned: its last commit gave the lease back
+                next_at, given_back = released[-1], True
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
@@ -255,15 +298,16 @@ class Worker:
                 report = FetchReport(str(profile_id), error="internal error")
         finally:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
-            elapsed = time.monotonic() - started
+            elapsed = (ended[-1] if given_back else time.monotonic()) - started
             # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
             # back for one somebody took from us.
             with self.lock:
                 self.in_flight.pop(profile_id, None)
                 self.cycles += 1
             try:
-                with self.app.transaction() as session:
-                    next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+                if not given_back:  # the cycle ended without its commit: give the lease back alone
+                    with self.app.transaction() as session:
+                        next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
             except Exception as error:
                 if not self.outage.failed(error, f"giving back the lease of profile {profile_id}"):
                     log.exception(
@@ -349,6 +393,7 @@ class Worker:
     # --- configuration --------------------------------------------------------------------------
 
     def _check_generation(self) -> None:
+        self.next_generation_check = time.monotonic() + self.tick
         with self.app.sessions() as session:
             generation = configuration.config_generation(session)
         stale = time.monotonic() - self.last_reload > SELF_RELOAD.total_seconds()

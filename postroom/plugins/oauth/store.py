@@ -34,6 +34,8 @@ log = logging.getLogger(__name__)
 #: the margin covers the time between handing a token out and the server checking it (a TLS handshake).
 MARGIN_SHARE = 0.25
 MAX_MARGIN = timedelta(minutes=5)
+#: ``session.info`` key of the grants read in the session's current transaction.
+_GRANTS = "postroom.oauth.grants"
 
 
 def _engine(profile: MediaProfile) -> Engine:
@@ -84,13 +86,32 @@ def store_issued(grant: OAuthGrant, issued: Issued) -> None:
 def access_token(profile: MediaProfile, provider: TokenProvider) -> str | None:
     """The profile's access token from ``provider``; None when the profile's grant is another's (or none)."""
     engine = _engine(profile)
-    with Session(engine) as session:
-        grant = session.scalars(select(OAuthGrant).where(OAuthGrant.media_profile_id == profile.id)).first()
-        if grant is None or grant.provider != provider.NAME:
-            return None
-        if _fresh(grant, utcnow()):
-            return decrypt_password(grant.access_token_encrypted)
+    # Read in the profile's own session (its open transaction), not a new one: a fetch cycle asks
+    # every provider for every profile, and a transaction each made an empty cycle cost two more.
+    session = object_session(profile)
+    assert session is not None  # _engine checked it
+    grant = _grant(session, profile.id)
+    if grant is None or grant.provider != provider.NAME:
+        return None
+    if _fresh(grant, utcnow()):
+        return decrypt_password(grant.access_token_encrypted)
     return _refresh_locked(engine, profile, provider)
+
+
+def _grant(session: Session, profile_id: int) -> OAuthGrant | None:
+    """The profile's grant, read once per transaction of ``session`` for all providers that ask."""
+    transaction = session.get_transaction()
+    cached = session.info.get(_GRANTS)
+    if cached is None or cached[0] is not transaction:
+        cached = session.info[_GRANTS] = (transaction, {})
+    grants: dict[int, OAuthGrant | None] = cached[1]
+    if profile_id not in grants:
+        grants[profile_id] = session.scalars(
+            select(OAuthGrant)
+            .where(OAuthGrant.media_profile_id == profile_id)
+            .execution_options(populate_existing=True)
+        ).first()
+    return grants[profile_id]
 
 
 def _refresh_locked(engine: Engine, profile: MediaProfile, provider: TokenProvider) -> str:

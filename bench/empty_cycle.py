@@ -1,0 +1,173 @@
+"""The cost of an empty fetch cycle: database transactions and worker CPU per cycle of a mailbox with nothing new.
+
+    python -m bench.empty_cycle [--profiles 500] [--interval 5] [--duration 20] [--threads 8] [--pg-url URL]
+
+Makes a throw-away PostgreSQL database with ``--profiles`` maildir profiles, each on its own empty
+local Maildir (no server: only the engine's own work is counted), runs one real ``Worker`` (the
+code ``postroom run`` runs, all its threads) inside this process, waits until every profile has
+been fetched once, then for ``--duration`` seconds counts:
+
+- transactions, from SQLAlchemy's ``begin`` events on the worker's engine (every transaction the
+  worker opens, the outbox thread and the scheduler included), cross-checked against PostgreSQL's
+  own ``pg_stat_database`` (xact_commit + xact_rollback) for the scratch database;
+- worker CPU, ``time.process_time`` of this process (the bench's main thread only sleeps meanwhile);
+- cycles, the worker's own counter.
+
+It prints both per cycle, next to the cost of one trivial transaction (``SELECT 1``) measured in
+the same run on the same engine, and the cycles achieved against those due (profiles / interval).
+Target (issue 16): at most 2 transactions and 1 ms of worker CPU per empty cycle.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import sys
+import tempfile
+import threading
+import time
+from datetime import timedelta
+from pathlib import Path
+
+from sqlalchemy import event, func, select, text
+
+from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
+from postroom.core.app import Postroom
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.models import MediaProfile
+from postroom.core.data.profiles import ProfileFields, create_profile
+from postroom.core.worker.scheduler import Worker
+
+
+class TransactionCounter:
+    """Counts the transactions begun on an engine (any thread)."""
+
+    def __init__(self, app: Postroom) -> None:
+        self.count = 0
+        self.lock = threading.Lock()
+        event.listen(app.engine, "begin", self._begun)
+
+    def _begun(self, _connection: object) -> None:
+        with self.lock:
+            self.count += 1
+
+
+def make_profiles(app: Postroom, directory: Path, count: int, interval: int) -> None:
+    with app.transaction() as session:
+        for number in range(count):
+            folder = directory / f"md{number:05}"
+            for sub in ("cur", "new", "tmp"):
+                (folder / sub).mkdir(parents=True)
+            create_profile(
+                session,
+                app.plugins,
+                DEFAULT_CONTACT_CENTER_ID,
+                f"empty{number:05}",
+                ProfileFields(fetch_protocol="maildir", incoming_folder=str(folder), fetch_interval=interval),
+            )
+
+
+def server_transactions(app: Postroom) -> int:
+    """PostgreSQL's count of transactions ended in this database (its statistics lag up to a second)."""
+    with app.engine.connect() as connection:
+        connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+        value = connection.execute(
+            text(
+                "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+            )
+        ).scalar_one()
+    return int(value)
+
+
+def trivial_transaction(app: Postroom, repeat: int = 2000) -> tuple[float, float]:
+    """Wall and CPU milliseconds of one ``BEGIN; SELECT 1; COMMIT`` on the worker's engine."""
+    wall, cpu = time.perf_counter(), time.process_time()
+    for _ in range(repeat):
+        with app.engine.begin() as connection:
+            connection.execute(text("SELECT 1"))
+    return (time.perf_counter() - wall) * 1000 / repeat, (time.process_time() - cpu) * 1000 / repeat
+
+
+def wait_all_fetched(app: Postroom, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while True:
+        with app.sessions() as session:
+            waiting = session.scalar(select(func.count()).where(MediaProfile.last_fetch_at.is_(None)))
+        if waiting == 0:
+            return
+        if time.monotonic() > deadline:
+            raise SystemExit(f"{waiting} profiles not fetched after {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def run(args: argparse.Namespace, directory: Path) -> int:
+    with scratch_postgresql(args.pg_url, prefix="postroom_empty") as url:
+        setup = Postroom(url)
+        setup.init()
+        make_profiles(setup, directory, args.profiles, args.interval)
+        setup.dispose()
+
+        app = Postroom(url)
+        tx_wall, tx_cpu = trivial_transaction(app)
+        counter = TransactionCounter(app)
+        worker = Worker(app, threads=args.threads, lease=timedelta(seconds=60))
+        thread = threading.Thread(target=worker.run, name="bench-worker")
+        thread.start()
+        try:
+            wait_all_fetched(app, 120)
+            time.sleep(args.interval)  # settle into the steady state
+            time.sleep(1.1)  # let the server's statistics catch up before the first reading
+            before = (counter.count, worker.cycles, time.process_time(), server_transactions(app))
+            started = time.monotonic()
+            time.sleep(args.duration)
+            after = (counter.count, worker.cycles, time.process_time())
+            elapsed = time.monotonic() - started
+        finally:
+            worker.stop()
+            thread.join(120)
+        time.sleep(1.1)
+        # The server count ends after the worker stopped: subtract its shutdown and our own readings.
+        server_after = server_transactions(app)
+        app.dispose()
+
+    transactions = after[0] - before[0]
+    cycles = after[1] - before[1]
+    cpu = after[2] - before[2]
+    due = args.profiles / args.interval
+    print(
+        f"{args.profiles} empty maildir profiles, interval {args.interval} s, one worker "
+        f"({args.threads} fetch threads), PostgreSQL, {elapsed:.1f} s measured"
+    )
+    print(f"cycles       {cycles} ({cycles / elapsed:.1f}/s; {due:.1f}/s due: {cycles / elapsed / due:.0%})")
+    if cycles == 0:
+        raise SystemExit("no cycles ran")
+    print(
+        f"transactions {transactions / cycles:.2f} per cycle ({transactions} begun; "
+        f"PostgreSQL counted {server_after - before[3]} incl. shutdown)"
+    )
+    print(f"worker CPU   {cpu * 1000 / cycles:.2f} ms per cycle ({cpu / elapsed:.0%} of one core)")
+    print(f"one trivial transaction (BEGIN; SELECT 1; COMMIT): {tx_wall:.3f} ms wall, {tx_cpu:.3f} ms CPU")
+    met = transactions / cycles <= 2 and cpu * 1000 / cycles <= 1
+    print(f"target       <= 2 transactions and <= 1 ms CPU per cycle: {'met' if met else 'MISSED'}")
+    return 0 if met else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--profiles", type=int, default=500, help="maildir profiles, one empty Maildir each")
+    parser.add_argument("--interval", type=int, default=5, help="fetch interval of every profile, s (5)")
+    parser.add_argument("--duration", type=float, default=20.0, help="how long the steady state is measured, s")
+    parser.add_argument("--threads", type=int, default=8, help="the worker's fetch threads (8)")
+    parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server for the scratch database")
+    args = parser.parse_args(argv)
+    directory = Path(tempfile.mkdtemp(prefix="postroom-empty-"))
+    try:
+        return run(args, directory)
+    finally:
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
