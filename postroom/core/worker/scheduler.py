@@ -38,6 +38,7 @@ from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
+from postroom.core.worker.idle import RENEW_EVERY, IdleSchedule
 from postroom.core.worker.leases import (
     claim_due_profiles,
     release_all,
@@ -106,6 +107,7 @@ class Worker:
         verbose: bool = False,
         batch_mails: int = BATCH_MAILS,
         parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
+        idle_renew: float = RENEW_EVERY,
     ) -> None:
         THREADS.check(threads)
         self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
@@ -132,6 +134,8 @@ class Worker:
         self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
         #: One log of a database outage for all threads, instead of a traceback from each, each time.
         self.outage = DatabaseOutage(log, DATABASE_RETRY)
+        #: Profiles this worker holds and watches for new mail (IMAP IDLE); see core/worker/idle.py.
+        self.idle = IdleSchedule(app, self.wake.set, renew_every=idle_renew)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -187,6 +191,7 @@ class Worker:
         ]
         for thread in helpers:
             thread.start()
+        self.idle.watcher.start()
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-fetch") as pool:
                 while not self.stopping.is_set():
@@ -206,6 +211,7 @@ class Worker:
         finally:
             for thread in helpers:
                 thread.join(timeout=60)
+            self.idle.watcher.stop()
             with self.app.transaction() as session:
                 released = release_all(session, self.id)
             log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
@@ -218,9 +224,19 @@ class Worker:
             free = self.threads - len(self.in_flight)
         if free <= 0:
             return
+        with self.lock:
+            busy = set(self.in_flight)
+        now = utcnow()
+        held = self.idle.due(now, busy, free)
+        if held:
+            with self.app.transaction() as session:  # still ours? (and the lease extended)
+                kept = renew_leases(session, self.id, held, now, self.lease)
+            for profile_id in set(held) - kept:
+                self.idle.let_go(profile_id)
+            held = sorted(kept)
         with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
-        for profile_id in claimed:
+            claimed = claim_due_profiles(session, self.id, now, self.lease, free - len(held))
+        for profile_id in held + claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
                 self.in_flight[profile_id] = future
@@ -229,8 +245,10 @@ class Worker:
         started_at = utcnow()
         started = time.monotonic()
         next_at: datetime | None = None
+        succeeded = False
         try:
             report = fetcher.fetch_profile(profile_id)
+            succeeded = not report.error
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
@@ -249,7 +267,10 @@ class Worker:
                 self.cycles += 1
             try:
                 with self.app.transaction() as session:
-                    next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+                    now = utcnow()
+                    next_at = release_profile(session, self.id, profile_id, now, started_at)
+                    self.idle.after_cycle(session, self.id, profile_id, now, next_at, self.lease, succeeded)
+                self.idle.started(profile_id)
             except Exception as error:
                 if not self.outage.failed(error, f"giving back the lease of profile {profile_id}"):
                     log.exception(
@@ -295,7 +316,8 @@ class Worker:
         interval = max(self.lease.total_seconds() / 3, 0.2)
         while not self.stopping.wait(interval):
             with self.lock:
-                held = dict(self.in_flight)
+                held: dict[int, Future[FetchReport] | None] = dict(self.in_flight)
+            held.update({p: None for p in self.idle.held() if p not in held})
             if not held:
                 continue
             try:
@@ -308,6 +330,8 @@ class Worker:
             with self.lock:
                 # Still the same fetch as before the renewal, so the lease was never given back meanwhile.
                 lost = sorted(p for p, f in held.items() if p not in kept and self.in_flight.get(p) is f)
+            for profile_id in lost:
+                self.idle.let_go(profile_id)
             if lost:
                 # Only a pause longer than the lease (or a clock jump) gets here; the ledger still
                 # keeps a mail from being stored twice.
@@ -343,6 +367,8 @@ class Worker:
                 log.info("configuration generation %d picked up", generation)
             elif self.generation < 0:
                 log.info("configuration generation %d loaded", generation)
+            if generation != self.generation:
+                self.idle.refresh()
             self.generation = generation
             self.last_reload = time.monotonic()
             self._log_plugin_failures(self.app.reload_plugins().failures())
@@ -388,6 +414,7 @@ class Worker:
             "fetching": fetching,
             "profiles_in_error": in_error,
             "cycles": self.cycles,
+            "idle_connections": self.idle.watcher.connections(),
         }
 
 
