@@ -70,6 +70,22 @@ class ManyConnectionsDovecot(Dovecot):
         self.config_path.write_text(text + LIMITS)
 
 
+def inotify_warning(profiles: int) -> str | None:
+    """Dovecot learns of new mail from inotify, one instance per IDLE session, counted per uid: every
+    user of this Dovecot is one uid, and past the kernel's limit Dovecot falls back to looking every
+    30 s (``mailbox_idle_check_interval``), which is then what this bench would measure."""
+    path = Path("/proc/sys/fs/inotify/max_user_instances")
+    if not path.exists():
+        return None
+    limit = int(path.read_text())
+    if limit >= profiles + 64:
+        return None
+    return (
+        f"fs.inotify.max_user_instances is {limit}: Dovecot's sessions past it notice new mail only "
+        f"every 30 s. Raise it first (as root: sysctl -w fs.inotify.max_user_instances={profiles + 512})."
+    )
+
+
 def health(port: int) -> dict[str, object]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
         document: dict[str, object] = json.loads(response.read())
@@ -207,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--seed", type=int, default=20261130)
     args = parser.parse_args(argv)
+    warning = inotify_warning(args.profiles) if args.idle else None
+    if warning:
+        print(f"warning: {warning}")
 
     base = Path(tempfile.mkdtemp(prefix="dvi", dir="/tmp"))
     base.chmod(0o755)
