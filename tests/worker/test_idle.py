@@ -33,11 +33,27 @@ def _idle_and_quiet(worker: WorkerProcess, name: str, waiting: str) -> None:
     )
 
 
+def test_the_idle_switch_is_on_by_default_and_kept_by_profile_add_and_modify(sqlite_url: str) -> None:
+    cli = Cli(sqlite_url)
+    cli.ok("profile", "add", "on", "--fetch-protocol", "imap", "--incoming-host", "mail.example.test")
+    cli.ok("profile", "add", "off", "--fetch-protocol", "imap", "--incoming-host", "mail.example.test", "--no-idle")
+    assert cli.ok("profile", "show", "on", "--json").json()["idle"] is True
+    assert cli.ok("profile", "show", "off", "--json").json()["idle"] is False
+    cli.ok("profile", "modify", "off", "--idle")
+    cli.ok("profile", "modify", "on", "--no-idle")
+    assert cli.ok("profile", "show", "on", "--json").json()["idle"] is False
+    assert cli.ok("profile", "show", "off", "--json").json()["idle"] is True
+
+
 def test_a_mail_appended_to_an_idle_mailbox_is_stored_without_waiting_for_the_hourly_poll(
     sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
 ) -> None:
     user, _ = dovecot.new_user("idle")
+    polled_user, _ = dovecot.new_user("polled")
     add_dovecot_profile(Cli(sqlite_url), dovecot, user, "imap", "--fetch-interval", HOUR, name="idle")
+    add_dovecot_profile(
+        Cli(sqlite_url), dovecot, polled_user, "imap", "--fetch-interval", HOUR, "--no-idle", name="polled"
+    )
     Desk(sqlite_app).route("idle")
     worker = workers.start("idle", sqlite_url, "--verbose")
     _idle_and_quiet(worker, "idle", r"waiting for new mail \(IDLE\)")
@@ -48,6 +64,9 @@ def test_a_mail_appended_to_an_idle_mailbox_is_stored_without_waiting_for_the_ho
     wait_until(lambda: stored_counts(sqlite_app) == {"idle-1@example.org": 1}, 60, "the mail stored", worker.log)
     worker.wait_for_log(r"profile idle: fetched 1, stored 1")
     assert _cycles(worker, "idle") == cycles_before + 1, worker.log()
+    # The profile switched off was fetched (its first poll) and is not watched.
+    assert _cycles(worker, "polled") == 1, worker.log()
+    assert "profile polled: waiting" not in worker.log()
 
 
 def test_a_dropped_idle_connection_reconnects_and_the_next_mail_still_arrives_at_once(
