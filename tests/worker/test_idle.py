@@ -7,8 +7,11 @@ the test cuts to drop the IDLE connection.
 
 from __future__ import annotations
 
+import json
+import urllib.request
+
 from postroom.core.app import Postroom
-from tests.servers.dovecot import Dovecot
+from tests.servers.dovecot import Dovecot, free_ports
 from tests.servers.tcp_proxy import TcpProxy
 from tests.support.cli import Cli
 from tests.support.desk import Desk, add_dovecot_profile
@@ -109,3 +112,33 @@ def test_a_dropped_idle_connection_reconnects_and_the_next_mail_still_arrives_at
         )
         worker.wait_for_log(r"profile dropped: fetched 1, stored 1(.|\n)*profile dropped: fetched 1, stored 1")
         assert _cycles(worker, "dropped") == cycles_before + 1, worker.log()
+
+
+def _health(port: int) -> dict[str, int]:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=10) as response:
+        document: dict[str, int] = json.loads(response.read())
+        return document
+
+
+def test_idle_is_renewed_before_the_server_limit_and_still_announces_mail_afterwards(
+    sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    user, _ = dovecot.new_user("renewed")
+    add_dovecot_profile(Cli(sqlite_url), dovecot, user, "imaps", "--fetch-interval", HOUR, name="renewed")
+    Desk(sqlite_app).route("renewed")
+    (port,) = free_ports(1)
+    worker = workers.start(
+        "renewed", sqlite_url, "--verbose", "--idle-renew", "1", "--admin-listen", f"127.0.0.1:{port}"
+    )
+    _idle_and_quiet(worker, "renewed", r"waiting for new mail \(IDLE\)")
+    assert _health(port)["idle_connections"] == 1
+    wait_until(lambda: _health(port)["idle_renewals"] >= 3, 60, "three IDLE renewals", worker.log)
+    cycles_before = _cycles(worker, "renewed")
+
+    dovecot.deliver(user, numbered_mail(1, tag="renewed"))
+
+    wait_until(
+        lambda: stored_counts(sqlite_app) == {"renewed-1@example.org": 1}, 60, "the mail stored", worker.log
+    )
+    assert _cycles(worker, "renewed") == cycles_before + 1, worker.log()
+    assert "dropped" not in worker.log()

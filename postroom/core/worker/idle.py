@@ -108,6 +108,8 @@ class IdleWatcher:
         self._wake_r, self._wake_w = socket.socketpair()
         self._wake_r.setblocking(False)
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
+        #: IDLE commands ended and restarted before the server's limit, since the start (for /health).
+        self.renewals = 0
         self.stopping = threading.Event()
         self.connectors = ThreadPoolExecutor(CONNECTORS, thread_name_prefix="postroom-idle-connect")
         self.thread = threading.Thread(target=self._loop, name="postroom-idle", daemon=True)
@@ -288,6 +290,7 @@ class IdleWatcher:
                 self._dropped(watch, registered, error)
                 continue
             watch.since = time.monotonic()
+            self.renewals += 1
             if news:
                 self.on_news(watch.profile_id)
 

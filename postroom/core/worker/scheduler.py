@@ -415,6 +415,7 @@ class Worker:
             "profiles_in_error": in_error,
             "cycles": self.cycles,
             "idle_connections": self.idle.watcher.connections(),
+            "idle_renewals": self.idle.watcher.renewals,
         }
 
 
