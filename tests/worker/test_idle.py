@@ -140,5 +140,6 @@ def test_idle_is_renewed_before_the_server_limit_and_still_announces_mail_afterw
     wait_until(
         lambda: stored_counts(sqlite_app) == {"renewed-1@example.org": 1}, 60, "the mail stored", worker.log
     )
+    worker.wait_for_log(r"profile renewed: fetched 1, stored 1")  # stored is committed before it is logged
     assert _cycles(worker, "renewed") == cycles_before + 1, worker.log()
     assert "dropped" not in worker.log()

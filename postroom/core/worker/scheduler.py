@@ -38,7 +38,8 @@ from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
-from postroom.core.worker.idle import RENEW_EVERY, IdleSchedule
+from postroom.core.worker.idle import RENEW_EVERY
+from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
     claim_due_profiles,
     release_all,

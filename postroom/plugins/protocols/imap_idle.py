@@ -62,9 +62,25 @@ class ImapWaiter(MailWaiter):
         self.settings = settings
         self._empty_reads = 0
 
-    def start(self) -> None:
+    def start(self) -> bool:
+        """Send ``IDLE``; True if the server announced new mail before it answered ``+``.
+
+        Not imapclient's ``idle()``: that one fails on an untagged response before the ``+``, which
+        Dovecot sends when mail arrived while a renewal's DONE was under way. Sets the tag
+        imapclient's ``idle_done`` and ``idle_check`` work from.
+        """
+        imap = self.client._imap
         with talking_to(self.settings):
-            self.client.idle()
+            tag = imap._command("IDLE")
+            self.client._idle_tag = tag
+            while imap._get_response() is not None:  # None: the continuation "+ idling"
+                if imap.tagged_commands.get(tag) is not None:
+                    raise ProtocolError(
+                        f"The {WHAT} {self.settings.host}:{self.settings.port} refused IDLE: "
+                        f"{imap.tagged_commands[tag]}.",
+                        "protocol",
+                    )
+            return bool(imap.untagged_responses.pop("EXISTS", None))
 
     def fileno(self) -> int:
         return int(self.client.socket().fileno())
@@ -87,8 +103,7 @@ class ImapWaiter(MailWaiter):
         with talking_to(self.settings):
             _text, responses = self.client.idle_done()
             news = any([_is_news(response) for response in responses])
-            self.client.idle()
-        return news
+        return self.start() or news
 
     def close(self) -> None:
         try:
