@@ -41,6 +41,7 @@ from dataclasses import dataclass
 
 from postroom.core.app import Postroom
 from postroom.core.contract.protocols import MailWaiter, ProtocolError
+from postroom.core.data.db import is_outage
 from postroom.core.data.models import MediaProfile
 from postroom.core.servers import incoming_protocol, incoming_settings
 
@@ -163,7 +164,11 @@ class IdleWatcher:
             log.warning("profile %s: IDLE failed: %s (again in %.0f s)", watch.name, error, delay)
             self._connect_later(watch, delay)
             return
-        except Exception:
+        except Exception as error:
+            if is_outage(error):  # the worker's outage log says so once; try again later
+                watch.failures += 1
+                self._connect_later(watch, min(FIRST_RECONNECT * 2 ** (watch.failures - 1), MAX_RECONNECT))
+                return
             log.exception("profile %s: IDLE could not be started; polling only", watch.name)
             self.unwatch(watch.profile_id)
             return
