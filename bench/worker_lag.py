@@ -35,6 +35,7 @@ from sqlalchemy import func, select
 from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, add_campaign, add_queue
+from postroom.core.data.idle_switch import set_idle
 from postroom.core.data.models import MediaProfile, Message, utcnow
 from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.data.rules import add_rule
@@ -55,8 +56,11 @@ def fresh_database(kind: str, server_url: str, directory: Path) -> Iterator[str]
         yield url
 
 
-def make_profiles(app: Postroom, dovecot: Dovecot, count: int, interval: int) -> list[str]:
-    """``count`` Dovecot users, each with a routed IMAP profile; returns the users, in profile order."""
+def make_profiles(app: Postroom, dovecot: Dovecot, count: int, interval: int, idle: bool = False) -> list[str]:
+    """``count`` Dovecot users, each with a routed IMAP profile; returns the users, in profile order.
+
+    Polled only unless ``idle`` (bench.idle_lag): this bench measures polling.
+    """
     users = [dovecot.new_user("lag")[0] for _ in range(count)]
     with app.transaction() as session:
         campaign = add_campaign(session, DEFAULT_CONTACT_CENTER_ID, "Support")
@@ -78,6 +82,7 @@ def make_profiles(app: Postroom, dovecot: Dovecot, count: int, interval: int) ->
                     tls_verify=False,
                 ),
             )
+            set_idle(session, profile, idle)
             add_rule(session, profile, campaign, queue)
     return users
 

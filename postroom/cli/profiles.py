@@ -21,6 +21,7 @@ from postroom.cli._common import (
 )
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration, profiles
+from postroom.core.data.idle_switch import set_idle
 from postroom.core.data.models.profiles import OUTGOING_LOGINS
 from postroom.core.data.profiles import ProfileFields
 from postroom.core.plugin_host import PluginHost
@@ -117,6 +118,11 @@ def _profile_options(function: Callable[..., Any]) -> Callable[..., Any]:
             default=None,
             help="Log in even where the server offers no STARTTLS, sending the password unencrypted (default off).",
         ),
+        click.option(
+            "--idle/--no-idle",
+            default=None,
+            help="Let the worker watch the mailbox for new mail (IMAP IDLE) between polls (default on).",
+        ),
         click.option("--incoming/--no-incoming", "incoming_allowed", default=None, help="Allow fetching."),
         click.option("--outgoing/--no-outgoing", "outgoing_allowed", default=None, help="Allow sending."),
     ]
@@ -181,9 +187,12 @@ def add_profile(name: str, resolvers: tuple[str, ...], **options: Any) -> None:
     """Register a new email media profile."""
     app = state().app()
     cc = contact_center_id(app)
+    idle = options.pop("idle")
     values = _fields(options, creating=True)
     with app.transaction() as session:
         profile = profiles.create_profile(session, app.plugins, cc, name, values)
+        if idle is not None:
+            set_idle(session, profile, idle)
         if resolvers:
             profiles.set_resolvers(session, app.plugins, profile, list(resolvers))
         profile_id = profile.id
@@ -197,10 +206,13 @@ def modify_profile(name: str, **options: Any) -> None:
     """Change a profile; protocols and folders are fixed after creation."""
     app = state().app()
     cc = contact_center_id(app)
+    idle = options.pop("idle")
     values = _fields(options)
     with app.transaction() as session:
         profile = profiles.get_profile(session, name, cc)
         profiles.modify_profile(session, app.plugins, profile, values)
+        if idle is not None:
+            set_idle(session, profile, idle)
     echo(f"Updated profile {name!r}.")
 
 

@@ -14,6 +14,7 @@ from postroom.core.contract.errors import UserError
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
 from postroom.core.worker.admin_http import new_admin_token
+from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.scheduler import Worker, install_signal_handlers
 
 
@@ -69,6 +70,13 @@ def listen_address(value: str) -> tuple[str, int]:
     show_default=True,
     help="Mails downloaded and committed together; a stop request is honoured between batches.",
 )
+@click.option(
+    "--idle-renew",
+    type=click.IntRange(1, 29 * 60),
+    default=int(RENEW_EVERY),
+    show_default=True,
+    help="Seconds after which an IMAP IDLE is ended and restarted (servers may drop it after 30 minutes).",
+)
 @parse_time_limit_option
 @click.option("--verbose", "-v", is_flag=True, help="Log every cycle, not only those that did something.")
 def run_command(
@@ -79,6 +87,7 @@ def run_command(
     log_format: LogFormat,
     batch_size: int,
     parse_time_limit: float,
+    idle_renew: int,
     verbose: bool,
 ) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
@@ -93,6 +102,7 @@ def run_command(
         batch_mails=batch_size,
         parse_time_limit=parse_time_limit,
         metrics_need_token=not metrics_without_token,
+        idle_renew=idle_renew,
     )
     install_signal_handlers(worker, signal)
     sys.exit(worker.run())

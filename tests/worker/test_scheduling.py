@@ -65,7 +65,8 @@ def test_a_profile_with_a_wrong_password_backs_off_doubling_while_a_good_one_kee
     add_dovecot_profile(
         cli, dovecot, bad_user, "imap", "--fetch-interval", "1", name="refused", password="not-the-password"
     )
-    add_dovecot_profile(cli, dovecot, good_user, "imap", "--fetch-interval", "1", name="healthy")
+    # Polled only (no IDLE): its cadence is what this test measures.
+    add_dovecot_profile(cli, dovecot, good_user, "imap", "--fetch-interval", "1", "--no-idle", name="healthy")
     desk.route("refused")
     desk.route("healthy")
     worker = workers.start("solo", sqlite_url, "--verbose")
@@ -102,7 +103,8 @@ def test_a_shortened_fetch_interval_takes_effect_after_postroom_reload(
 ) -> None:
     user, _ = dovecot.new_user("hourly")
     cli = Cli(sqlite_url)
-    add_dovecot_profile(cli, dovecot, user, "imap", "--fetch-interval", "3600", name="hourly")
+    # Polled only: a watched (IDLE) profile is held by the worker and fetched at once on a reload instead.
+    add_dovecot_profile(cli, dovecot, user, "imap", "--fetch-interval", "3600", "--no-idle", name="hourly")
     Desk(sqlite_app).route("hourly")
     worker = workers.start("solo", sqlite_url, "--verbose")
     worker.wait_for_log(r"profile hourly: fetched 0")

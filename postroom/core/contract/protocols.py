@@ -231,6 +231,32 @@ class Sender(_Closing):
         return self.send(envelope_from, recipients, raw)
 
 
+class MailWaiter(_Closing):
+    """A logged-in connection that waits for new mail in one folder (IMAP IDLE, RFC 2177): optional.
+
+    The worker watches hundreds of these from one thread with a selector (docs/architecture.md,
+    "IDLE"), so no method may block for long: :meth:`fileno` is what the selector waits on,
+    :meth:`read_news` is called only when it is readable. A waiter never fetches: news only starts
+    the profile's normal fetch cycle, so every mail still takes the store-before-acknowledge path.
+    """
+
+    @abc.abstractmethod
+    def fileno(self) -> int:
+        """The connection's socket, for the worker's selector."""
+
+    @abc.abstractmethod
+    def read_news(self) -> bool:
+        """Read what the server sent (the socket is readable); True if new mail arrived.
+
+        Raise :class:`ProtocolError` (kind ``connection``) when the connection broke or the server
+        ended the wait; the worker reconnects with back-off.
+        """
+
+    @abc.abstractmethod
+    def renew(self) -> bool:
+        """End and restart the wait before the server's limit (IDLE: 29 minutes); True if new mail arrived meanwhile."""
+
+
 class ProtocolPlugin(abc.ABC):
     """A mail protocol: a class returned from ``postroom_register_protocols``.
 
@@ -262,10 +288,20 @@ class ProtocolPlugin(abc.ABC):
     #: True when sending through it already stores the sent copy (EWS Sent Items, a Maildir sink),
     #: so the core does not append a copy to the outgoing folder itself.
     KEEPS_SENT_COPY: ClassVar[bool] = False
+    #: True when :meth:`open_waiter` may return a waiter (the server may announce new mail, IMAP IDLE).
+    CAN_WAIT_FOR_MAIL: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
         """Connect, log in and select ``settings.folder``; raise :class:`ProtocolError` on failure."""
         raise ProtocolError(f"Protocol {self.NAME!r} cannot fetch mail.", "protocol")
+
+    def open_waiter(self, settings: ConnectionSettings) -> MailWaiter | None:
+        """Connect, log in and start waiting for new mail in ``settings.folder``; None if the server cannot.
+
+        Optional (the default: None, the profile is polled only). Same TLS and login rules as
+        :meth:`open_mailbox`; raise :class:`ProtocolError` on failure.
+        """
+        return None
 
     def open_sender(self, settings: ConnectionSettings) -> Sender:
         """Connect and log in to the outgoing server; raise :class:`SendFailure` on failure."""

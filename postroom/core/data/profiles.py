@@ -15,6 +15,7 @@ from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data import validation
 from postroom.core.data.columns import width
 from postroom.core.data.configuration import retry_settings
+from postroom.core.data.idle_switch import idle_enabled
 from postroom.core.data.models import (
     MediaProfile,
     MediaProfileResolver,
@@ -389,6 +390,7 @@ def profile_details(session: Session, profile: MediaProfile) -> dict[str, Any]:
         "rate_limit_retry_time": retry.rate_limit_retry_time,
         "progressive_retry_interval": retry.progressive_retry_interval,
     }
+    document["idle"] = idle_enabled(session, profile.id)
     document["warnings"] = plaintext_login_warnings(profile)
     return document
 

@@ -17,8 +17,8 @@ Why this shape:
   :data:`PROFILE_LABELS` profiles this worker stores mail for, the rest share ``profile="other"``;
   categories and policies are the closed sets of the retry contract and the installed policies.
 
-The IDLE engine sets :data:`IDLE_CONNECTIONS` (``postroom_idle_connections``) through
-:func:`set_idle_connections` whenever it opens or loses a connection.
+The worker sets :data:`IDLE_CONNECTIONS` (``postroom_idle_connections``) through
+:func:`set_idle_connections` from its IDLE watcher's count at every scrape.
 """
 
 from __future__ import annotations

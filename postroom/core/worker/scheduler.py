@@ -39,6 +39,8 @@ from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
+from postroom.core.worker.idle import RENEW_EVERY
+from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
     claim_due_profiles,
     release_after_cycle,
@@ -47,7 +49,7 @@ from postroom.core.worker.leases import (
     renew_leases,
     reschedule_to_intervals,
 )
-from postroom.core.worker.metrics import WorkerMetrics
+from postroom.core.worker.metrics import WorkerMetrics, set_idle_connections
 from postroom.core.worker.outage import DatabaseOutage
 
 log = logging.getLogger("postroom.worker")
@@ -112,6 +114,7 @@ class Worker:
         batch_mails: int = BATCH_MAILS,
         parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
         metrics_need_token: bool = True,
+        idle_renew: float = RENEW_EVERY,
     ) -> None:
         THREADS.check(threads)
         self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
@@ -144,6 +147,8 @@ class Worker:
         self.sqlite_lock = SqliteWorkerLock(app) if app.engine.dialect.name == "sqlite" else None
         #: One log of a database outage for all threads, instead of a traceback from each, each time.
         self.outage = DatabaseOutage(log, DATABASE_RETRY)
+        #: Profiles this worker holds and watches for new mail (IMAP IDLE); see core/worker/idle.py.
+        self.idle = IdleSchedule(app, self.wake.set, renew_every=idle_renew)
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -182,7 +187,7 @@ class Worker:
                 self._check_token,
                 self._reload_now,
                 self.health,
-                metrics=self.metrics.scrape,
+                metrics=self._scrape,
                 metrics_need_token=self.metrics_need_token,
             )
         except OSError as error:
@@ -209,6 +214,7 @@ class Worker:
         ]
         for thread in helpers:
             thread.start()
+        self.idle.watcher.start()
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-fetch") as pool:
                 while not self.stopping.is_set():
@@ -231,6 +237,7 @@ class Worker:
         finally:
             for thread in helpers:
                 thread.join(timeout=60)
+            self.idle.watcher.stop()
             with self.app.transaction() as session:
                 released = release_all(session, self.id)
             log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
@@ -254,10 +261,19 @@ class Worker:
             return False
         with self.lock:
             free = self.threads - len(self.in_flight)
+            busy = set(self.in_flight)
+        now = utcnow()
+        held = self.idle.due(now, busy, free)
+        if held:
+            with self.app.transaction() as session:  # still ours? (and the lease extended)
+                kept = renew_leases(session, self.id, held, now, self.lease)
+            for profile_id in set(held) - kept:
+                self.idle.let_go(profile_id)
+            held = sorted(kept)
         with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, utcnow(), self.lease, free)
+            claimed = claim_due_profiles(session, self.id, now, self.lease, free - len(held))
         self.next_claim = time.monotonic() + CLAIM_GAP
-        for profile_id in claimed:
+        for profile_id in held + claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
                 self.in_flight[profile_id] = future
@@ -277,17 +293,22 @@ class Worker:
         ended: list[float] = []
 
         def finish(session: Session, profile: MediaProfile) -> None:
-            """Give the lease back in the transaction that records the cycle's outcome."""
+            """Give the lease back (or keep it, to watch the folder) in the transaction that records the cycle."""
             # Out of in_flight before the lease goes (see below), and the time taken before too.
             ended.append(time.monotonic())
             with self.lock:
                 self.in_flight.pop(profile_id, None)
-            released.append(release_after_cycle(session, self.id, profile, utcnow(), started_at))
+            now = utcnow()
+            due = release_after_cycle(session, self.id, profile, now, started_at)
+            released.append(due)
+            ok = profile.status == ProfileStatus.OK
+            self.idle.after_cycle(session, self.id, profile_id, now, due, self.lease, ok)
 
         try:
             report = fetcher.fetch_profile(profile_id, finish=finish)
             if released:  # fetch_profile returned: its last commit gave the lease back
                 next_at, given_back = released[-1], True
+                self.idle.started(profile_id)
         except UserError as error:  # deleted meanwhile
             report = FetchReport(str(profile_id), error=str(error))
         except Exception as error:
@@ -307,7 +328,9 @@ class Worker:
             try:
                 if not given_back:  # the cycle ended without its commit: give the lease back alone
                     with self.app.transaction() as session:
-                        next_at = release_profile(session, self.id, profile_id, utcnow(), started_at)
+                        now = utcnow()
+                        next_at = release_profile(session, self.id, profile_id, now, started_at)
+                        self.idle.let_go(profile_id)
             except Exception as error:
                 if not self.outage.failed(error, f"giving back the lease of profile {profile_id}"):
                     log.exception(
@@ -353,7 +376,8 @@ class Worker:
         interval = max(self.lease.total_seconds() / 3, 0.2)
         while not self.stopping.wait(interval):
             with self.lock:
-                held = dict(self.in_flight)
+                held: dict[int, Future[FetchReport] | None] = dict(self.in_flight)
+            held.update({p: None for p in self.idle.held() if p not in held})
             if not held:
                 continue
             try:
@@ -366,6 +390,8 @@ class Worker:
             with self.lock:
                 # Still the same fetch as before the renewal, so the lease was never given back meanwhile.
                 lost = sorted(p for p, f in held.items() if p not in kept and self.in_flight.get(p) is f)
+            for profile_id in lost:
+                self.idle.let_go(profile_id)
             if lost:
                 # Only a pause longer than the lease (or a clock jump) gets here; the ledger still
                 # keeps a mail from being stored twice.
@@ -402,6 +428,8 @@ class Worker:
                 log.info("configuration generation %d picked up", generation)
             elif self.generation < 0:
                 log.info("configuration generation %d loaded", generation)
+            if generation != self.generation:
+                self.idle.refresh()
             self.generation = generation
             self.last_reload = time.monotonic()
             self._log_plugin_failures(self.app.reload_plugins().failures())
@@ -431,6 +459,11 @@ class Worker:
         self._check_generation()
         return generation
 
+    def _scrape(self) -> tuple[bytes, str]:
+        """/metrics: the IDLE connections gauge read from the watcher, then the whole registry."""
+        set_idle_connections(self.idle.watcher.connections())
+        return self.metrics.scrape()
+
     def health(self) -> dict[str, Any]:
         with self.app.sessions() as session:
             in_error = session.scalar(
@@ -447,6 +480,8 @@ class Worker:
             "fetching": fetching,
             "profiles_in_error": in_error,
             "cycles": self.cycles,
+            "idle_connections": self.idle.watcher.connections(),
+            "idle_renewals": self.idle.watcher.renewals,
         }
 
 

@@ -15,6 +15,7 @@ from typing import ClassVar
 from imapclient import DELETED, SEEN, IMAPClient
 
 from postroom.core.contract.hooks import hookimpl
+from postroom.core.contract.protocols import MailWaiter
 from postroom.plugins.protocols.base import (
     ConnectionSettings,
     FetchedMail,
@@ -357,6 +358,7 @@ class ImapProtocol(ProtocolPlugin):
     DEFAULT_PORT: ClassVar[int | None] = 143
     DEFAULT_FOLDER: ClassVar[str] = "INBOX"
     CAN_FETCH = True
+    CAN_WAIT_FOR_MAIL = True
     IMPLICIT_TLS: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
@@ -366,6 +368,12 @@ class ImapProtocol(ProtocolPlugin):
         except BaseException:
             close_quietly(client)
             raise
+
+    def open_waiter(self, settings: ConnectionSettings) -> MailWaiter | None:
+        # Imported here: imap_idle builds on this module's connect and login.
+        from postroom.plugins.protocols.imap_idle import open_waiter
+
+        return open_waiter(settings, self.IMPLICIT_TLS, settings.folder or self.DEFAULT_FOLDER)
 
 
 class ImapsProtocol(ImapProtocol):
