@@ -10,6 +10,8 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from postroom.core.app import Postroom
 from tests.servers.dovecot import Dovecot, free_ports
 from tests.servers.tcp_proxy import TcpProxy
@@ -120,6 +122,18 @@ def _health(port: int) -> dict[str, int]:
         return document
 
 
+def _idle_connections_metric(port: int) -> float:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as response:
+        text = response.read().decode()
+    (value,) = (
+        sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == "postroom_idle_connections"
+    )
+    return value
+
+
 def test_idle_is_renewed_before_the_server_limit_and_still_announces_mail_afterwards(
     sqlite_url: str, sqlite_app: Postroom, dovecot: Dovecot, workers: Workers
 ) -> None:
@@ -128,10 +142,18 @@ def test_idle_is_renewed_before_the_server_limit_and_still_announces_mail_afterw
     Desk(sqlite_app).route("renewed")
     (port,) = free_ports(1)
     worker = workers.start(
-        "renewed", sqlite_url, "--verbose", "--idle-renew", "1", "--admin-listen", f"127.0.0.1:{port}"
+        "renewed",
+        sqlite_url,
+        "--verbose",
+        "--idle-renew",
+        "1",
+        "--admin-listen",
+        f"127.0.0.1:{port}",
+        "--metrics-without-token",
     )
     _idle_and_quiet(worker, "renewed", r"waiting for new mail \(IDLE\)")
     assert _health(port)["idle_connections"] == 1
+    assert _idle_connections_metric(port) == 1  # /metrics reads the same watcher
     wait_until(lambda: _health(port)["idle_renewals"] >= 3, 60, "three IDLE renewals", worker.log)
     cycles_before = _cycles(worker, "renewed")
 
