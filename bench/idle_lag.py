@@ -19,12 +19,10 @@ import argparse
 import json
 import os
 import random
-import shutil
 import signal
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from datetime import datetime, timedelta
@@ -37,12 +35,12 @@ from bench.worker_lag import (
     mail,
     make_profiles,
     percentile,
+    scratch_dovecot,
     stored_at,
     wait_for,
 )
 from postroom.core.app import Postroom
 from postroom.core.data.models import utcnow
-from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot, free_ports
 
 #: Dovecot's defaults allow 100 processes per service; each IMAP session is a process (and its
@@ -227,21 +225,8 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(f"warning: {warning}")
 
-    base = Path(tempfile.mkdtemp(prefix="dvi", dir="/tmp"))
-    base.chmod(0o755)
-    (base / "cert").mkdir(mode=0o755)
-    home = base / "home"
-    home.mkdir()
-    # The worker process must decrypt the passwords this process stored: one data directory for both.
-    os.environ["POSTROOM_HOME"] = str(home)
-    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    dovecot = ManyConnectionsDovecot(base, make_certificate(base / "cert"))
-    dovecot.start()
-    try:
+    with scratch_dovecot("dvi", ManyConnectionsDovecot) as (dovecot, home):
         return run(args, dovecot, home)
-    finally:
-        dovecot.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 if __name__ == "__main__":

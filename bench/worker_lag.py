@@ -235,7 +235,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=20241129)
     args = parser.parse_args(argv)
 
-    base = Path(tempfile.mkdtemp(prefix="dvl", dir="/tmp"))
+    with scratch_dovecot("dvl", Dovecot) as (dovecot, home):
+        return run(args, dovecot, home)
+
+
+@contextmanager
+def scratch_dovecot(prefix: str, kind: type[Dovecot]) -> Iterator[tuple[Dovecot, Path]]:
+    """A Dovecot of ``kind`` in a scratch directory, and the POSTROOM_HOME the worker shares with us."""
+    base = Path(tempfile.mkdtemp(prefix=prefix, dir="/tmp"))
     base.chmod(0o755)
     (base / "cert").mkdir(mode=0o755)
     home = base / "home"
@@ -243,10 +250,10 @@ def main(argv: list[str] | None = None) -> int:
     # The worker process must decrypt the passwords this process stored: one data directory for both.
     os.environ["POSTROOM_HOME"] = str(home)
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    dovecot = Dovecot(base, make_certificate(base / "cert"))
+    dovecot = kind(base, make_certificate(base / "cert"))
     dovecot.start()
     try:
-        return run(args, dovecot, home)
+        yield dovecot, home
     finally:
         dovecot.stop()
         shutil.rmtree(base, ignore_errors=True)
