@@ -73,7 +73,7 @@ FETCH_LAG = Histogram(
 MAILS_STORED = Counter("postroom_mails_stored", "Inbound mails stored.", registry=REGISTRY)
 MAILS_DUPLICATE = Counter(
     "postroom_mails_duplicate",
-    "Fetched mails not stored again: their Message-ID was stored.",
+    "Fetched mails not stored again: the same mail (its content) was stored already.",
     registry=REGISTRY,
 )
 MAILS_QUARANTINED = Counter(
