@@ -17,9 +17,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,13 +33,14 @@ from bench.worker_lag import (
     mail,
     make_profiles,
     percentile,
+    running_worker,
     scratch_dovecot,
     stored_at,
     wait_for,
 )
 from postroom.core.app import Postroom
 from postroom.core.data.models import utcnow
-from tests.servers.dovecot import Dovecot, free_ports
+from tests.servers.dovecot import Dovecot
 
 #: Dovecot's defaults allow 100 processes per service; each IMAP session is a process (and its
 #: STARTTLS is held by a login process), so hundreds of IDLE sessions need more.
@@ -129,22 +128,10 @@ def run(args: argparse.Namespace, dovecot: Dovecot, directory: Path) -> int:
         started = time.monotonic()
         users = make_profiles(app, dovecot, args.profiles, args.interval, idle=args.idle)
         print(f"{args.profiles} Dovecot users and profiles made in {time.monotonic() - started:.1f} s")
-        (admin_port,) = free_ports(1)
-        env = {**os.environ, "POSTROOM_DATABASE_URL": url}
-        command = [sys.executable, "-m", "postroom", "run", "--threads", str(args.threads)]
-        command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
-        log_path = directory / "worker.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return measure(args, app, dovecot, users, worker, admin_port, log_path)
+            with running_worker(url, args.threads, directory, stop_within=60) as (worker, admin_port, log_path):
+                return measure(args, app, dovecot, users, worker, admin_port, log_path)
         finally:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(60)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
             app.dispose()
 
 

@@ -145,22 +145,10 @@ def run(args: argparse.Namespace, dovecot: Dovecot, directory: Path) -> int:
         started = time.monotonic()
         users = make_profiles(app, dovecot, args.profiles, args.interval)
         print(f"{args.profiles} Dovecot users and profiles made in {time.monotonic() - started:.1f} s")
-        (admin_port,) = free_ports(1)
-        env = {**os.environ, "POSTROOM_DATABASE_URL": url}
-        command = [sys.executable, "-m", "postroom", "run", "--threads", str(args.threads)]
-        command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
-        log_path = directory / "worker.log"
-        with log_path.open("wb") as log:
-            worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
         try:
-            return measure(args, app, dovecot, users, worker, admin_port, log_path)
+            with running_worker(url, args.threads, directory, stop_within=30) as (worker, admin_port, log_path):
+                return measure(args, app, dovecot, users, worker, admin_port, log_path)
         finally:
-            if worker.poll() is None:
-                worker.send_signal(signal.SIGTERM)
-                try:
-                    worker.wait(30)
-                except subprocess.TimeoutExpired:
-                    worker.kill()
             app.dispose()
 
 
@@ -237,6 +225,29 @@ def main(argv: list[str] | None = None) -> int:
 
     with scratch_dovecot("dvl", Dovecot) as (dovecot, home):
         return run(args, dovecot, home)
+
+
+@contextmanager
+def running_worker(
+    url: str, threads: int, directory: Path, stop_within: float
+) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
+    """A `postroom run` process on ``url`` with an admin port, its log in ``directory``; SIGTERM at the end."""
+    (admin_port,) = free_ports(1)
+    env = {**os.environ, "POSTROOM_DATABASE_URL": url}
+    command = [sys.executable, "-m", "postroom", "run", "--threads", str(threads)]
+    command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+    log_path = directory / "worker.log"
+    with log_path.open("wb") as log:
+        worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        yield worker, admin_port, log_path
+    finally:
+        if worker.poll() is None:
+            worker.send_signal(signal.SIGTERM)
+            try:
+                worker.wait(stop_within)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 @contextmanager
