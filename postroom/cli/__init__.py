@@ -44,6 +44,7 @@ COMMAND_MODULES: dict[str, tuple[str, ...]] = {
     "demo": ("demo",),
     "oauth": ("oauth",),
     "bounce": ("bounces",),
+    "web": ("web",),
 }
 
 

@@ -43,9 +43,11 @@ from postroom.core.data.models.tickets import (
     Ticket,
     TicketAttribute,
 )
+from postroom.core.data.models.web import AuditLog, SignInFailure, WebRole, WebUser, web_user_queue
 
 __all__ = [
     "Agent",
+    "AuditLog",
     "Base",
     "Campaign",
     "ContactCenter",
@@ -72,11 +74,15 @@ __all__ = [
     "RoutingRule",
     "SMessageSendInfo",
     "SendState",
+    "SignInFailure",
     "Ticket",
     "TicketAttribute",
     "TicketState",
+    "WebRole",
+    "WebUser",
     "agent_media_profile",
     "campaign_media_profile",
     "queue_media_profile",
     "utcnow",
+    "web_user_queue",
 ]
