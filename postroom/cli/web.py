@@ -29,7 +29,8 @@ DEFAULT_LISTEN = "127.0.0.1:8080"
 
 
 def listen_address(value: str) -> tuple[str, int]:
-    """``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` as (host, port); the host defaults to 127.0.0.1."""
+    """``PORT``, ``HOST:PORT`` or ``[IPV6]:PORT`` as (host, port); the host defaults to 127.0.0.1, and
+    port 0 means any free port (the one chosen is printed)."""
     host, _, port = value.rpartition(":")
     bracketed = host.startswith("[") and host.endswith("]")
     if bracketed:
@@ -37,8 +38,8 @@ def listen_address(value: str) -> tuple[str, int]:
     if not port.isdigit() or (":" in host and not bracketed):
         raise UserError(f"--listen takes [HOST:]PORT (an IPv6 host in brackets), not {value!r}.")
     number = int(port)
-    if not 1 <= number <= 65535:
-        raise UserError(f"The console's port must be between 1 and 65535, not {number}.")
+    if not 0 <= number <= 65535:
+        raise UserError(f"The console's port must be between 0 (any free port) and 65535, not {number}.")
     return host or "127.0.0.1", number
 
 

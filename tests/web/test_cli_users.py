@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
+import urllib.request
 
 from argon2 import PasswordHasher
 
@@ -11,7 +13,7 @@ from postroom.core.app import Postroom
 from postroom.core.data import audit, web_accounts
 from postroom.core.data.models import EngineSetting
 from postroom.web import users
-from tests.support.cli import Cli
+from tests.support.cli import Cli, PostroomProcess
 
 PASSWORD = "a long enough password\n"
 
@@ -143,7 +145,11 @@ def test_refusals_are_one_sentence(postroom_cli: Cli) -> None:
             "remove",
             "nobody",
         ): "There is no console account named 'nobody'; see 'postroom web user list'.",
-        ("web", "--listen", "127.0.0.1:70000"): "The console's port must be between 1 and 65535, not 70000.",
+        (
+            "web",
+            "--listen",
+            "127.0.0.1:70000",
+        ): "The console's port must be between 0 (any free port) and 65535, not 70000.",
         (
             "web",
             "--listen",
@@ -192,3 +198,31 @@ def test_the_cli_and_the_worker_load_no_web_stack() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+def test_postroom_web_serves_the_console_and_says_so_when_no_account_exists(database_url: str) -> None:
+    """The real command in a process: it makes its session key, listens, prints where, and serves."""
+    process = PostroomProcess(database_url, "web", "--listen", "127.0.0.1:0", timeout=60)
+    try:
+        assert process.stdout is not None
+        first = process.stdout.readline()
+        found = re.fullmatch(
+            r"postroom web: serving the console on (http://127\.0\.0\.1:\d+/) \(Ctrl-C stops\)\.\n", first
+        )
+        assert found, first
+        assert (
+            "create the first operator with 'postroom web user add NAME --role operator'"
+            in process.stdout.readline()
+        )
+        with urllib.request.urlopen(f"{found.group(1)}signin", timeout=30) as response:
+            assert response.status == 200
+            assert 'name="csrf_token"' in response.read().decode()
+    finally:
+        process.terminate()
+        process.wait()
+    app = Postroom(database_url)
+    try:
+        with app.transaction() as session:
+            assert session.get(EngineSetting, web_accounts.SESSION_KEY_SETTING) is not None
+    finally:
+        app.dispose()
