@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
 from urllib.parse import urlsplit
 
 from flask import Flask, render_template, request
@@ -11,6 +10,7 @@ from werkzeug.exceptions import HTTPException
 from werkzeug.wrappers import Response
 
 from postroom.core.app import Postroom
+from postroom.core.data import web_accounts
 from postroom.web import agent, audit, auth, operator
 from postroom.web.state import EXTENSION
 
@@ -36,7 +36,7 @@ def create_app(postroom_app: Postroom, *, secret_key: str, secure_cookies: bool)
         SESSION_COOKIE_HTTPONLY=True,
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=secure_cookies,
-        PERMANENT_SESSION_LIFETIME=timedelta(hours=12),
+        PERMANENT_SESSION_LIFETIME=web_accounts.SESSION_LIFETIME,
         # The token is bound to the session; a form left open over lunch still posts.
         WTF_CSRF_TIME_LIMIT=None,
         MAX_CONTENT_LENGTH=50 * 1024 * 1024,

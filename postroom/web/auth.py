@@ -1,14 +1,13 @@
 """Signing in and out, who is signed in, and who may open what.
 
-The session cookie (Flask's, signed with the key of ``web_accounts.session_key``) holds the account's
-id and a fingerprint of its password hash: changing the password or removing the account ends every
-session of it at the next request. Failed sign-ins are counted in the database (``sign_in_failure``), so
+The session cookie (Flask's, signed with the key of ``web_accounts.session_key``) holds a random
+token whose digest is a ``web_session`` row: signing out deletes the row, so a copy of the cookie is
+dead too; a new password or a removed account deletes all of the account's rows. Failed sign-ins are counted in the database (``sign_in_failure``), so
 the limit holds across waitress's threads and across processes.
 """
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import wraps
@@ -49,8 +48,8 @@ class CurrentUser:
         return self.role is WebRole.OPERATOR
 
 
-def _fingerprint(user: WebUser) -> str:
-    return hashlib.sha256(user.password_hash.encode()).hexdigest()[:16]
+def _as_current(user: WebUser) -> CurrentUser:
+    return CurrentUser(user.id, user.name, WebRole(user.role), frozenset(q.id for q in user.queues))
 
 
 def current_user() -> CurrentUser | None:
@@ -62,15 +61,15 @@ def current_user() -> CurrentUser | None:
 
 
 def _load_user() -> CurrentUser | None:
-    user_id = session.get("user_id")
-    if not isinstance(user_id, int):
+    token = session.get("token")
+    if not isinstance(token, str):
         return None
     with transaction() as db:
-        user = db.get(WebUser, user_id)
-        if user is None or user.disabled or session.get("auth") != _fingerprint(user):
+        user = web_accounts.session_user(db, token)
+        if user is None:
             session.clear()
             return None
-        return CurrentUser(user.id, user.name, WebRole(user.role), frozenset(q.id for q in user.queues))
+        return _as_current(user)
 
 
 def can_see_queue(user: CurrentUser, queue_id: int | None) -> bool:
@@ -134,14 +133,13 @@ def sign_in() -> Response | tuple[str, int] | str:
         if user is None:
             web_accounts.record_failure(db, name, client)
         else:
-            user_id, fingerprint = user.id, _fingerprint(user)
-            who = CurrentUser(user.id, user.name, WebRole(user.role), frozenset(q.id for q in user.queues))
+            token = web_accounts.open_session(db, user)
+            who = _as_current(user)
     if user is None:
         flash(WRONG, "error")
         return render_template("signin.html", name=name, next=_safe_next(request.form.get("next"))), 401
     session.clear()  # a fresh session on sign-in: nothing carried over from before (session fixation)
-    session["user_id"] = user_id
-    session["auth"] = fingerprint
+    session["token"] = token
     session.permanent = True
     g.user = who
     return redirect(_safe_next(request.form.get("next")) or landing(who))
@@ -149,6 +147,10 @@ def sign_in() -> Response | tuple[str, int] | str:
 
 @bp.post("/signout")
 def sign_out() -> Response:
+    token = session.get("token")
+    if isinstance(token, str):
+        with transaction() as db:
+            web_accounts.close_session(db, token)
     session.clear()
     g.user = None
     flash("You are signed out.", "info")

@@ -58,6 +58,7 @@ def create_user(
 def set_password(session: Session, actor: str, name: str, password: str) -> None:
     user = web_accounts.get_user(session, name)
     user.password_hash = hash_password(password)
+    web_accounts.close_user_sessions(session, user.id)
     audit.record(session, actor, "web-user.passwd", user.name, {})
 
 

@@ -63,6 +63,8 @@ def test_a_post_with_the_token_from_this_origin_is_taken(
         headers={"Origin": live_server.url},
     )
     assert status == 302  # signed out and sent to the sign-in page (the refusals above are 403 and 400)
+    # The sign-out ended the session on the server: the browser's copy of the cookie is dead too.
+    assert http_status(browser, f"{live_server.url}/profiles")[0] == 302
 
 
 def test_an_agent_gets_403_from_operator_pages_by_url(

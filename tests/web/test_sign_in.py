@@ -107,3 +107,17 @@ def test_a_changed_password_ends_the_open_session(
         users.set_password(session, "test", operator.name, "a new password")
     browser.get(f"{live_server.url}/profiles")
     assert browser.current_url.startswith(f"{live_server.url}/signin")
+
+
+def test_a_removed_account_is_signed_out_at_once(
+    browser: webdriver.Chrome, live_server: LiveServer, make_agent: Callable[..., Account]
+) -> None:
+    from postroom.web import users
+
+    agent = make_agent()
+    sign_in(browser, live_server.url, agent.name, agent.password)
+    assert browser.current_url == f"{live_server.url}/inbox"
+    with live_server.app.transaction() as session:
+        users.remove_user(session, "test", agent.name)
+    browser.get(f"{live_server.url}/inbox")
+    assert browser.current_url.startswith(f"{live_server.url}/signin")

@@ -1,4 +1,5 @@
-"""The console's accounts as rows: names, roles, agents' queues, failed sign-ins, the session key.
+"""The console's accounts as rows: names, roles, agents' queues, open sessions, failed sign-ins, the
+session key.
 
 Shared by the console (``postroom.web``) and ``postroom web user ...``. Passwords arrive here already
 hashed: the hashing (Argon2) is ``postroom.web.users``'s, so that nothing here needs the web stack.
@@ -6,6 +7,7 @@ hashed: the hashing (Argon2) is ``postroom.web.users``'s, so that nothing here n
 
 from __future__ import annotations
 
+import hashlib
 import secrets as random_tokens
 from datetime import timedelta
 
@@ -14,7 +16,16 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import InstrumentedAttribute, Session, selectinload
 
 from postroom.core.contract.errors import NotFoundError, UserError
-from postroom.core.data.models import Campaign, EngineSetting, Queue, SignInFailure, WebRole, WebUser, utcnow
+from postroom.core.data.models import (
+    Campaign,
+    EngineSetting,
+    Queue,
+    SignInFailure,
+    WebRole,
+    WebSession,
+    WebUser,
+    utcnow,
+)
 from postroom.core.data.secrets import decrypt_password, encrypt_password
 from postroom.core.data.validation import check_single_line
 
@@ -23,6 +34,8 @@ NAME_MAX = 64
 #: Failed sign-ins allowed per name and per client address within :data:`FAILURE_WINDOW`.
 MAX_FAILURES = 5
 FAILURE_WINDOW = timedelta(minutes=10)
+#: How long a sign-in lasts (the session cookie's lifetime too).
+SESSION_LIFETIME = timedelta(hours=12)
 #: EngineSetting row holding the console's session-signing key, encrypted with the home's secret key.
 SESSION_KEY_SETTING = "web-session-key"
 
@@ -92,8 +105,40 @@ def get_user(session: Session, name: str) -> WebUser:
 
 
 def remove_user(session: Session, name: str) -> None:
-    session.delete(get_user(session, name))
+    user = get_user(session, name)
+    close_user_sessions(session, user.id)
+    session.delete(user)
     session.flush()
+
+
+def _digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def open_session(session: Session, user: WebUser) -> str:
+    """A new sign-in of ``user``: the token for the cookie (only its digest is stored)."""
+    token = random_tokens.token_urlsafe(32)
+    session.add(WebSession(token_digest=_digest(token), web_user_id=user.id, created_at=utcnow()))
+    session.execute(delete(WebSession).where(WebSession.created_at < utcnow() - SESSION_LIFETIME))
+    return token
+
+
+def session_user(session: Session, token: str) -> WebUser | None:
+    """The enabled account signed in with ``token``, unless that sign-in ended or expired."""
+    row = session.get(WebSession, _digest(token))
+    if row is None or row.created_at < utcnow() - SESSION_LIFETIME:
+        return None
+    user = session.get(WebUser, row.web_user_id)
+    return None if user is None or user.disabled else user
+
+
+def close_session(session: Session, token: str) -> None:
+    session.execute(delete(WebSession).where(WebSession.token_digest == _digest(token)))
+
+
+def close_user_sessions(session: Session, user_id: int) -> None:
+    """End every sign-in of an account (a new password, a removed account)."""
+    session.execute(delete(WebSession).where(WebSession.web_user_id == user_id))
 
 
 def list_users(session: Session) -> list[WebUser]:

@@ -43,7 +43,14 @@ from postroom.core.data.models.tickets import (
     Ticket,
     TicketAttribute,
 )
-from postroom.core.data.models.web import AuditLog, SignInFailure, WebRole, WebUser, web_user_queue
+from postroom.core.data.models.web import (
+    AuditLog,
+    SignInFailure,
+    WebRole,
+    WebSession,
+    WebUser,
+    web_user_queue,
+)
 
 __all__ = [
     "Agent",
@@ -79,6 +86,7 @@ __all__ = [
     "TicketAttribute",
     "TicketState",
     "WebRole",
+    "WebSession",
     "WebUser",
     "agent_media_profile",
     "campaign_media_profile",

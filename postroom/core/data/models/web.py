@@ -1,5 +1,5 @@
-"""The operator's console (issue 13): its accounts, which queues an agent sees, the audit log, and
-the failed sign-ins the rate limit counts.
+"""The operator's console (issue 13): its accounts, their open sessions, which queues an agent sees,
+the audit log, and the failed sign-ins the rate limit counts.
 
 The console's own code lives in ``postroom.web``; these rows live here so that the CLI
 (``postroom web user ...``) and the console share one store, and the worker never imports the web stack.
@@ -77,3 +77,16 @@ class SignInFailure(Base):
     at: Mapped[timestamp]
     name: Mapped[str] = mapped_column(String(64))
     client: Mapped[str] = mapped_column(String(64))
+
+
+class WebSession(Base):
+    """A signed-in browser: the cookie holds a random token, this row its SHA-256 (a copy of the table
+    opens no session). Signing out deletes the row, so a copied cookie dies with it; a new password or a
+    removed account deletes all of the account's rows."""
+
+    __tablename__ = "web_session"
+    __table_args__ = (Index(None, "web_user_id"),)
+
+    token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
+    web_user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"))
+    created_at: Mapped[timestamp]

@@ -1,4 +1,4 @@
-"""web_user, web_user_queue, audit_log, sign_in_failure: the operator's console (issue 13)
+"""web_user, web_session, web_user_queue, audit_log, sign_in_failure: the operator's console (issue 13)
 
 Revision ID: 0009
 Revises: 0008
@@ -32,6 +32,20 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_web_user")),
         sa.UniqueConstraint("name", name=op.f("uq_web_user_name")),
     )
+    op.create_table(
+        "web_session",
+        sa.Column("token_digest", sa.String(length=64), nullable=False),
+        sa.Column("web_user_id", sa.Integer(), nullable=False),
+        sa.Column("created_at", sa.DateTime(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["web_user_id"],
+            ["web_user.id"],
+            name=op.f("fk_web_session_web_user_id_web_user"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("token_digest", name=op.f("pk_web_session")),
+    )
+    op.create_index(op.f("ix_web_session_web_user_id"), "web_session", ["web_user_id"], unique=False)
     op.create_table(
         "web_user_queue",
         sa.Column("web_user_id", sa.Integer(), nullable=False),
@@ -77,4 +91,6 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_audit_log_at"), table_name="audit_log")
     op.drop_table("audit_log")
     op.drop_table("web_user_queue")
+    op.drop_index(op.f("ix_web_session_web_user_id"), table_name="web_session")
+    op.drop_table("web_session")
     op.drop_table("web_user")
