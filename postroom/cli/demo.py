@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import shutil
 import sys
 import tempfile
@@ -11,11 +12,16 @@ import click
 from sqlalchemy import select
 
 from postroom.cli._common import PostroomCommand, echo, print_table
+from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.messages import stored_addresses
 from postroom.core.data.models import Customer, FailedMessageSendInfo, Message, SMessageSendInfo, Ticket
 from postroom.core.data.tickets import ticket_as_json
 from postroom.demo.story import run_demo
+
+#: The console account the demo makes (an operator), its password printed.
+DEMO_OPERATOR = "demo"
 
 
 @click.command("demo", cls=PostroomCommand)
@@ -123,8 +129,23 @@ def demo_command(home: Path | None) -> None:
             )
     sent = list((home / "sent" / "new").iterdir()) + list((home / "sent" / "cur").iterdir())
     echo(f"\nSent mail is in the Maildir sink {home / 'sent'} ({len(sent)} message(s)).")
+    _console_account(app, home)
     echo(f"Explore further: POSTROOM_HOME={home} {_postroom_command()} ticket show 1")
     app.dispose()
+
+
+def _console_account(app: Postroom, home: Path) -> None:
+    """An operator of the console for the demo's database, with a password made here and printed: the
+    demo's throw-away data, so that 'postroom web' on its home can be signed in to at once."""
+    from postroom.web import users  # the console's account store (Argon2); no Flask
+
+    password = secrets.token_urlsafe(12)
+    with app.transaction() as session:
+        users.create_user(session, "demo", DEMO_OPERATOR, password, "operator", [], DEFAULT_CONTACT_CENTER_ID)
+    echo(
+        f"\nThe console: POSTROOM_HOME={home} {_postroom_command()} web, then open http://127.0.0.1:8080/ "
+        f"and sign in as {DEMO_OPERATOR!r} with the password {password} (made for this demo only)."
+    )
 
 
 def register(cli: click.Group) -> None:
