@@ -31,6 +31,7 @@ from selenium.webdriver.remote.webelement import WebElement
 from selenium.webdriver.support.expected_conditions import staleness_of
 from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import delete
+from waitress import wasyncore
 
 from postroom.core.app import Postroom
 from postroom.core.data import directory
@@ -89,7 +90,11 @@ def web_server(sqlite_template: Path, tmp_path_factory: pytest.TempPathFactory) 
         yield LiveServer(f"http://127.0.0.1:{server.effective_port}", app)
     finally:
         server.close()
-        thread.join(5)
+        # The browser may still hold keep-alive connections, which keep waitress's loop going: close them,
+        # and stop the request threads, as waitress's own multi-socket server does on close.
+        wasyncore.close_all(server._map)
+        server.task_dispatcher.shutdown()
+        thread.join(30)
         app.dispose()
 
 
