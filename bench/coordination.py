@@ -42,6 +42,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC
 from pathlib import Path
 
 from sqlalchemy import text
@@ -70,6 +71,7 @@ class Run:
     doubles: int = 0
     takeover: list[float] | None = None
     held: int = 0
+    backlog: float = 0.0
 
     def per_profile_second(self, value: float) -> float:
         return value / self.window / self.profiles
@@ -89,15 +91,15 @@ def make_profiles(app: Postroom, count: int, interval: int) -> None:
                 create_profile(session, app.plugins, DEFAULT_CONTACT_CENTER_ID, f"c{number:05}", fields)
 
 
-def spread_schedule(app: Postroom, interval: int) -> None:
-    """Every profile free and due once within the next interval, evenly: the steady state at once."""
+def spread_schedule(app: Postroom, interval: int, count: int) -> None:
+    """Every profile free and due once within the next interval, evenly spaced: the steady state at once."""
     with app.engine.begin() as connection:
         connection.execute(
             text(
                 f"UPDATE {TABLE} SET lease_owner = NULL, lease_expires_at = NULL, last_fetch_at = :now, "
-                "next_fetch_at = :now + random() * :interval * interval '1 second'"
+                "next_fetch_at = :now + (id % :count) * (:interval / :count) * interval '1 second'"
             ),
-            {"now": utcnow(), "interval": interval},
+            {"now": utcnow(), "interval": float(interval), "count": count},
         )
 
 
@@ -185,7 +187,16 @@ def kill_one(
         held = set(
             connection.execute(text(f"SELECT id FROM {TABLE} WHERE lease_owner = :w"), {"w": name}).scalars()
         )
+        # How far behind the fleet was: a held profile is taken over only after those due before it.
+        oldest = connection.execute(
+            text(
+                f"SELECT min(next_fetch_at) FROM {TABLE} WHERE lease_owner IS NULL AND next_fetch_at <= :now"
+            ),
+            {"now": utcnow()},
+        ).scalar_one()
     run.held = len(held)
+    if oldest is not None:  # the column holds UTC without its zone
+        run.backlog = (utcnow() - oldest.replace(tzinfo=UTC)).total_seconds()
     bound = args.lease + args.interval
     deadline = time.monotonic() + bound + 5
     while time.monotonic() < deadline:
@@ -203,7 +214,7 @@ def measure(url: str, base: Path, args: argparse.Namespace, profiles: int, worke
     directory = base / f"p{profiles}-w{workers}"
     directory.mkdir()
     app = bench_app(url)
-    spread_schedule(app, args.interval)
+    spread_schedule(app, args.interval, profiles)
     processes = start_workers(url, directory, args, workers)
     died: dict[int, float] = {}
     try:
@@ -260,7 +271,8 @@ def show(run: Run, args: argparse.Namespace) -> None:
         bound = args.lease + args.interval
         print(
             f"{'':>9}SIGKILL of one worker holding {run.held} lease(s): taken over after max {worst:.2f} s "
-            f"(lease {args.lease} s; bound lease + interval = {bound} s: {'met' if worst <= bound else 'MISSED'})"
+            f"(lease {args.lease} s; bound lease + interval = {bound} s: {'met' if worst <= bound else 'MISSED'}; "
+            f"the oldest due profile had waited {run.backlog:.1f} s)"
         )
     print(f"{'':>9}ledger: {run.fetches} fetches, {run.doubles} double fetch(es)")
 
@@ -303,10 +315,19 @@ def fit(runs: list[Run], value: Callable[[Run], float]) -> tuple[float, float]:
 
 
 def decomposition(runs: list[Run]) -> None:
-    print("\nfitted over every run: per second = a x workers (at rest) + b x fetch cycles")
+    """The cost split into a per worker at rest and b per cycle, over every run and per size.
+
+    b is the coordination cost of one fetch of one profile whatever the machine kept up with, so
+    "flat from the smallest size to the largest" is b of the largest over b of the smallest.
+    """
+    print("\nfitted: per second = a x workers (at rest) + b x fetch cycles")
+    sizes = sorted({r.profiles for r in runs})
     for label, value in MEASURES:
         a, b = fit(runs, value)
-        print(f"  {label:<20} a = {a:6.2f} per worker-second, b = {b:5.2f} per cycle")
+        by_size = [fit([r for r in runs if r.profiles == size], value)[1] for size in sizes]
+        each = ", ".join(f"{size}: {b_size:.2f}" for size, b_size in zip(sizes, by_size, strict=True))
+        flat = f"; largest / smallest {by_size[-1] / by_size[0]:.2f}" if len(sizes) > 1 and by_size[0] else ""
+        print(f"  {label:<20} a = {a:6.2f}/worker-s, b = {b:5.2f}/cycle (b by size: {each}{flat})")
 
 
 def main(argv: list[str] | None = None) -> int:
