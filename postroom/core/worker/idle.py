@@ -103,6 +103,8 @@ class IdleWatcher:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         #: IDLE commands ended and restarted before the server's limit, since the start (for /health).
         self.renewals = 0
+        #: Renewals under way in the renewal threads.
+        self.renewing = 0
         self.stopping = threading.Event()
         self.connectors = ThreadPoolExecutor(CONNECTORS, thread_name_prefix="postroom-idle-connect")
         self.renewers = ThreadPoolExecutor(RENEWERS, thread_name_prefix="postroom-idle-renew")
@@ -292,17 +294,27 @@ class IdleWatcher:
             self.on_news(watch.profile_id)
 
     def _renew_due(self, registered: dict[int, _Watch]) -> None:
-        """Hand the connections due for renewal to the renewal threads, off the selector meanwhile."""
+        """Hand the connections due for renewal to free renewal threads, off the selector meanwhile.
+
+        Only as many as there are free threads: a connection waiting for a busy one (servers slow
+        to answer) stays on the selector, its news read, and is handed over on a later pass.
+        """
         now = time.monotonic()
         for fileno, watch in list(registered.items()):
             if watch.waiter is None or now - watch.since < self.renew_every:
                 continue
+            with self.lock:
+                if self.renewing >= RENEWERS:
+                    return
+                self.renewing += 1
             self._unregister(fileno, registered)
             watch.renewing = True
             try:
                 self.renewers.submit(self._renew, watch)
             except RuntimeError:  # shutting down
                 watch.renewing = False
+                with self.lock:
+                    self.renewing -= 1
 
     def _renew(self, watch: _Watch) -> None:
         """End and restart one IDLE (a renewal thread); the selector takes the connection back after."""
@@ -314,11 +326,13 @@ class IdleWatcher:
         except Exception as error:
             with self.lock:
                 watch.renewing = False
+                self.renewing -= 1
             self._dropped(watch, {}, error)
             return
         with self.lock:
             watch.since = time.monotonic()
             self.renewals += 1
+            self.renewing -= 1
             watch.renewing = False
             ended = watch.ended
         if ended or self.stopping.is_set():
