@@ -72,6 +72,7 @@ class Run:
     takeover: list[float] | None = None
     held: int = 0
     backlog: float = 0.0
+    held_due: float = 0.0
 
     def per_profile_second(self, value: float) -> float:
         return value / self.window / self.profiles
@@ -187,7 +188,11 @@ def kill_one(
         held = set(
             connection.execute(text(f"SELECT id FROM {TABLE} WHERE lease_owner = :w"), {"w": name}).scalars()
         )
-        # How far behind the fleet was: a held profile is taken over only after those due before it.
+        # When the held profiles were due, and how far behind the fleet was: a profile whose lease
+        # ran out is taken over in its turn among the due ones.
+        latest = connection.execute(
+            text(f"SELECT max(next_fetch_at) FROM {TABLE} WHERE lease_owner = :w"), {"w": name}
+        ).scalar_one()
         oldest = connection.execute(
             text(
                 f"SELECT min(next_fetch_at) FROM {TABLE} WHERE lease_owner IS NULL AND next_fetch_at <= :now"
@@ -197,6 +202,8 @@ def kill_one(
     run.held = len(held)
     if oldest is not None:  # the column holds UTC without its zone
         run.backlog = (utcnow() - oldest.replace(tzinfo=UTC)).total_seconds()
+    if latest is not None:
+        run.held_due = (latest.replace(tzinfo=UTC) - utcnow()).total_seconds()
     bound = args.lease + args.interval
     deadline = time.monotonic() + bound + 5
     while time.monotonic() < deadline:
@@ -272,7 +279,8 @@ def show(run: Run, args: argparse.Namespace) -> None:
         print(
             f"{'':>9}SIGKILL of one worker holding {run.held} lease(s): taken over after max {worst:.2f} s "
             f"(lease {args.lease} s; bound lease + interval = {bound} s: {'met' if worst <= bound else 'MISSED'}; "
-            f"the oldest due profile had waited {run.backlog:.1f} s)"
+            f"the oldest due profile had waited {run.backlog:.1f} s; the held ones were due by "
+            f"{run.held_due:+.1f} s)"
         )
     print(f"{'':>9}ledger: {run.fetches} fetches, {run.doubles} double fetch(es)")
 
@@ -320,6 +328,8 @@ def decomposition(runs: list[Run]) -> None:
     b is the coordination cost of one fetch of one profile whatever the machine kept up with, so
     "flat from the smallest size to the largest" is b of the largest over b of the smallest.
     """
+    if len({r.workers for r in runs}) < 2:
+        return  # a and b cannot be told apart
     print("\nfitted: per second = a x workers (at rest) + b x fetch cycles")
     sizes = sorted({r.profiles for r in runs})
     for label, value in MEASURES:
