@@ -1,6 +1,7 @@
 """A TCP proxy in front of a real test server: it records what clients sent, may rewrite what the server
 says, and can be cut (an outage) and restored. The STARTTLS-stripping man in the middle and the database
-outage are both this proxy.
+outage are both this proxy. It can also stall: hold every byte, both ways, on connections left open
+(a server that stops answering without hanging up).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ class TcpProxy:
         self._sent: list[bytes] = []
         self._open: set[socket.socket] = set()
         self._cut = False
+        self._flowing = threading.Event()
+        self._flowing.set()
         self._accepting = threading.Thread(target=self._accept, name=f"tcp-proxy-{self.port}", daemon=True)
         self._accepting.start()
 
@@ -57,10 +60,19 @@ class TcpProxy:
     def restore(self) -> None:
         self._cut = False
 
+    def stall(self) -> None:
+        """Hold every byte from now on, both ways (still recorded for :meth:`sent`); connections stay open."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Pass on what was held, and everything after it."""
+        self._flowing.set()
+
     def close(self) -> None:
         # Closing alone does not wake the thread blocked in accept() (it then waited out the 5 s join
         # below, for each proxy); shutting the listener down first does, at once.
         _shut(self._listener)
+        self._flowing.set()  # a held forward finds its sockets shut and ends
         self._drop_all()
         self._accepting.join(timeout=5)
 
@@ -95,6 +107,7 @@ class TcpProxy:
             while data := client.recv(65536):
                 with self._lock:
                     self._sent.append(data)
+                self._flowing.wait()
                 server.sendall(data)
         except OSError:
             pass
@@ -105,6 +118,7 @@ class TcpProxy:
         pending = b""
         try:
             while data := server.recv(65536):
+                self._flowing.wait()
                 if self.rewrite is None:
                     client.sendall(data)
                     continue

@@ -22,9 +22,11 @@ machine, 2 cores, Python 3.11): a thread blocked in a socket read costs 16 KB of
     selector 1000  180 KiB          0.2 KiB
     ======== ===== ================ ===============
 
-So one selector thread waits on every IDLE socket; it never blocks on the network except for the
-short DONE/IDLE renewal. Connecting and logging in (TLS handshakes, seconds against a slow
-server) and logging out happen in a small pool of threads instead, never in the selector thread.
+So one selector thread waits on every IDLE socket and never blocks on the network. Connecting and
+logging in (TLS handshakes, seconds against a slow server) and logging out happen in a small pool
+of threads instead; so does the DONE/IDLE renewal, which waits for the server's answer (up to the
+profile's timeout, 30 s): a server slow to answer it holds one renewal thread, not the selector, so
+every other mailbox's news is still read at once. A connection being renewed is off the selector.
 """
 
 from __future__ import annotations
@@ -56,6 +58,8 @@ MAX_RECONNECT = 300.0
 STEADY = 60.0
 #: Threads that connect, log in and log out (the selector thread never does).
 CONNECTORS = 4
+#: Threads that end and restart IDLE commands (DONE/IDLE) before the server's limit.
+RENEWERS = 4
 
 
 @dataclass
@@ -68,6 +72,8 @@ class _Watch:
     failures: int = 0
     retry_at: float = 0.0
     connecting: bool = False
+    #: A renewal thread is ending and restarting its IDLE (the selector leaves it alone meanwhile).
+    renewing: bool = False
     ended: bool = False
 
 
@@ -87,6 +93,8 @@ class IdleWatcher:
         self.renew_every = renew_every
         self.lock = threading.Lock()
         self.watches: dict[int, _Watch] = {}
+        #: Watches unwatched since the selector thread last looked: it closes their connections.
+        self.ending: list[_Watch] = []
         #: Profiles whose server does not advertise IDLE: polled only, not held.
         self.unsupported: set[int] = set()
         self.selector = selectors.DefaultSelector()
@@ -95,8 +103,11 @@ class IdleWatcher:
         self.selector.register(self._wake_r, selectors.EVENT_READ, None)
         #: IDLE commands ended and restarted before the server's limit, since the start (for /health).
         self.renewals = 0
+        #: Renewals under way in the renewal threads.
+        self.renewing = 0
         self.stopping = threading.Event()
         self.connectors = ThreadPoolExecutor(CONNECTORS, thread_name_prefix="postroom-idle-connect")
+        self.renewers = ThreadPoolExecutor(RENEWERS, thread_name_prefix="postroom-idle-renew")
         self.thread = threading.Thread(target=self._loop, name="postroom-idle", daemon=True)
 
     # --- the worker's side ------------------------------------------------------------------------
@@ -110,9 +121,14 @@ class IdleWatcher:
         self.thread.join(timeout=30)
         with self.lock:
             watches, self.watches = list(self.watches.values()), {}
+            watches += self.ending
+            self.ending = []
+            for watch in watches:
+                watch.ended = True
         for watch in watches:
-            watch.ended = True
-            self._close(watch)
+            if not watch.renewing:  # a renewal closes its connection when it returns
+                self._close(watch)
+        self.renewers.shutdown(wait=True)
         self.connectors.shutdown(wait=True)
 
     def watch(self, profile_id: int) -> None:
@@ -126,8 +142,10 @@ class IdleWatcher:
     def unwatch(self, profile_id: int) -> None:
         with self.lock:
             watch = self.watches.pop(profile_id, None)
+            if watch is not None:
+                watch.ended = True
+                self.ending.append(watch)
         if watch is not None:
-            watch.ended = True
             self._wake()  # the selector thread unregisters and closes it
 
     def watched(self) -> set[int]:
@@ -200,7 +218,8 @@ class IdleWatcher:
         return plugin.open_waiter(settings)
 
     def _close(self, watch: _Watch) -> None:
-        waiter, watch.waiter = watch.waiter, None
+        with self.lock:  # once, whichever thread gets here first
+            waiter, watch.waiter = watch.waiter, None
         if waiter is not None:
             try:
                 self.connectors.submit(waiter.close)
@@ -234,6 +253,13 @@ class IdleWatcher:
         now = time.monotonic()
         with self.lock:
             live = list(self.watches.values())
+            ending, self.ending = self.ending, []
+        for watch in ending:
+            for fileno, other in list(registered.items()):
+                if other is watch:
+                    self._unregister(fileno, registered)
+            if not watch.renewing:  # a renewal closes it when it returns
+                self._close(watch)
         for fileno, watch in list(registered.items()):
             if watch.ended or watch.waiter is None:
                 self._unregister(fileno, registered)
@@ -241,7 +267,7 @@ class IdleWatcher:
         for watch in live:
             if watch.connecting and watch.retry_at <= now:
                 self._submit_connect(watch)
-            elif watch.waiter is not None and not watch.connecting:
+            elif watch.waiter is not None and not watch.connecting and not watch.renewing:
                 try:
                     fileno = watch.waiter.fileno()
                 except Exception:
@@ -268,20 +294,53 @@ class IdleWatcher:
             self.on_news(watch.profile_id)
 
     def _renew_due(self, registered: dict[int, _Watch]) -> None:
+        """Hand the connections due for renewal to free renewal threads, off the selector meanwhile.
+
+        Only as many as there are free threads: a connection waiting for a busy one (servers slow
+        to answer) stays on the selector, its news read, and is handed over on a later pass.
+        """
         now = time.monotonic()
-        for watch in list(registered.values()):
-            waiter = watch.waiter
-            if waiter is None or now - watch.since < self.renew_every:
+        for fileno, watch in list(registered.items()):
+            if watch.waiter is None or now - watch.since < self.renew_every:
                 continue
+            with self.lock:
+                if self.renewing >= RENEWERS:
+                    return
+                self.renewing += 1
+            self._unregister(fileno, registered)
+            watch.renewing = True
             try:
-                news = waiter.renew()
-            except Exception as error:
-                self._dropped(watch, registered, error)
-                continue
+                self.renewers.submit(self._renew, watch)
+            except RuntimeError:  # shutting down
+                watch.renewing = False
+                with self.lock:
+                    self.renewing -= 1
+
+    def _renew(self, watch: _Watch) -> None:
+        """End and restart one IDLE (a renewal thread); the selector takes the connection back after."""
+        waiter = watch.waiter
+        try:
+            if waiter is None:
+                raise ProtocolError("the connection was closed meanwhile", "connection")
+            news = waiter.renew()
+        except Exception as error:
+            with self.lock:
+                watch.renewing = False
+                self.renewing -= 1
+            self._dropped(watch, {}, error)
+            return
+        with self.lock:
             watch.since = time.monotonic()
             self.renewals += 1
-            if news:
-                self.on_news(watch.profile_id)
+            self.renewing -= 1
+            watch.renewing = False
+            ended = watch.ended
+        if ended or self.stopping.is_set():
+            self._close(watch)  # unwatched meanwhile
+            return
+        self._wake()  # the selector registers it again
+        if news:
+            self.on_news(watch.profile_id)
 
     def _dropped(self, watch: _Watch, registered: dict[int, _Watch], error: BaseException) -> None:
         for fileno, other in list(registered.items()):
