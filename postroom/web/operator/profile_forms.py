@@ -165,7 +165,8 @@ def read_form(form: MultiDict[str, str], *, creating: bool) -> Posted:
             else:
                 value = form.get(field.name) == "on"
             if field.name == "idle":
-                idle = value if isinstance(value, bool) else None
+                # A new profile watches its mailbox unless told not to (``--no-idle``), as the CLI's.
+                idle = None if creating and value else bool(value)
                 continue
             values[field.name] = value
             continue

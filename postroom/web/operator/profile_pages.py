@@ -31,7 +31,7 @@ from postroom.core.data.models import (
 from postroom.web.audit import record
 from postroom.web.auth import current_user, operator_required
 from postroom.web.operator import bp
-from postroom.web.operator.profile_forms import LOGINS, SECTIONS, audit_detail, read_form
+from postroom.web.operator.profile_forms import FIELDS, LOGINS, SECTIONS, audit_detail, read_form
 from postroom.web.state import postroom_app, transaction
 
 #: The contact centre the console administers (the CLI's default, ``--contact-center`` unset).
@@ -102,10 +102,19 @@ def new_profile() -> Any:
             record(db, actor(), "profile.add", profile.name, detail)
             created = profile.name
     except UserError as error:
-        values = {k: v for k, v in request.form.items() if "password" not in k}
+        values = _posted_values(creating=True)
         return _form_page({"creating": True, "values": values, "name": name, "error": str(error)}, 400)
     flash(f"Created profile {created!r}.", "info")
     return redirect(url_for("operator.edit_profile", name=created))
+
+
+def _posted_values(*, creating: bool) -> dict[str, Any]:
+    """What the operator typed, to show the refused form again: never a password; a checkbox as ticked or not."""
+    values: dict[str, Any] = {k: v for k, v in request.form.items() if "password" not in k}
+    for field in FIELDS:
+        if field.kind == "flag" and not (creating and field.name in ("incoming_allowed", "outgoing_allowed")):
+            values[field.name] = field.name in request.form
+    return values
 
 
 def _current_values(db: Session, profile: MediaProfile) -> dict[str, Any]:
@@ -129,14 +138,18 @@ def edit_profile(name: str) -> Any:
         posted = read_form(request.form, creating=False)
         with transaction() as db:
             profile = find_profile(db, name)
+            before = {**profiles.profile_as_json(profile), "idle": idle_enabled(db, profile.id)}
             profiles.modify_profile(db, postroom_app().plugins, profile, posted.fields)
             if posted.idle is not None:
                 set_idle(db, profile, posted.idle)
-            record(db, actor(), "profile.modify", name, {**audit_detail(posted.fields), "idle": posted.idle})
+            after = {**profiles.profile_as_json(profile), "idle": idle_enabled(db, profile.id)}
+            changed = {key: value for key, value in after.items() if before[key] != value}
+            secrets = {key: "(changed)" for key in ("password", "outgoing_password") if getattr(posted.fields, key)}
+            record(db, actor(), "profile.modify", name, {**changed, **secrets})
     except UserError as error:
         with transaction() as db:
             profile = find_profile(db, name)
-            values = {**_current_values(db, profile), **{k: v for k, v in request.form.items() if "password" not in k}}
+            values = {**_current_values(db, profile), **_posted_values(creating=False)}
             details = profiles.profile_details(db, profile)
         page = {"creating": False, "values": values, "name": name, "details": details, "error": str(error)}
         return _form_page(page, 400)
