@@ -4,6 +4,7 @@ and the page refusing exactly what ``postroom profile add`` refuses, with the sa
 
 from __future__ import annotations
 
+import json
 import urllib.parse
 from collections.abc import Callable
 
@@ -61,7 +62,8 @@ def test_an_operator_adds_a_profile_through_the_form_and_a_53_character_name_is_
     with live_server.app.transaction() as session:
         entry = session.scalars(select(AuditLog).where(AuditLog.target == name)).one()
         assert (entry.actor, entry.action) == (operator.name, "profile.add")
-        assert "the-mailbox-password" not in (entry.detail or "")
+        assert entry.detail["password"] == "(changed)"
+        assert "the-mailbox-password" not in json.dumps(entry.detail)
     browser.get(f"{live_server.url}/profiles")
     row = browser.find_element(By.CSS_SELECTOR, f'tr[data-profile="{name}"]').text
     assert "enabled" in row and "imap" in row and "never" in row
@@ -98,6 +100,11 @@ def test_fetch_protocol_is_read_only_on_edit_and_a_forged_post_changing_it_is_re
     assert f"Updated profile {name!r}." in page_text(browser)
     after = stored(live_server, name)
     assert after.subject_prefix == "[ACME]" and after.password_encrypted == before
+    with live_server.app.transaction() as session:
+        entries = session.scalars(select(AuditLog).where(AuditLog.target == name)).all()
+    assert [(e.actor, e.action, e.detail) for e in entries] == [
+        (operator.name, "profile.modify", {"subject_prefix": "[ACME]"})  # the refused post left no entry
+    ]
 
 
 def test_delete_asks_first_says_what_it_detaches_and_then_deletes(

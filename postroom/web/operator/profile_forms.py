@@ -9,7 +9,7 @@ refuse with the CLI's sentences. Only what click would do before the core sees a
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from werkzeug.datastructures import MultiDict
 
@@ -182,6 +182,24 @@ def read_form(form: MultiDict[str, str], *, creating: bool) -> Posted:
         else:
             values[field.name] = text
     return Posted(ProfileFields(**values), idle)  # type: ignore[arg-type]
+
+
+def changes_only(fields: ProfileFields, current: dict[str, Any]) -> ProfileFields:
+    """Of an edit form's fields, those that differ from ``current`` (the profile's values as the form
+    showed them), as ``profile modify`` is given only the options the operator types: an empty field
+    of a value the profile never had is not an empty value to check. Fields fixed after creation and
+    passwords are always passed on (the core refuses the one, stores the other)."""
+    kept: dict[str, Any] = {}
+    for key, value in fields.given().items():
+        shown = current.get(key)
+        if key in IMMUTABLE_FIELDS or key in ("password", "outgoing_password"):
+            kept[key] = value
+        elif isinstance(value, str) and not isinstance(shown, bool):
+            if value != ("" if shown is None else str(shown)):
+                kept[key] = value
+        elif value != shown:
+            kept[key] = value
+    return ProfileFields(**kept)
 
 
 def audit_detail(fields: ProfileFields) -> dict[str, object]:

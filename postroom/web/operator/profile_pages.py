@@ -12,7 +12,6 @@ from typing import Any
 from flask import abort, flash, redirect, render_template, request, url_for
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
-from werkzeug.wrappers import Response
 
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import NO_PROTOCOL
@@ -31,7 +30,14 @@ from postroom.core.data.models import (
 from postroom.web.audit import record
 from postroom.web.auth import current_user, operator_required
 from postroom.web.operator import bp
-from postroom.web.operator.profile_forms import FIELDS, LOGINS, SECTIONS, audit_detail, read_form
+from postroom.web.operator.profile_forms import (
+    FIELDS,
+    LOGINS,
+    SECTIONS,
+    audit_detail,
+    changes_only,
+    read_form,
+)
 from postroom.web.state import postroom_app, transaction
 
 #: The contact centre the console administers (the CLI's default, ``--contact-center`` unset).
@@ -139,12 +145,13 @@ def edit_profile(name: str) -> Any:
         with transaction() as db:
             profile = find_profile(db, name)
             before = {**profiles.profile_as_json(profile), "idle": idle_enabled(db, profile.id)}
-            profiles.modify_profile(db, postroom_app().plugins, profile, posted.fields)
+            given = changes_only(posted.fields, _current_values(db, profile))
+            profiles.modify_profile(db, postroom_app().plugins, profile, given)
             if posted.idle is not None:
                 set_idle(db, profile, posted.idle)
             after = {**profiles.profile_as_json(profile), "idle": idle_enabled(db, profile.id)}
             changed = {key: value for key, value in after.items() if before[key] != value}
-            secrets = {key: "(changed)" for key in ("password", "outgoing_password") if getattr(posted.fields, key)}
+            secrets = {key: "(changed)" for key in ("password", "outgoing_password") if getattr(given, key)}
             record(db, actor(), "profile.modify", name, {**changed, **secrets})
     except UserError as error:
         with transaction() as db:
@@ -188,7 +195,3 @@ def delete_profile(name: str) -> Any:
         record(db, actor(), "profile.delete", name, counts)
     flash(f"Deleted profile {name!r}.", "info")
     return redirect(url_for("operator.profiles"))
-
-
-def redirect_to_profile(name: str) -> Response:
-    return redirect(url_for("operator.edit_profile", name=name))
