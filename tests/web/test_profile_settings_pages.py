@@ -4,6 +4,7 @@ test suite's OAuth2 stand-in (tests/servers/oauth_server.py: Microsoft cannot be
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Callable
 
@@ -170,3 +171,32 @@ def test_microsoft_device_code_shows_the_code_and_the_grant_arrives_once_the_use
     WebDriverWait(browser, 60, poll_frequency=0.5).until(signed_in)
     assert "device-code" in browser.find_element(By.ID, "oauth-status").text
     assert _actions(live_server, name) == ["oauth.connect"]
+
+
+def test_google_service_account_key_pasted_in_the_form_signs_in_and_is_never_shown(
+    browser: webdriver.Chrome,
+    live_server: LiveServer,
+    make_operator: Callable[..., Account],
+    oauth_server: OAuthServer,
+) -> None:
+    operator = make_operator()
+    name = make_profile(live_server)
+    key = oauth_server.issuer.register_service_account()
+    sign_in(browser, live_server.url, operator.name, operator.password)
+    browser.get(f"{live_server.url}/profiles/{name}/oauth")
+    Select(browser.find_element(By.ID, "provider")).select_by_visible_text("google")
+    Select(browser.find_element(By.ID, "flow")).select_by_visible_text("service-account")
+    browser.execute_script("arguments[0].value = arguments[1];", browser.find_element(By.ID, "service_account_key"), json.dumps(key))
+    browser.find_element(By.ID, "account").send_keys("dana@example.org")
+    browser.find_element(By.ID, "authority").send_keys(oauth_server.url)
+    browser.find_element(By.ID, "ca_file").send_keys(str(oauth_server.ca_file))
+    submit(browser, browser.find_element(By.ID, "connect"))
+    status = browser.find_element(By.ID, "oauth-status").text
+    assert "service-account" in status and "dana@example.org" in status and key["client_id"] in status
+    assert oauth_server.issuer.count(key["client_email"], "jwt_bearer") == 1
+    assert "PRIVATE KEY" not in browser.page_source
+    with live_server.app.transaction() as session:
+        grant = session.scalars(select(OAuthGrant).join(MediaProfile).where(MediaProfile.name == name)).one()
+        assert b"PRIVATE KEY" not in (grant.client_secret_encrypted or b"")
+        entry = session.scalars(select(AuditLog).where(AuditLog.target == name)).one()
+        assert entry.action == "oauth.connect" and "PRIVATE KEY" not in json.dumps(entry.detail)

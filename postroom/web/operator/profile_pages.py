@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.data import profiles
+from postroom.core.data.columns import width
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.idle_switch import idle_enabled, set_idle
 from postroom.core.data.models import (
@@ -74,6 +75,7 @@ def _form_page(template_values: dict[str, Any], status: int = 200) -> tuple[str,
             sections=SECTIONS,
             logins=LOGINS,
             protocols=protocol_choices(),
+            send_from_limit=width(MediaProfile.send_from_name),
             **template_values,
         ),
         status,
