@@ -200,3 +200,24 @@ def test_google_service_account_key_pasted_in_the_form_signs_in_and_is_never_sho
         assert b"PRIVATE KEY" not in (grant.client_secret_encrypted or b"")
         entry = session.scalars(select(AuditLog).where(AuditLog.target == name)).one()
         assert entry.action == "oauth.connect" and "PRIVATE KEY" not in json.dumps(entry.detail)
+
+
+def test_the_contact_centres_table_is_chosen_and_reset_on_the_retry_policies_page(
+    browser: webdriver.Chrome, live_server: LiveServer, make_operator: Callable[..., Account]
+) -> None:
+    operator = make_operator()
+    sign_in(browser, live_server.url, operator.name, operator.password)
+    submit(browser, browser.find_element(By.LINK_TEXT, "Retry policies"))
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-category="unknown host"]')
+    Select(row.find_element(By.NAME, "policy")).select_by_value("patient retry")
+    submit(browser, row.find_element(By.CSS_SELECTOR, 'button[value="set"]'))
+    with live_server.app.transaction() as session:
+        table = {r.category.value: r for r in retry_policies.table(session, DEFAULT_CONTACT_CENTER_ID)}
+    assert (table["unknown host"].policy, table["unknown host"].source) == ("patient retry", "contact centre")
+    row = browser.find_element(By.CSS_SELECTOR, 'tr[data-category="unknown host"]')
+    submit(browser, row.find_element(By.CSS_SELECTOR, 'button[value="reset"]'))
+    with live_server.app.transaction() as session:
+        table = {r.category.value: r for r in retry_policies.table(session, DEFAULT_CONTACT_CENTER_ID)}
+        actions = list(session.scalars(select(AuditLog.action).where(AuditLog.actor == operator.name).order_by(AuditLog.id)))
+    assert table["unknown host"].source == "default"
+    assert actions == ["retry.set-policy", "retry.reset"]

@@ -64,7 +64,7 @@ SECTIONS: list[tuple[str, list[Field]]] = [
                 "Username",
                 "Login name on the incoming server (and the outgoing one, outgoing login 'same').",
             ),
-            Field("password", "Password", "The login's password (write-only; empty keeps the stored one).", "password"),
+            Field("password", "Password", "The login's password (write-only: never shown; on edit, empty keeps the stored one).", "password"),
             Field("fetch_interval", "Fetch interval", "Seconds between fetches (default 10).", "int"),
             Field("fetch_last_days", "Fetch last days", "Fetch only mail of the last N days (0: all).", "int"),
             Field("delete_on_fetch", "Delete on fetch", "Delete mail on the server once stored.", "flag"),
@@ -102,7 +102,7 @@ SECTIONS: list[tuple[str, list[Field]]] = [
             Field(
                 "outgoing_password",
                 "Outgoing password",
-                "The outgoing server's password (write-only; empty keeps the stored one).",
+                "The outgoing server's password (write-only: never shown; on edit, empty keeps the stored one).",
                 "password",
             ),
             Field("outgoing_allowed", "Outgoing allowed", "Allow sending.", "flag", default=True),
