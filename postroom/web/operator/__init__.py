@@ -9,5 +9,13 @@ bp = Blueprint("operator", __name__)
 
 #: The operator's navigation: (endpoint, label), in the order shown. The audit log is the console's own.
 NAV: list[tuple[str, str]] = [("operator.profiles", "Profiles"), ("audit.audit_page", "Audit log")]
+NAV.append(("operator.retry_policies", "Retry policies"))
 
-from postroom.web.operator import pages  # noqa: E402, F401 - registers the routes on bp
+from postroom.web.operator import (  # noqa: E402 - after bp and NAV, which the modules use
+    oauth_pages,  # noqa: F401
+    pages,  # noqa: F401 - registers the routes on bp
+    profile_pages,  # noqa: F401
+    resolver_pages,  # noqa: F401
+    retry_pages,  # noqa: F401
+    signature_pages,  # noqa: F401
+)
