@@ -13,6 +13,7 @@ from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.data import directory, rules
 from postroom.core.data.models import RoutingRule
 from postroom.core.data.profiles import get_profile
+from tests.support.cli import Cli
 from tests.support.desk import Desk
 
 CC = directory.DEFAULT_CONTACT_CENTER_ID
@@ -81,3 +82,25 @@ def test_an_edit_is_refused_as_rule_add_refuses(app: Postroom) -> None:
             "*@vip.example",
             None,
         )
+
+
+def test_rule_modify_keeps_what_is_not_given_and_rule_move_reorders(app: Postroom, postroom_cli: Cli) -> None:
+    first, second = _rules(app, [10, 20])
+    postroom_cli.ok("rule", "modify", str(first), "--subject", "", "--from", "*@acme.example")
+    [one, two] = postroom_cli.ok("rule", "list", "--json").json()
+    assert (one["id"], one["priority"], one["from"], one["subject"], one["queue"]) == (
+        first,
+        10,
+        "*@acme.example",
+        None,
+        "First line",
+    )
+    refused = postroom_cli.run("rule", "modify", str(second), "--priority", "-5")
+    assert refused.exit_code == 1 and "The rule priority must be between 0 and" in refused.stderr
+    assert "Give --up or --down." in postroom_cli.run("rule", "move", str(second)).stderr
+    postroom_cli.ok("rule", "move", str(second), "--up")
+    assert [(r["id"], r["priority"]) for r in postroom_cli.ok("rule", "list", "--json").json()] == [
+        (second, 10),
+        (first, 20),
+    ]
+    assert two["subject"] == "r1"

@@ -1,13 +1,13 @@
 """What the operator's pages beyond the media profiles share: the contact centre they show, and how a
-refusal is shown (the core's sentence, status 400) or a missing row answered (404)."""
+refusal is shown (the core's sentence, status 400)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from flask import abort, flash, render_template
+from flask import flash, render_template
 
-from postroom.core.contract.errors import NotFoundError, UserError
+from postroom.core.contract.errors import UserError
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 
 #: The console works on the default contact centre (the CLI's unless ``--contact-center`` is given).
@@ -15,9 +15,9 @@ CENTER = DEFAULT_CONTACT_CENTER_ID
 
 
 def refused(error: UserError, template: str, **context: Any) -> tuple[str, int]:
-    """The page again with the core's sentence above it, and 400 (404 for something that is not there)."""
+    """The page again with the core's sentence above it, and 400."""
     flash(str(error), "error")
-    return render_template(template, **context), 404 if isinstance(error, NotFoundError) else 400
+    return render_template(template, **context), 400
 
 
 def parse_int(value: str | None, field: str) -> int:
@@ -26,9 +26,3 @@ def parse_int(value: str | None, field: str) -> int:
         return int((value or "").strip())
     except ValueError:
         raise UserError(f"The {field} must be a whole number, not {value!r}.") from None
-
-
-def not_found_is_404(error: UserError) -> None:
-    """Answer 404 for a row that is not there (a URL typed by hand); other refusals go on."""
-    if isinstance(error, NotFoundError):
-        abort(404, str(error))

@@ -103,7 +103,7 @@ def outbox_list() -> str | tuple[str, int]:
 @operator_required
 def outbox_detail(outbox_id: int) -> str:
     with transaction() as db:
-        found = [r for r in queries.outbox_as_json(db, CENTER) if r["id"] == outbox_id]
+        found = queries.outbox_as_json(db, CENTER, outbox_id=outbox_id)
         if not found:
             abort(404)
         failures = queries.failures_as_json(db, CENTER, outbox_id)
