@@ -164,6 +164,25 @@ def test_failure_mail_addresses_are_checked_as_the_cli_checks_them(
         assert address not in configuration.failure_mail_addresses(session, 1)
 
 
+def test_replies_to_one_profiles_mail_are_mapped_to_another_profile(
+    browser: webdriver.Chrome, live_server: LiveServer, make_operator: Callable[..., Account]
+) -> None:
+    desk = Desk(live_server.app)
+    incoming, outgoing = (f"{role}-{uuid.uuid4().hex[:8]}" for role in ("in", "out"))
+    source, target = desk.profile(incoming), desk.profile(outgoing)
+    operator = make_operator()
+    sign_in(browser, live_server.url, operator.name, operator.password)
+    browser.get(f"{live_server.url}/configuration")
+    Select(browser.find_element(By.NAME, "incoming")).select_by_visible_text(incoming)
+    Select(browser.find_element(By.NAME, "outgoing")).select_by_visible_text(outgoing)
+    submit(browser, browser.find_element(By.CSS_SELECTOR, "#add-mapping button"))
+    assert f"{incoming} → {outgoing}" in browser.find_element(By.ID, "mappings").text
+    with live_server.app.transaction() as session:
+        assert configuration.profile_mapping(session, 1)[source] == target
+    browser.get(f"{live_server.url}/audit?action=config.add")
+    assert f'"incoming": "{incoming}"' in browser.find_element(By.ID, "audit").text
+
+
 def test_a_plugin_is_switched_off_and_on_and_failed_plugins_say_why(
     browser: webdriver.Chrome, live_server: LiveServer, make_operator: Callable[..., Account]
 ) -> None:
