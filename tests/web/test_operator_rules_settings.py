@@ -24,7 +24,19 @@ from tests.web.conftest import Account, LiveServer, http_status, page_text, sign
 
 FORBIDDEN = "Your account may not open this page."
 #: Every page this module's pages add, GET by URL, and a POST of each kind.
-OPERATOR_PAGES = ("/rules", "/configuration", "/plugins", "/outbox", "/quarantine", "/unrouted", "/workers")
+OPERATOR_PAGES = (
+    "/rules",
+    "/rules/1/edit",
+    "/configuration",
+    "/plugins",
+    "/outbox",
+    "/outbox/1",
+    "/quarantine",
+    "/quarantine/1",
+    "/unrouted",
+    "/held/1.eml",
+    "/workers",
+)
 OPERATOR_POSTS = (
     "/rules",
     "/rules/1/switch",

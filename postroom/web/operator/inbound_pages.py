@@ -100,15 +100,15 @@ def quarantine_retry() -> Response | tuple[str, int]:
     return redirect(url_for("operator.quarantine_list"))
 
 
+def _unrouted_context() -> dict[str, Any]:
+    mails = _held(MessageStatus.UNROUTED)
+    return {"mails": mails, "profile_names": sorted({m["profile"] for m in mails if m["profile"]})}
+
+
 @bp.get("/unrouted")
 @operator_required
 def unrouted_list() -> str:
-    mails = _held(MessageStatus.UNROUTED)
-    return render_template(
-        "operator/unrouted.html",
-        mails=mails,
-        profile_names=sorted({m["profile"] for m in mails if m["profile"]}),
-    )
+    return render_template("operator/unrouted.html", **_unrouted_context())
 
 
 @bp.post("/unrouted/reroute")
@@ -121,8 +121,7 @@ def unrouted_reroute() -> Response | tuple[str, int]:
             routed = reroute_held_mail(db, postroom_app().plugins, profiles.get_profile(db, name, CENTER))
             record(db, _actor(), "unrouted.reroute", name, {"routed": routed})
     except UserError as error:
-        mails = _held(MessageStatus.UNROUTED)
-        return refused(error, "operator/unrouted.html", mails=mails, profile_names=[])
+        return refused(error, "operator/unrouted.html", **_unrouted_context())
     flash(f"Routed {routed} held mail(s) of profile {name!r}.", "info")
     return redirect(url_for("operator.unrouted_list"))
 
