@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 import pytest
 from selenium import webdriver
@@ -14,7 +15,7 @@ from selenium.webdriver.support.ui import Select
 from sqlalchemy import select
 
 from postroom.core.contract.retry import ErrorCategory
-from postroom.core.data.models import Message, MessageStatus, SMessageSendInfo
+from postroom.core.data.models import FailedMessageSendInfo, Message, MessageStatus, SMessageSendInfo
 from postroom.core.outbound.compose import queue_reply
 from postroom.core.outbound.manual import CANCELLED
 from tests.servers.smtp import NO_SUCH_USER, SmtpScript, SmtpServers
@@ -88,6 +89,19 @@ def test_a_refused_send_shows_in_the_outbox_by_category_and_is_retried_now_or_ca
     assert f"Reply {full_id} is cancelled." in page_text(browser)
     assert _state(live_server, full_id) == ("failed", CANCELLED)
     assert not browser.find_elements(By.ID, "cancel-reply")  # no action on a reply that waits no more
+
+    with live_server.app.transaction() as session:  # the day the attempt was made (UTC)
+        made = session.scalar(
+            select(FailedMessageSendInfo.created_at).where(FailedMessageSendInfo.send_info_id == unknown_id)
+        )
+    assert made is not None
+    today = made.date()
+    browser.get(f"{live_server.url}/outbox?profile={profile}&since={today}&until={today}")
+    assert unknown in browser.find_element(By.ID, "failures").text
+    browser.get(f"{live_server.url}/outbox?profile={profile}&since={today + timedelta(days=1)}")
+    assert "No reply matches." in page_text(browser) and "No failed attempt matches." in page_text(browser)
+    browser.get(f"{live_server.url}/outbox?since=yesterday")
+    assert "The from date must be YYYY-MM-DD, not 'yesterday'." in page_text(browser)
 
     browser.get(f"{live_server.url}/outbox/{unknown_id}")
     assert not browser.find_elements(By.ID, "retry-now")
