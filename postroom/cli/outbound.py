@@ -27,7 +27,7 @@ from postroom.cli._common import (
 from postroom.cli.tickets import ticket_group
 from postroom.core.contract.errors import UserError
 from postroom.core.data.validation import BATCH_SIZE
-from postroom.core.outbound import queries
+from postroom.core.outbound import manual, queries
 from postroom.core.outbound.outbox import DEFAULT_BATCH_SIZE, Outbox
 
 
@@ -209,6 +209,28 @@ def outbox_list(states: tuple[str, ...], ticket_id: int | None, as_json: bool) -
         ],
         empty="The outbox is empty.",
     )
+
+
+@command(outbox_group, "retry-now")
+@click.argument("outbox_id", type=ROW_ID)
+def outbox_retry_now(outbox_id: int) -> None:
+    """Make a queued or retry-scheduled reply due now (the next send run tries it)."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        manual.retry_now(session, cc, outbox_id)
+    echo(f"Reply {outbox_id} is due now: the next send run ('postroom send' or the worker) tries it.")
+
+
+@command(outbox_group, "cancel")
+@click.argument("outbox_id", type=ROW_ID)
+def outbox_cancel(outbox_id: int) -> None:
+    """Give up a queued or retry-scheduled reply: it is never sent and stays listed as failed."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        manual.cancel(session, cc, outbox_id)
+    echo(f"Reply {outbox_id} is cancelled.")
 
 
 @click.group("failures", cls=PostroomGroup)

@@ -18,6 +18,7 @@ from postroom.cli._common import (
     state,
 )
 from postroom.core.app import Postroom
+from postroom.core.contract.errors import UserError
 from postroom.core.data import directory, profiles, rules
 
 
@@ -94,6 +95,50 @@ def delete_rule(rule_id: int) -> None:
     with app.transaction() as session:
         rules.delete_rule(session, cc, rule_id)
     echo(f"Deleted rule {rule_id}.")
+
+
+@command(rule_group, "modify")
+@click.argument("rule_id", type=ROW_ID)
+@click.option("--campaign", "campaign_name")
+@click.option("--queue", "queue_name")
+@click.option("--priority", type=int, help="Lower numbers are tried first (0 to 1000000).")
+@click.option("--from", "from_pattern", help="Sender pattern ('' for any).")
+@click.option("--to", "to_pattern", help="Recipient pattern ('' for any).")
+@click.option("--subject", "subject_pattern", help="Subject pattern ('' for any).")
+def modify_rule(rule_id: int, campaign_name: str | None, queue_name: str | None, **options: Any) -> None:
+    """Change a rule's campaign, queue, priority or patterns (what is not given stays); held mail is routed again."""
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        rules.get_rule(session, cc, rule_id)  # the core's sentence when there is none
+        current = next(d for d in rules.rules_as_json(session, cc) if d["id"] == rule_id)
+        campaign = directory.get_campaign(session, cc, campaign_name or current["campaign"])
+        queue = directory.get_queue(session, campaign, queue_name or current["queue"])
+        given = {
+            key: current[key.removesuffix("_pattern")] if value is None else value
+            for key, value in options.items()
+        }
+        rule = rules.modify_rule(session, cc, rule_id, campaign, queue, **given)
+        enabled, profile_name = rule.enabled, current["profile"]
+    echo(f"Rule {rule_id} is changed.")
+    if enabled:
+        _reroute(app, profile_name, cc)
+
+
+@command(rule_group, "move")
+@click.argument("rule_id", type=ROW_ID)
+@click.option("--up", "direction", flag_value=-1, help="Try the rule one place earlier.")
+@click.option("--down", "direction", flag_value=1, help="Try the rule one place later.")
+def move_rule(rule_id: int, direction: int | None) -> None:
+    """Move a rule one place earlier or later among its profile's rules (their priorities are swapped)."""
+    if direction is None:
+        raise UserError("Give --up or --down.")
+    app = state().app()
+    cc = contact_center_id(app)
+    with app.transaction() as session:
+        ordered = rules.move_rule(session, cc, rule_id, direction)
+        shown = ", ".join(f"{r.id} ({r.priority})" for r in ordered)
+    echo(f"Order of the profile's rules: {shown}.")
 
 
 def _reroute(app: Postroom, profile_name: str, cc: int) -> None:

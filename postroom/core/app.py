@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from functools import cached_property
 from importlib import metadata
@@ -79,7 +79,9 @@ class Postroom:
         """What each disabled plugin provided when it was switched off (see :meth:`PluginHost.missing`)."""
         try:
             with self.sessions() as session:
-                rows = session.scalars(select(EngineSetting).where(EngineSetting.name.startswith(PROVIDES_PREFIX)))
+                rows = session.scalars(
+                    select(EngineSetting).where(EngineSetting.name.startswith(PROVIDES_PREFIX))
+                )
                 return {row.name.removeprefix(PROVIDES_PREFIX): json.loads(row.value) for row in rows}
         except (OperationalError, ProgrammingError, ValueError):
             return {}
@@ -117,12 +119,15 @@ class Postroom:
     def list_plugins(self) -> list[PluginInfo]:
         return self.plugins.catalogue
 
-    def set_plugin_enabled(self, name: str, enabled: bool) -> None:
+    def set_plugin_enabled(
+        self, name: str, enabled: bool, *, also: Callable[[Session], None] | None = None
+    ) -> None:
         """Switch a plugin on or off for every process using this database.
 
         Enabling imports and registers the plugin first, and refuses (switch unchanged) if that
         fails; disabling remembers what the plugin provided, so that a profile naming one of its
-        classes is told "disabled", not "unknown".
+        classes is told "disabled", not "unknown". ``also`` runs in the switch's transaction (the
+        console records the change in the audit log there).
         """
         host = self.plugins
         info = host.info(name)
@@ -149,6 +154,8 @@ class Postroom:
                 setting = session.get(EngineSetting, key) or EngineSetting(name=key, value="{}")
                 setting.value = json.dumps(provides)
                 session.add(setting)
+            if also is not None:
+                also(session)
         self.reload_plugins()
 
     def dispose(self) -> None:

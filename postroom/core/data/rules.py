@@ -49,6 +49,59 @@ def add_rule(
     return rule
 
 
+def modify_rule(
+    session: Session,
+    contact_center_id: int,
+    rule_id: int,
+    campaign: Campaign,
+    queue: Queue,
+    *,
+    priority: int,
+    from_pattern: str | None = None,
+    to_pattern: str | None = None,
+    subject_pattern: str | None = None,
+) -> RoutingRule:
+    """Change where a rule sends mail and what it matches (its profile stays); checked as :func:`add_rule`."""
+    rule = get_rule(session, contact_center_id, rule_id)
+    RULE_PRIORITY.check(priority)
+    if queue.campaign_id != campaign.id:
+        raise UserError(f"Queue {queue.name!r} does not belong to campaign {campaign.name!r}.")
+    rule.campaign_id, rule.queue_id, rule.priority = campaign.id, queue.id, priority
+    rule.from_pattern = _pattern(from_pattern, "from")
+    rule.to_pattern = _pattern(to_pattern, "to")
+    rule.subject_pattern = _pattern(subject_pattern, "subject")
+    session.flush()
+    return rule
+
+
+def move_rule(session: Session, contact_center_id: int, rule_id: int, step: int) -> list[RoutingRule]:
+    """Move a rule ``step`` places earlier (negative) or later among its profile's rules; returns them in order.
+
+    The profile's priorities are kept as a set and handed out again in the new order, so the other
+    rules keep their numbers; when two rules share a number (an order by id), they are renumbered
+    10, 20, 30, ... first. A rule already first (or last) stays where it is.
+    """
+    rule = get_rule(session, contact_center_id, rule_id)
+    ordered = list(
+        session.scalars(
+            select(RoutingRule)
+            .where(RoutingRule.media_profile_id == rule.media_profile_id)
+            .order_by(RoutingRule.priority, RoutingRule.id)
+        )
+    )
+    priorities = [r.priority for r in ordered]
+    if len(set(priorities)) != len(priorities):
+        priorities = [10 * (index + 1) for index in range(len(ordered))]
+    index = ordered.index(rule)
+    target = max(0, min(len(ordered) - 1, index + step))
+    ordered.insert(target, ordered.pop(index))
+    for moved, priority in zip(ordered, priorities, strict=True):
+        RULE_PRIORITY.check(priority)
+        moved.priority = priority
+    session.flush()
+    return ordered
+
+
 def get_rule(session: Session, contact_center_id: int, rule_id: int) -> RoutingRule:
     rule = session.get(RoutingRule, rule_id)
     profile = session.get(MediaProfile, rule.media_profile_id) if rule else None

@@ -20,9 +20,13 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def outbox_as_json(
-    session: Session, contact_center_id: int, states: Sequence[str] = (), ticket_id: int | None = None
+    session: Session,
+    contact_center_id: int,
+    states: Sequence[str] = (),
+    ticket_id: int | None = None,
+    outbox_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Outgoing replies of a contact centre, oldest first (``outbox list --json``); by state or ticket."""
+    """Outgoing replies of a contact centre, oldest first (``outbox list --json``); by state, ticket or id."""
     query = (
         select(SMessageSendInfo, Message)
         .join(Message, Message.id == SMessageSendInfo.message_pk)
@@ -32,6 +36,8 @@ def outbox_as_json(
         query = query.where(SMessageSendInfo.state.in_(states))
     if ticket_id is not None:
         query = query.where(SMessageSendInfo.ticket_id == ticket_id)
+    if outbox_id is not None:
+        query = query.where(SMessageSendInfo.id == outbox_id)
     names = profile_names(session)
     return [
         _outbox_row(row, message, names)

@@ -8,14 +8,33 @@ from flask import Blueprint
 bp = Blueprint("operator", __name__)
 
 #: The operator's navigation: (endpoint, label), in the order shown. The audit log is the console's own.
-NAV: list[tuple[str, str]] = [("operator.profiles", "Profiles"), ("audit.audit_page", "Audit log")]
-NAV.append(("operator.retry_policies", "Retry policies"))
+NAV: list[tuple[str, str]] = [
+    ("operator.profiles", "Profiles"),
+    ("operator.retry_policies", "Retry policies"),
+    ("operator.rules_list", "Rules"),
+    ("operator.configuration_page", "Configuration"),
+    ("operator.plugins_list", "Plugins"),
+    ("operator.outbox_list", "Outbox"),
+    ("operator.quarantine_list", "Quarantine"),
+    ("operator.unrouted_list", "Unrouted"),
+    ("operator.workers_page", "Workers"),
+    ("audit.audit_page", "Audit log"),
+]
 
-from postroom.web.operator import (  # noqa: E402 - after bp and NAV, which the modules use
-    oauth_pages,  # noqa: F401
-    pages,  # noqa: F401 - registers the routes on bp
-    profile_pages,  # noqa: F401
-    resolver_pages,  # noqa: F401
-    retry_pages,  # noqa: F401
-    signature_pages,  # noqa: F401
+# Each module registers its routes on bp: the media profiles (profile_pages, resolver_pages, retry_pages,
+# signature_pages, oauth_pages), rules_pages, configuration_pages (failure mail, profile mapping),
+# plugin_pages, outbox_pages, inbound_pages (quarantine, unrouted), worker_pages; pages is the room's note.
+from postroom.web.operator import (  # noqa: E402, F401 - after bp and NAV, which the modules use
+    configuration_pages,
+    inbound_pages,
+    oauth_pages,
+    outbox_pages,
+    pages,
+    plugin_pages,
+    profile_pages,
+    resolver_pages,
+    retry_pages,
+    rules_pages,
+    signature_pages,
+    worker_pages,
 )
