@@ -90,3 +90,18 @@ class WebSession(Base):
     token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     web_user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"))
     created_at: Mapped[timestamp]
+
+
+class WebTicketRead(Base):
+    """When a console account last opened a ticket: the inbox marks a ticket unread for that account
+    while it has had activity since (``postroom.core.data.inbox``)."""
+
+    __tablename__ = "web_ticket_read"
+
+    web_user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ticket.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    read_at: Mapped[timestamp]
