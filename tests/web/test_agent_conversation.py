@@ -161,3 +161,19 @@ def test_merge_split_and_close(
         ("ticket.split", str(target.ticket_id), agent.name),
         ("ticket.close", str(new_id), agent.name),
     }
+
+
+def test_an_attachment_with_a_non_ascii_name_downloads_under_that_name(
+    browser: webdriver.Chrome, live_server: LiveServer, make_agent: Callable[..., Account], desk: AgentDesk
+) -> None:
+    name = "Rechnung für März €.pdf"
+    stored = desk.mail("Invoice", attachments=((name, "application/pdf", b"%PDF-1.4 Rechnung"),))
+    agent = make_agent((desk.spec,))
+    sign_in(browser, live_server.url, agent.name, agent.password)
+    open_ticket(browser, live_server.url, stored.ticket_id)
+    link = browser.find_element(By.LINK_TEXT, name)
+    status, headers, data = download(browser, str(link.get_attribute("href")))
+    assert (status, data) == (200, b"%PDF-1.4 Rechnung")
+    assert headers["Content-Disposition"] == (
+        "attachment; filename=\"Rechnung fur Marz .pdf\"; filename*=UTF-8''Rechnung%20f%C3%BCr%20M%C3%A4rz%20%E2%82%AC.pdf"
+    )

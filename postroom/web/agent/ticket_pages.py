@@ -7,12 +7,15 @@ Opening the page marks the ticket read for the account (the inbox's "unread").
 
 from __future__ import annotations
 
+import unicodedata
 from typing import Any
+from urllib.parse import quote
 
 from flask import Response, abort, render_template
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from werkzeug.http import dump_options_header
 
 from postroom.core.data import inbox as inbox_data
 from postroom.core.data import tickets
@@ -86,6 +89,17 @@ def attachment(message_id: int, index: int) -> Response:
     name = "".join(c for c in found.name or "" if c.isprintable()) or f"attachment-{index + 1}"
     response = Response(found.data, mimetype=found.content_type)
     # Always a download, never shown inline: a mail's HTML or SVG must not run as a page of the console.
-    response.headers.set("Content-Disposition", "attachment", filename=name)
+    response.headers["Content-Disposition"] = disposition(name)
     response.headers["Cache-Control"] = "private, no-store"
     return response
+
+
+def disposition(name: str) -> str:
+    """``attachment`` with the file's name: plain when it is ASCII, else an ASCII stand-in and the
+    real name as RFC 6266's ``filename*`` (a header carries only Latin-1, and browsers read UTF-8 there)."""
+    if name.isascii():
+        return dump_options_header("attachment", {"filename": name})
+    plain = unicodedata.normalize("NFKD", name).encode("ascii", "ignore").decode() or "attachment"
+    return dump_options_header(
+        "attachment", {"filename": plain, "filename*": f"UTF-8''{quote(name, safe='')}"}
+    )
