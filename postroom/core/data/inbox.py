@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import exists, func, or_, select
 from sqlalchemy.orm import Session
 
-from postroom.core.data.models import Customer, CustomerEmail, Message, Ticket, WebTicketRead, utcnow
+from postroom.core.data.models import Customer, CustomerEmail, Message, Ticket, WebTicketRead
 from postroom.core.data.tickets import ticket_as_json
 
 #: Tickets on one page of the inbox.
@@ -98,7 +99,7 @@ def search_tickets(
     )
     read = dict(
         session.execute(
-            select(WebTicketRead.ticket_id, WebTicketRead.read_at).where(
+            select(WebTicketRead.ticket_id, WebTicketRead.seen_activity_at).where(
                 WebTicketRead.web_user_id == reader_id, WebTicketRead.ticket_id.in_(ids)
             )
         ).all()
@@ -120,10 +121,11 @@ def search_tickets(
     return InboxPage(documents, total, page, page_size)
 
 
-def mark_read(session: Session, reader_id: int, ticket_id: int) -> None:
-    """Remember that account ``reader_id`` has seen ticket ``ticket_id`` as it is now."""
+def mark_read(session: Session, reader_id: int, ticket_id: int, shown: datetime) -> None:
+    """Remember that account ``reader_id`` has seen ticket ``ticket_id`` as it was at ``shown`` (its
+    last activity when the page was read): mail that came in after that keeps it unread."""
     row = session.get(WebTicketRead, (reader_id, ticket_id))
     if row is None:
-        session.add(WebTicketRead(web_user_id=reader_id, ticket_id=ticket_id, read_at=utcnow()))
-    else:
-        row.read_at = utcnow()
+        session.add(WebTicketRead(web_user_id=reader_id, ticket_id=ticket_id, seen_activity_at=shown))
+    elif row.seen_activity_at < shown:
+        row.seen_activity_at = shown

@@ -8,6 +8,7 @@ Opening the page marks the ticket read for the account (the inbox's "unread").
 from __future__ import annotations
 
 import unicodedata
+from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
@@ -55,14 +56,15 @@ def render_ticket(
     user = signed_in()
     with transaction() as db:
         document = conversation(db, ticket_id)
-    _mark_read(user.id, ticket_id)
+        shown = visible_ticket(db, ticket_id).last_activity_at
+    _mark_read(user.id, ticket_id, shown)
     return render_template("agent/ticket.html", t=document, reply=reply or {}), status
 
 
-def _mark_read(user_id: int, ticket_id: int) -> None:
+def _mark_read(user_id: int, ticket_id: int, shown: datetime) -> None:
     try:
         with transaction() as db:
-            inbox_data.mark_read(db, user_id, ticket_id)
+            inbox_data.mark_read(db, user_id, ticket_id, shown)
     except IntegrityError:  # the same account opened it in another tab at the same moment: read either way
         pass
 

@@ -93,8 +93,9 @@ class WebSession(Base):
 
 
 class WebTicketRead(Base):
-    """When a console account last opened a ticket: the inbox marks a ticket unread for that account
-    while it has had activity since (``postroom.core.data.inbox``)."""
+    """What a console account has seen of a ticket: its last activity when the account last opened it.
+    The inbox marks the ticket unread for that account while it has had activity since
+    (``postroom.core.data.inbox``)."""
 
     __tablename__ = "web_ticket_read"
 
@@ -104,4 +105,4 @@ class WebTicketRead(Base):
         ForeignKey("ticket.id", ondelete="CASCADE"),
         primary_key=True,
     )
-    read_at: Mapped[timestamp]
+    seen_activity_at: Mapped[timestamp]

@@ -1,4 +1,4 @@
-"""web_ticket_read: when a console account last opened a ticket, for the inbox's "unread" (issue 13)
+"""web_ticket_read: what a console account has seen of a ticket, for the inbox's "unread" (issue 13)
 
 Revision ID: 0015
 Revises: 0009 (on its branch; re-chained after the revisions before it on merge)
@@ -25,7 +25,7 @@ def upgrade() -> None:
         "web_ticket_read",
         sa.Column("web_user_id", sa.Integer(), nullable=False),
         sa.Column("ticket_id", _big_id, nullable=False),
-        sa.Column("read_at", sa.DateTime(), nullable=False),
+        sa.Column("seen_activity_at", sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(
             ["web_user_id"],
             ["web_user.id"],
