@@ -56,7 +56,8 @@ def create_app(postroom_app: Postroom, *, secret_key: str, secure_cookies: bool)
 
 def _template_globals() -> dict[str, object]:
     user = auth.current_user()
-    nav = [] if user is None else (operator.NAV if user.is_operator else agent.NAV)
+    # Operators see every queue's tickets too: their navigation ends with the agent's pages.
+    nav = [] if user is None else ([*operator.NAV, *agent.NAV] if user.is_operator else agent.NAV)
     return {"current_user": user, "nav": nav}
 
 

@@ -227,6 +227,33 @@ def draft_reply(
     return draft, profile, recipients.skipped
 
 
+def prepare_reply(
+    session: Session,
+    plugins: PluginHost,
+    ticket: Ticket,
+    body: str,
+    *,
+    agent: Agent | None = None,
+    now: datetime | None = None,
+    automatic: bool = False,
+    attachments: Sequence[OutgoingAttachment] = (),
+    chosen: Recipients | None = None,
+) -> tuple[OutgoingDraft, MediaProfile, list[Skipped]]:
+    """The draft of a reply as it will be queued (plugins have adjusted it: signature, headers), its
+    profile and the addresses left out; nothing is stored. :func:`compose_reply` queues this draft,
+    and the console's preview shows it."""
+    if ticket.state == TicketState.MERGED:
+        raise UserError(f"Ticket {ticket.id} was merged into ticket {ticket.merged_into_id}; reply there.")
+    if not body.strip():
+        raise UserError("A reply needs a body.")
+    draft, profile, skipped = draft_reply(
+        session, ticket, body, agent=agent, now=now, automatic=automatic, chosen=chosen
+    )
+    draft.attachments.extend(attachments)
+    plugins.compose_outgoing(draft, ticket, profile)
+    return draft, profile, skipped
+
+
 def compose_reply(
     session: Session,
     plugins: PluginHost,
@@ -244,15 +271,17 @@ def compose_reply(
     The reply is an outbound message on the ticket (its raw bytes kept) plus its
     ``s_message_send_info`` row, due at once. It goes to the ``chosen`` recipients if given.
     """
-    if ticket.state == TicketState.MERGED:
-        raise UserError(f"Ticket {ticket.id} was merged into ticket {ticket.merged_into_id}; reply there.")
-    if not body.strip():
-        raise UserError("A reply needs a body.")
-    draft, profile, skipped = draft_reply(
-        session, ticket, body, agent=agent, now=now, automatic=automatic, chosen=chosen
+    draft, profile, skipped = prepare_reply(
+        session,
+        plugins,
+        ticket,
+        body,
+        agent=agent,
+        now=now,
+        automatic=automatic,
+        attachments=attachments,
+        chosen=chosen,
     )
-    draft.attachments.extend(attachments)
-    plugins.compose_outgoing(draft, ticket, profile)
     raw = build_message(draft).as_bytes()
     message = new_message(
         contact_center_id=ticket.contact_center_id,

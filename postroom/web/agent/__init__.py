@@ -11,4 +11,5 @@ bp = Blueprint("agent", __name__)
 #: The agent's navigation: (endpoint, label), in the order shown.
 NAV: list[tuple[str, str]] = [("agent.inbox", "Inbox")]
 
-from postroom.web.agent import pages  # noqa: E402, F401 - registers the routes on bp
+# Each module registers its routes on bp.
+from postroom.web.agent import actions, pages, ticket_pages  # noqa: E402, F401

@@ -48,6 +48,7 @@ from postroom.core.data.models.web import (
     SignInFailure,
     WebRole,
     WebSession,
+    WebTicketRead,
     WebUser,
     web_user_queue,
 )
@@ -87,6 +88,7 @@ __all__ = [
     "TicketState",
     "WebRole",
     "WebSession",
+    "WebTicketRead",
     "WebUser",
     "agent_media_profile",
     "campaign_media_profile",

@@ -90,3 +90,19 @@ class WebSession(Base):
     token_digest: Mapped[str] = mapped_column(String(64), primary_key=True)
     web_user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"))
     created_at: Mapped[timestamp]
+
+
+class WebTicketRead(Base):
+    """What a console account has seen of a ticket: its last activity when the account last opened it.
+    The inbox marks the ticket unread for that account while it has had activity since
+    (``postroom.core.data.inbox``)."""
+
+    __tablename__ = "web_ticket_read"
+
+    web_user_id: Mapped[int] = mapped_column(ForeignKey("web_user.id", ondelete="CASCADE"), primary_key=True)
+    ticket_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"),
+        ForeignKey("ticket.id", ondelete="CASCADE"),
+        primary_key=True,
+    )
+    seen_activity_at: Mapped[timestamp]
