@@ -25,6 +25,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from itertools import pairwise
 from pathlib import Path
 
 from bench.idle_lag import ManyConnectionsDovecot, health
@@ -114,10 +115,9 @@ def by_profiles(args: argparse.Namespace, dovecot: Dovecot, directory: Path, kin
             flush=True,
         )
     counts = sorted(measured)
-    if len(counts) > 1:
-        low, high = counts[0], counts[-1]
+    for low, high in pairwise(counts):
         growth = (measured[high].rss - measured[low].rss) / (high - low) * 100
-        print(f"{kind:10} growth: {mib(growth)} MiB per 100 profiles ({low} to {high}, VmRSS)")
+        print(f"{kind:10} growth from {low} to {high} profiles: {mib(growth)} MiB VmRSS per 100 profiles")
     return measured[1].rss / 1024 if 1 in measured else 0.0
 
 
