@@ -1,7 +1,7 @@
 """Memory of an idle ``postroom run`` worker: by profile count, by database, and per IDLE connection.
 
     python -m bench.idle [--profiles 1,100,1000] [--database both|sqlite|postgresql]
-                         [--settle 40] [--idle-profiles 100] [--pg-url URL]
+                         [--settle 40] [--idle-profiles 100] [--maildir] [--pg-url URL]
 
 Starts its own Dovecot (the test suite's helper, limits raised as in bench.idle_lag). For each
 database and each profile count N it makes a fresh database with N routed IMAP profiles on N
@@ -12,6 +12,10 @@ profile has been fetched once, then ``--settle`` seconds more (past the worker's
 line per run and the growth per 100 profiles, and checks issue 18's target: one profile, at most
 50 MiB VmRSS.
 
+``--maildir`` makes maildir profiles on empty local Maildirs instead: no TLS, no stored password,
+so the difference to the IMAP figures is what a mail server's login costs the worker (the password
+cipher, the TLS context with its certificate authorities).
+
 Then, unless ``--idle-profiles 0``, on PostgreSQL: ``--idle-profiles`` profiles with IDLE on and
 the same number polled only, each worker with an admin endpoint (to read /health's
 ``idle_connections``), and prints the difference per IDLE connection.
@@ -20,6 +24,8 @@ the same number polled only, each worker with an admin endpoint (to read /health
 from __future__ import annotations
 
 import argparse
+import mailbox
+import shutil
 import sys
 import time
 from collections.abc import Iterator
@@ -39,6 +45,8 @@ from bench.worker_lag import (
     wait_for,
 )
 from postroom.core.app import Postroom
+from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.profiles import ProfileFields, create_profile
 from tests.servers.dovecot import Dovecot
 
 TARGET_MIB = 50.0
@@ -83,7 +91,10 @@ def worker_with_profiles(
     with fresh_database(kind, args.pg_url, directory) as url:
         app = Postroom(url)
         try:
-            make_profiles(app, dovecot, count, 3600, idle=idle)
+            if args.maildir:
+                make_maildir_profiles(app, directory / "maildirs", count)
+            else:
+                make_profiles(app, dovecot, count, 3600, idle=idle)
             with running_worker(url, 8, directory, stop_within=60, admin=admin) as (worker, port, log_path):
                 wait_for("every profile's first fetch", 600, lambda: fetched_once(app))
                 if idle:
@@ -102,6 +113,23 @@ def worker_with_profiles(
             Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
 
 
+def make_maildir_profiles(app: Postroom, directory: Path, count: int) -> None:
+    """``count`` maildir profiles, each on an empty Maildir of its own, polled once an hour."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir()
+    with app.transaction() as session:
+        for number in range(count):
+            folder = directory / f"md{number:05}"
+            mailbox.Maildir(folder, create=True)
+            create_profile(
+                session,
+                app.plugins,
+                DEFAULT_CONTACT_CENTER_ID,
+                f"idle{number:05}",
+                ProfileFields(fetch_protocol="maildir", incoming_folder=str(folder), fetch_interval=3600),
+            )
+
+
 def by_profiles(args: argparse.Namespace, dovecot: Dovecot, directory: Path, kind: str) -> float:
     """One line per profile count; returns the RSS of the one-profile worker, MiB (or 0)."""
     measured: dict[int, Memory] = {}
@@ -110,7 +138,7 @@ def by_profiles(args: argparse.Namespace, dovecot: Dovecot, directory: Path, kin
             memory = Memory.of(pid)
         measured[count] = memory
         print(
-            f"{kind:10} {count:5} profiles: VmRSS {mib(memory.rss):>6} MiB   peak {mib(memory.peak):>6} MiB   "
+            f"{kind:10} {count:5} {'maildir' if args.maildir else 'IMAP'} profiles: VmRSS {mib(memory.rss):>6} MiB   peak {mib(memory.peak):>6} MiB   "
             f"private {mib(memory.private):>6} MiB   {memory.threads} threads",
             flush=True,
         )
@@ -149,6 +177,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--idle-profiles", type=int, default=100, help="IDLE connections for the per-connection cost (100; 0: skip)"
     )
+    parser.add_argument("--maildir", action="store_true", help="maildir profiles on empty Maildirs, not IMAP")
     parser.add_argument(
         "--pg-url",
         default=DEFAULT_PG_URL,
@@ -160,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     with scratch_dovecot("dvm", ManyConnectionsDovecot) as (dovecot, home):
         for kind in kinds:
             one_profile[kind] = by_profiles(args, dovecot, home, kind)
-        if args.idle_profiles:
+        if args.idle_profiles and not args.maildir:
             per_idle_connection(args, dovecot, home)
     met = True
     for kind, value in one_profile.items():
