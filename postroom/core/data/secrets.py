@@ -4,8 +4,9 @@ The key comes from ``$POSTROOM_SECRET_KEY``, else from ``secret.key`` in the dat
 created with mode 0600 on first use. Lose the key and the stored passwords must be typed again.
 
 ``cryptography`` is imported on the first encryption or decryption, not with this module: its
-compiled core holds about 7 MiB of a process's memory, and a worker whose profiles have no
-stored password (maildir, OAuth2 before its first refresh) never needs it (issue 18).
+compiled core holds about 8 MiB of a process's memory (bench/README.md, "Idle worker memory"),
+and a process that logs in nowhere with a stored secret (a worker with maildir profiles only,
+most CLI commands) never needs it (issue 18).
 """
 
 from __future__ import annotations
