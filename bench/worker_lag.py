@@ -229,13 +229,18 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextmanager
 def running_worker(
-    url: str, threads: int, directory: Path, stop_within: float
+    url: str, threads: int, directory: Path, stop_within: float, admin: bool = True
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
-    """A `postroom run` process on ``url`` with an admin port, its log in ``directory``; SIGTERM at the end."""
-    (admin_port,) = free_ports(1)
+    """A `postroom run` process on ``url`` with an admin port, its log in ``directory``; SIGTERM at the end.
+
+    Without ``admin`` (bench.idle: the metrics library is imported only for the admin endpoint)
+    the port returned is 0 and nothing listens.
+    """
+    (admin_port,) = free_ports(1) if admin else (0,)
     env = {**os.environ, "POSTROOM_DATABASE_URL": url}
     command = [sys.executable, "-m", "postroom", "run", "--threads", str(threads)]
-    command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+    if admin:
+        command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
     log_path = directory / "worker.log"
     with log_path.open("wb") as log:
         worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

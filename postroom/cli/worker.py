@@ -15,7 +15,11 @@ from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
 from postroom.core.worker.admin_http import new_admin_token
 from postroom.core.worker.idle import RENEW_EVERY
+from postroom.core.worker.memory import limit_malloc_arenas, release_after, release_startup_garbage
 from postroom.core.worker.scheduler import Worker, install_signal_handlers
+
+#: Seconds after the start at which the worker gives back its start-up garbage a second time.
+SETTLE_SECONDS = 30.0
 
 
 def listen_address(value: str) -> tuple[str, int]:
@@ -92,6 +96,7 @@ def run_command(
 ) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
     configure_logging(log_format)
+    limit_malloc_arenas()  # before any thread of the worker starts
     app = state().app()
     worker = Worker(
         app,
@@ -105,6 +110,8 @@ def run_command(
         idle_renew=idle_renew,
     )
     install_signal_handlers(worker, signal)
+    release_startup_garbage()  # the imports' leftovers, before the threads start
+    release_after(SETTLE_SECONDS, worker.stopping)  # and once more after the first fetch cycles
     sys.exit(worker.run())
 
 

@@ -2,17 +2,24 @@
 
 The key comes from ``$POSTROOM_SECRET_KEY``, else from ``secret.key`` in the data directory,
 created with mode 0600 on first use. Lose the key and the stored passwords must be typed again.
+
+``cryptography`` is imported on the first encryption or decryption, not with this module: its
+compiled core holds about 8 MiB of a process's memory (bench/README.md, "Idle worker memory"),
+and a process that logs in nowhere with a stored secret (a worker with maildir profiles only,
+most CLI commands) never needs it (issue 18).
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
-
-from cryptography.fernet import Fernet, InvalidToken
+from typing import TYPE_CHECKING
 
 from postroom.core.contract.errors import UserError
 from postroom.core.data.db import data_dir
+
+if TYPE_CHECKING:
+    from cryptography.fernet import Fernet
 
 SECRET_KEY_ENV = "POSTROOM_SECRET_KEY"
 KEY_FILE_NAME = "secret.key"
@@ -30,6 +37,8 @@ def load_key() -> bytes:
     path = _key_file()
     try:
         if not path.exists():
+            from cryptography.fernet import Fernet
+
             key = Fernet.generate_key()
             # O_EXCL: two processes racing to create the key must not end with two keys.
             try:
@@ -48,6 +57,8 @@ def load_key() -> bytes:
 
 
 def _fernet() -> Fernet:
+    from cryptography.fernet import Fernet
+
     try:
         return Fernet(load_key())
     except ValueError as error:
@@ -64,6 +75,8 @@ def decrypt_password(token: bytes | None) -> str | None:
     """The clear password, for logging in only; None when none is stored."""
     if token is None:
         return None
+    from cryptography.fernet import InvalidToken
+
     try:
         return _fernet().decrypt(token).decode()
     except InvalidToken as error:

@@ -13,8 +13,6 @@ from email.utils import format_datetime, formataddr
 from html.parser import HTMLParser
 from typing import TYPE_CHECKING
 
-import nh3
-
 from postroom.core.contract.errors import UserError
 from postroom.core.mail.addresses import address_problem, local_text, split_address
 from postroom.core.mail.encoded_words import fold_text
@@ -101,7 +99,12 @@ def quote(answered: Message | None) -> tuple[str, str]:
     when = answered.sent_date or answered.created_at
     intro = f"On {when.strftime('%a, %d %b %Y %H:%M')}, {sender} wrote:" if when else f"{sender} wrote:"
     quote_text = intro + "\n" + "\n".join(f"> {line}".rstrip() for line in text.splitlines())
-    body_html = nh3.clean(answered.html_body[:QUOTE_LIMIT]) if answered.html_body else text_to_html(text)
+    if answered.html_body:
+        import nh3  # here, not at the top: only composing a reply needs the sanitiser (issue 18)
+
+        body_html = nh3.clean(answered.html_body[:QUOTE_LIMIT])
+    else:
+        body_html = text_to_html(text)
     quote_html = (
         f"<div>{html.escape(intro)}</div>\n"
         f'<blockquote type="cite" style="margin:0 0 0 .8ex;border-left:1px solid #ccc;padding-left:1ex">'

@@ -8,10 +8,9 @@ the same address.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Iterable
-
-from flufl.bounce import all_failures
 
 from postroom.core.contract.bounces import BounceReport, FailedRecipient
 from postroom.core.contract.hooks import hookimpl
@@ -23,6 +22,12 @@ _ADDRESS_RE = re.compile(r"[\w.+%-]+@[\w.-]+\.[A-Za-z]{2,}")
 #: only, where the report is (its own 98 permanent bounces read the same from their first 300 lines;
 #: AOL puts its report after a 1200-line text part). Worst case about half a second.
 _HEAD_BYTES, _HEAD_LINES = 256 * 1024, 4000
+
+# flufl.bounce and its thirty detectors are imported on the first mail that looks like a bounce,
+# not with the plugin (a worker that never sees one need not hold them, issue 18). Found here, so
+# that a missing flufl.bounce still leaves the plugin out as failed at start, not at that mail.
+if importlib.util.find_spec("flufl.bounce") is None:
+    raise ImportError("flufl.bounce is not installed")
 
 
 def _head(raw: bytes) -> bytes:
@@ -43,6 +48,8 @@ def _addresses(found: Iterable[object] | None) -> list[str]:
 def postroom_read_bounce(message: ParsedMail) -> BounceReport | None:
     if not looks_like_bounce(message):
         return None  # some thirty detectors are too dear for every customer's mail
+    from flufl.bounce import all_failures
+
     try:
         _temporary, permanent = all_failures(compat_message(_head(message.raw)))
     except Exception:  # a detector choking on a malformed bounce must not lose the mail
