@@ -236,8 +236,12 @@ def customer_for_sender(
 def _create_customer(session: Session, contact_center_id: int, address: str, name: str) -> Customer:
     customer = Customer(contact_center_id=contact_center_id, name=name)
     session.add(customer)
-    session.flush()
-    if _claim_address(session, contact_center_id, customer.id, address):
+    # The customer alone: a fetch batch's other pending rows (its new tickets, its messages'
+    # changes) wait for the batch's one flush at its end (core/inbound/process.py).
+    session.flush([customer])
+    with session.no_autoflush:
+        claimed = _claim_address(session, contact_center_id, customer.id, address)
+    if claimed:
         return customer
     # Another transaction took the address first: use its customer, drop ours.
     session.delete(customer)

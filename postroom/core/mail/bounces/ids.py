@@ -80,6 +80,17 @@ def looks_like_bounce(parsed: ParsedMail) -> bool:
         return True
     if (parsed.header("Return-Path") or "").strip() == "<>" or parsed.header("X-Failed-Recipients"):
         return True
-    if parsed.headers.get_content_type() == "multipart/report":
+    if _main_content_type(parsed) == "multipart/report":
         return True
     return bool(_BOUNCE_SUBJECT.search(parsed.subject or ""))
+
+
+def _main_content_type(parsed: ParsedMail) -> str:
+    """The mail's content type read as compat32 does (the value before the first ``;``, lowercased).
+
+    Every bounce reader asks :func:`looks_like_bounce` of every mail; through ``parsed.headers``
+    (policy.default) each ask would parse the Content-Type header anew with the header registry,
+    about 0.08 ms a mail, which made the four asks cost half the mail's own parse.
+    """
+    value = parsed.header("Content-Type") or ""
+    return value.split(";", 1)[0].strip().lower()
