@@ -36,6 +36,7 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import NamedTuple
 
 from imapclient import IMAPClient
 from sqlalchemy import func, select
@@ -52,6 +53,14 @@ from tests.servers.certs import make_certificate
 from tests.servers.dovecot import Dovecot
 
 BATCH = 100
+
+
+class Timing(NamedTuple):
+    """Seconds of wall time, and of CPU time of the measuring client (user + system): for a
+    ``postroom fetch`` process its own (wait4's rusage), not its database server's or Dovecot's."""
+
+    wall: float
+    cpu: float
 DATABASES = ("SQLite", "PostgreSQL")
 
 
@@ -106,10 +115,11 @@ def compat32_parse(raw: bytes) -> None:
             part.get_payload(decode=True)
 
 
-def timed(work: Callable[[], object]) -> float:
-    started = time.perf_counter()
+def timed(work: Callable[[], object]) -> Timing:
+    """Wall time and this process's CPU time of ``work``."""
+    started, cpu = time.perf_counter(), time.process_time()
     work()
-    return time.perf_counter() - started
+    return Timing(time.perf_counter() - started, time.process_time() - cpu)
 
 
 # --- postroom fetch processes -------------------------------------------------------------------------
@@ -149,13 +159,15 @@ LAUNCHER = (
     "import os, subprocess, sys\n"
     "child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)\n"
     "_, status, usage = os.wait4(child.pid, 0)\n"
-    "print(usage.ru_maxrss)\n"
+    "print(usage.ru_maxrss, usage.ru_utime + usage.ru_stime)\n"
     "sys.exit(os.waitstatus_to_exitcode(status))\n"
 )
 
 
-def run_cli_fetch(url: str, profile: str, wrapper: list[str] | None = None, env: dict[str, str] | None = None) -> tuple[float, int]:
-    """A real ``postroom fetch`` process: its wall time and its peak RSS in bytes (wait4's ru_maxrss)."""
+def run_cli_fetch(
+    url: str, profile: str, wrapper: list[str] | None = None, env: dict[str, str] | None = None
+) -> tuple[Timing, int]:
+    """A real ``postroom fetch`` process: its wall and CPU time and its peak RSS in bytes (wait4's rusage)."""
     environment = {**os.environ, **(env or {}), "POSTROOM_DATABASE_URL": url}
     command = [sys.executable, *(wrapper or ["-m", "postroom"]), "fetch", "--profile", profile]
     started = time.perf_counter()
@@ -165,7 +177,8 @@ def run_cli_fetch(url: str, profile: str, wrapper: list[str] | None = None, env:
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"postroom fetch exited {done.returncode}: {done.stderr}")
-    return elapsed, int(done.stdout.split()[-1]) * 1024
+    peak, cpu = done.stdout.split()[-2:]
+    return Timing(elapsed, float(cpu)), int(peak) * 1024
 
 
 @contextmanager
@@ -177,7 +190,7 @@ def fresh_database(label: str, server_url: str, directory: Path) -> Iterator[str
         yield f"sqlite:///{directory / f'bench-{uuid.uuid4().hex}.sqlite'}"
 
 
-def process_fetch(label: str, args: argparse.Namespace, dovecot: Dovecot, user: str, directory: Path) -> float:
+def process_fetch(label: str, args: argparse.Namespace, dovecot: Dovecot, user: str, directory: Path) -> Timing:
     """Wall time of one ``postroom fetch`` process into a fresh database (made before the clock starts)."""
     with fresh_database(label, args.database_url, directory) as url:
         prepare_database(url, dovecot, user)
@@ -275,28 +288,29 @@ def run(dovecot: Dovecot, args: argparse.Namespace, directory: Path) -> None:
         raise SystemExit(f"Dovecot holds {count} of {len(mails)} mails")
 
     names = ["stdlib floor", "compat32 floor", *(f"fetch {d}" for d in DATABASES)]
-    times: dict[str, list[float]] = {name: [] for name in names}
-    print(f"\n{'round':5} {'load':15} " + " ".join(f"{n:>17}" for n in names) + "   (ms per mail)")
+    times: dict[str, list[Timing]] = {name: [] for name in names}
+    print(f"\n{'round':5} {'load':15} " + " ".join(f"{n:>17}" for n in names) + "   ms per mail: wall (client CPU)")
     for number in range(1, args.rounds + 1):
         load_then = load_average()
         times["stdlib floor"].append(timed(lambda: raw_fetch(dovecot, user, stdlib_parse)))
         times["compat32 floor"].append(timed(lambda: raw_fetch(dovecot, user, compat32_parse)))
         for label in DATABASES:
             times[f"fetch {label}"].append(process_fetch(label, args, dovecot, user, directory))
-        row = " ".join(f"{times[n][-1] / count * 1000:17.3f}" for n in names)
-        print(f"{number:5} {load_then:15} {row}", flush=True)
-    best = {name: min(values) for name, values in times.items()}
-    print(f"{'best':5} {load_average():15} " + " ".join(f"{best[n] / count * 1000:17.3f}" for n in names))
+        print(f"{number:5} {load_then:15} {_row([times[n][-1] for n in names], count)}", flush=True)
+    best = {name: Timing(min(t.wall for t in values), min(t.cpu for t in values)) for name, values in times.items()}
+    print(f"{'best':5} {load_average():15} {_row([best[n] for n in names], count)}")
 
     counts = {label: counted_fetch(label, args, dovecot, user, directory) for label in DATABASES}
     print()
     for label in DATABASES:
         mine = best[f"fetch {label}"]
+        stdlib, compat32 = best["stdlib floor"], best["compat32 floor"]
         print(
-            f"postroom fetch process, {label:10}: {mine / best['stdlib floor']:.2f} x the stdlib floor"
+            f"postroom fetch process, {label:10}: {mine.wall / stdlib.wall:.2f} x the stdlib floor"
             f"{' (target <= 1.5)' if label == 'PostgreSQL' else ''}, "
-            f"{mine / best['compat32 floor']:.2f} x the compat32 floor"
-            f"{' (aim <= 2.5)' if label == 'PostgreSQL' else ''}"
+            f"{mine.wall / compat32.wall:.2f} x the compat32 floor"
+            f"{' (aim <= 2.5)' if label == 'PostgreSQL' else ''}; "
+            f"client CPU {mine.cpu / stdlib.cpu:.2f} x and {mine.cpu / compat32.cpu:.2f} x"
         )
     print()
     for label in DATABASES:
@@ -315,6 +329,10 @@ def run(dovecot: Dovecot, args: argparse.Namespace, directory: Path) -> None:
         print()
         for line in peak_memory(dovecot, args, directory):
             print(line)
+
+
+def _row(timings: list[Timing], count: int) -> str:
+    return " ".join(f"{f'{t.wall / count * 1000:.3f} ({t.cpu / count * 1000:.3f})':>17}" for t in timings)
 
 
 def _per(value: object, count: int) -> str:

@@ -95,7 +95,7 @@ class MailProcessor:
 
     def _thread_index(self, mails: Sequence[ParsedMail]) -> ThreadIndex | None:
         """The batch's threads, loaded now if a resolver of the profile follows threads; else None."""
-        if not any(getattr(r, "THREADED", False) for r in self._resolvers()):
+        if not any(getattr(self.plugins.resolver(name), "THREADED", False) for name in self.resolver_names):
             return None
         index = ThreadIndex(
             self.session, self.profile.contact_center_id, ([p.in_reply_to, *p.references] for p in mails)
