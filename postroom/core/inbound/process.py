@@ -193,6 +193,9 @@ class MailProcessor:
                 customer_based=customer_based,
                 new_ticket=lambda: self._new_ticket(route, message, parsed, deferred=False),
             )
+            ticket = self.session.get(Ticket, message.ticket_id) if message.ticket_id is not None else None
+            if self.threads is not None and ticket is not None:
+                self.threads.record(message, ticket)  # a reply to the bounce, later in the batch, finds it
             return
         customer = (
             customer_for_sender(
