@@ -2,7 +2,7 @@
 
     python -m bench.time_limit [--mails N] [--rounds R]
 
-Generates N ordinary mails (default 3000; ``bench.inbound``'s generator, fixed seed), then in R
+Generates N ordinary mails (default 3000; ``bench.inbound_mails``, fixed seed), then in R
 interleaved rounds (default 5) parses all of them bare and inside ``time_limit(10)``, as the
 inbound pipeline does, and prints the best time per mail of each and their difference; last, the
 cost of entering and leaving an empty guard, alone.
@@ -14,7 +14,7 @@ import argparse
 import time
 from collections.abc import Callable
 
-from bench.inbound import generate_mails
+from bench.inbound_mails import generate_mails
 from postroom.core.mail.parse import parse_mail
 from postroom.core.mail.time_limit import time_limit
 

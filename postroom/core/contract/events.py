@@ -17,7 +17,7 @@ Plugin authors import these from :mod:`postroom.events` (docs/plugins/signals.md
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from typing import Any
@@ -166,8 +166,23 @@ _Pending = list[tuple[NamedSignal, object, dict[str, Any]]]
 _held: ContextVar[_Pending | None] = ContextVar("postroom_held_signals", default=None)
 
 
+class Later:
+    """A signal argument known only at the next flush (a new ticket's id): read when the signal goes out.
+
+    For :func:`emit` inside :func:`held`, where the signal waits for the commit anyway; the inbound
+    pipeline creates a batch's tickets in one INSERT at the end of the batch and names them this way.
+    """
+
+    __slots__ = ("read",)
+
+    def __init__(self, read: Callable[[], Any]) -> None:
+        self.read = read
+
+
 def _send(signal: NamedSignal, sender: object, kwargs: dict[str, Any]) -> None:
     """``signal.send``, but a receiver that raises is logged and the others still hear the signal."""
+    if any(isinstance(value, Later) for value in kwargs.values()):
+        kwargs = {key: value.read() if isinstance(value, Later) else value for key, value in kwargs.items()}
     for receiver in signal.receivers_for(sender):
         try:
             receiver(sender, **kwargs)

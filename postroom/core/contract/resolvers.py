@@ -7,7 +7,7 @@ in priority order and the first one that returns a ticket wins (docs/architectur
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, ClassVar
 
@@ -39,6 +39,9 @@ class ResolverContext:
     normalised_subject: str
     #: Makes :meth:`attributes`' stores; the core fills it in.
     attribute_store: Callable[[str], TicketAttributes] | None = None
+    #: The ticket of the newest stored message among some Message-IDs, answered from the batch's
+    #: threads loaded in one query (``data/threads.py``); None: ask ``data.tickets.ticket_of_thread``.
+    thread_ticket: Callable[[Sequence[str]], Ticket | None] | None = None
 
     def attributes(self, plugin: str) -> TicketAttributes:
         """The ticket attributes ``plugin`` keeps (``plugin`` names your plugin, e.g. ``"order-number"``).
@@ -66,6 +69,9 @@ class ResolverPlugin(abc.ABC):
     #: True for resolvers that group by customer: a bounce for a customer is appended to the
     #: customer's open ticket and escalates it, instead of opening a new escalated ticket.
     CUSTOMER_BASED: ClassVar[bool] = False
+    #: True for resolvers that follow threads through ``context.thread_ticket``: for them the core
+    #: loads the tickets of a batch's threads up front, in one query.
+    THREADED: ClassVar[bool] = False
 
     @abc.abstractmethod
     def find_ticket(self, context: ResolverContext) -> Ticket | None:

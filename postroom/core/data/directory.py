@@ -6,8 +6,8 @@ from collections.abc import Callable
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session, selectinload
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from postroom.core.contract.errors import NotFoundError, UserError
 from postroom.core.data.columns import fit
@@ -234,14 +234,24 @@ def customer_for_sender(
 
 
 def _create_customer(session: Session, contact_center_id: int, address: str, name: str) -> Customer:
-    customer = Customer(contact_center_id=contact_center_id, name=name)
-    session.add(customer)
-    session.flush()
-    if _claim_address(session, contact_center_id, customer.id, address):
+    """A new customer owning ``address``, or the customer another transaction gave it first.
+
+    Written with statements of its own rather than a flush: a fetch batch's other pending rows (its
+    new tickets, its messages' changes) wait for the batch's one flush at its end (inbound/process.py).
+    """
+    now = utcnow()
+    with session.no_autoflush:
+        customer_id = session.execute(
+            insert(Customer).values(contact_center_id=contact_center_id, name=name, created_at=now).returning(Customer.id)
+        ).scalar_one()
+        claimed = _claim_address(session, contact_center_id, customer_id, address)
+    if claimed:
+        customer = Customer(id=customer_id, contact_center_id=contact_center_id, name=name, created_at=now)
+        make_transient_to_detached(customer)
+        session.add(customer)
         return customer
     # Another transaction took the address first: use its customer, drop ours.
-    session.delete(customer)
-    session.flush()
+    session.execute(delete(Customer).where(Customer.id == customer_id))
     owner = find_customer_by_address(session, contact_center_id, address)
     if owner is None:  # pragma: no cover - the conflicting row was committed, so it is visible
         raise UserError(f"The customer for {address!r} could not be created.")

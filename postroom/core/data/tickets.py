@@ -30,6 +30,8 @@ from postroom.core.mail.subjects import format_case_token, normalise_subject
 
 #: How many ``merged_into`` hops are followed before giving up (a cycle is a bug, not a reason to hang).
 MAX_MERGE_HOPS = 16
+#: How many of a mail's thread Message-IDs (In-Reply-To, then References newest first) are looked at.
+THREAD_IDS = 50
 
 
 # --- lookups (each served by an index on ticket or message) -----------------------------------
@@ -80,7 +82,7 @@ def latest_open_ticket_for_subject(
 
 def ticket_of_thread(session: Session, contact_center_id: int, message_ids: Sequence[str]) -> Ticket | None:
     """The ticket of the newest stored message (inbound or outbound) among ``message_ids``."""
-    ids = [m for m in dict.fromkeys(message_ids) if m][:50]
+    ids = [m for m in dict.fromkeys(message_ids) if m][:THREAD_IDS]
     if not ids:
         return None
     ticket_id = session.scalar(
@@ -152,8 +154,14 @@ def create_ticket(
     profile: MediaProfile | None,
     subject: str,
     escalated: bool = False,
+    deferred: bool = False,
 ) -> Ticket:
-    """A new open ticket with its case token (``[#PR-<id>]``, or the profile's own prefix letters)."""
+    """A new open ticket with its case token (``[#PR-<id>]``, or the profile's own prefix letters).
+
+    ``deferred``: the ticket waits for the caller's next flush, which inserts the tickets of a whole
+    batch in one statement; its id, in the signal too, is known from then on, and the caller gives
+    it its case token with :func:`give_case_tokens`. Otherwise it is inserted here (one flush).
+    """
     now = utcnow()
     ticket = Ticket(
         contact_center_id=contact_center_id,
@@ -171,24 +179,43 @@ def create_ticket(
         last_activity_at=now,
     )
     session.add(ticket)
-    session.flush()  # the id names the case token; the token itself goes out with the next flush
-    ticket.case_token = format_case_token(None, ticket.id)
+    if not deferred:
+        session.flush()  # the id names the case token; the token itself goes out with the next flush
+        ticket.case_token = format_case_token(None, ticket.id)
     events.emit(
         events.ticket_created,
         create_ticket,
-        ticket_id=ticket.id,
+        ticket_id=_ticket_id(ticket),
         campaign_id=campaign_id,
         customer_id=customer_id,
     )
     return ticket
 
 
+def give_case_tokens(session: Session, tickets: Sequence[Ticket]) -> None:
+    """Insert the deferred tickets (one flush) and give each its case token, written with the next flush."""
+    if not tickets:
+        return
+    session.flush()
+    for ticket in tickets:
+        if ticket.case_token is None:
+            ticket.case_token = format_case_token(None, ticket.id)
+
+
 def append_message(session: Session, ticket: Ticket, message: Message) -> None:
-    message.ticket_id = ticket.id
+    if ticket.id is None:
+        message.ticket = ticket  # a deferred ticket: the flush inserts it, then sets ticket_id
+    else:
+        message.ticket_id = ticket.id
     if message.direction == Direction.INBOUND:
         message.status = MessageStatus.TICKETED
     ticket.last_activity_at = utcnow()
-    events.emit(events.ticket_updated, append_message, ticket_id=ticket.id, change="appended")
+    events.emit(events.ticket_updated, append_message, ticket_id=_ticket_id(ticket), change="appended")
+
+
+def _ticket_id(ticket: Ticket) -> int | events.Later:
+    """The ticket's id, or for a deferred ticket, its id as it will be once flushed (read at commit)."""
+    return ticket.id if ticket.id is not None else events.Later(lambda: ticket.id)
 
 
 def escalate(session: Session, ticket: Ticket, reason: str) -> None:

@@ -23,7 +23,8 @@ from postroom.core.data.db import is_outage
 from postroom.core.data.directory import customer_for_sender, customers_by_address
 from postroom.core.data.models import Customer, MediaProfile, Message, MessageStatus, Ticket, TicketState
 from postroom.core.data.plugin_data import BoundTicketAttributes
-from postroom.core.data.tickets import append_message, create_ticket, follow_merges
+from postroom.core.data.threads import ThreadIndex
+from postroom.core.data.tickets import append_message, create_ticket, follow_merges, give_case_tokens
 from postroom.core.inbound.failure_mail import handle_failure_mail, read_failure_mail
 from postroom.core.mail.subjects import normalise_subject
 from postroom.core.plugin_host import PluginHost, blame, culprit
@@ -41,6 +42,10 @@ class MailProcessor:
         self.profile = profile
         #: Sender address -> customer, while a batch is processed inside one savepoint.
         self.known_customers: dict[str, Customer] | None = None
+        #: The tickets of the batch's threads, while a batch is processed inside one savepoint.
+        self.threads: ThreadIndex | None = None
+        #: Tickets opened in the current savepoint, inserted together at its end (deferred).
+        self.new_tickets: list[Ticket] = []
 
     @cached_property
     def failure_addresses(self) -> set[str]:
@@ -54,35 +59,62 @@ class MailProcessor:
         """Process stored mails in order inside one savepoint; if anything breaks, redo them one by one.
 
         The common case costs one SAVEPOINT for the batch; only a batch holding a mail that breaks
-        a plugin pays a savepoint per mail, so that mail alone is quarantined.
+        a plugin pays a savepoint per mail, so that mail alone is quarantined. Within it, the batch
+        costs a fixed number of statements, not some per mail: the senders' customers and (for a
+        threaded resolver) the tickets of the threads the mails refer to are read in one query each,
+        and the new tickets and the messages' changes are written in one flush at the end, unless a
+        plugin's query or a new customer flushes earlier (the session's autoflush keeps that right).
         """
         if not mails:
             return
         try:
             with events.held(), self.session.begin_nested():
+                self.new_tickets = []
                 self.known_customers = customers_by_address(
                     self.session,
                     self.profile.contact_center_id,
                     [p.from_address for _, p in mails if p.from_address],
                 )
+                self.threads = self._thread_index([p for _, p in mails])
                 for message, parsed in mails:
                     self._process(message, parsed)
+                self._insert_new_tickets()
         except Exception as error:
             if is_outage(error):
                 raise  # no mail is at fault: the batch is not committed, the fetch says so once
-            # The cache may name customers the rolled-back savepoint created: drop it first.
+            # The caches may name customers and tickets the rolled-back savepoint created: drop them first.
             self.known_customers = None
+            self.threads = None
             log.info("a mail broke processing; processing this batch of %d one by one", len(mails))
             for message, parsed in mails:
                 self.process(message, parsed)
         finally:
             self.known_customers = None
+            self.threads = None
+            self.new_tickets = []
+
+    def _thread_index(self, mails: Sequence[ParsedMail]) -> ThreadIndex | None:
+        """The batch's threads, loaded now if a resolver of the profile follows threads; else None."""
+        if not any(getattr(self.plugins.resolver(name), "THREADED", False) for name in self.resolver_names):
+            return None
+        index = ThreadIndex(
+            self.session, self.profile.contact_center_id, ([p.in_reply_to, *p.references] for p in mails)
+        )
+        index.load()
+        return index
+
+    def _insert_new_tickets(self) -> None:
+        """Insert the savepoint's deferred tickets in one flush and give them their case tokens."""
+        tickets, self.new_tickets = self.new_tickets, []
+        give_case_tokens(self.session, tickets)
 
     def process(self, message: Message, parsed: ParsedMail) -> None:
         """Filter, route and resolve a stored mail; a failing plugin quarantines it (savepoint)."""
         try:
             with events.held(), self.session.begin_nested():
+                self.new_tickets = []
                 self._process(message, parsed)
+                self._insert_new_tickets()
         except RecursionError:
             # The stdlib reads comments and groups recursively: a header of 100,000 "(" is hostile or
             # broken mail, not a bug to trace; one line says so.
@@ -159,8 +191,11 @@ class MailProcessor:
                 route,
                 failure,
                 customer_based=customer_based,
-                new_ticket=lambda: self._new_ticket(route, message, parsed),
+                new_ticket=lambda: self._new_ticket(route, message, parsed, deferred=False),
             )
+            ticket = self.session.get(Ticket, message.ticket_id) if message.ticket_id is not None else None
+            if self.threads is not None and ticket is not None:
+                self.threads.record(message, ticket)  # a reply to the bounce, later in the batch, finds it
             return
         customer = (
             customer_for_sender(
@@ -179,12 +214,19 @@ class MailProcessor:
         ticket = self._resolve(context, route, resolvers) or self._new_ticket(route, message, parsed)
         append_message(self.session, ticket, message)
         message.reason = None
+        if self.threads is not None:
+            self.threads.record(message, ticket)
+        if ticket.id is None and any(_overrides_ticket_chosen(r) for r in resolvers):
+            give_case_tokens(self.session, [ticket])  # a plugin's ticket_chosen may need its id and token
         for resolver in resolvers:
             resolver.ticket_chosen(context, ticket)
 
-    def _new_ticket(self, route: RouteChoice, message: Message, parsed: ParsedMail) -> Ticket:
-        """A new ticket for the mail's customer, where routing put it, through this profile."""
-        return create_ticket(
+    def _new_ticket(self, route: RouteChoice, message: Message, parsed: ParsedMail, deferred: bool = True) -> Ticket:
+        """A new ticket for the mail's customer, where routing put it, through this profile.
+
+        Deferred (the default): inserted with the savepoint's other new tickets at its end.
+        """
+        ticket = create_ticket(
             self.session,
             contact_center_id=self.profile.contact_center_id,
             campaign_id=route.campaign_id,
@@ -192,7 +234,11 @@ class MailProcessor:
             customer_id=message.customer_id,
             profile=self.profile,
             subject=parsed.subject,
+            deferred=deferred,
         )
+        if deferred:
+            self.new_tickets.append(ticket)
+        return ticket
 
     def _context(
         self, message: Message, parsed: ParsedMail, route: RouteChoice, customer: Customer | None
@@ -210,6 +256,7 @@ class MailProcessor:
             attribute_store=lambda plugin: BoundTicketAttributes(
                 self.session, plugin, self.profile.contact_center_id, route.campaign_id
             ),
+            thread_ticket=self.threads.ticket_of if self.threads is not None else None,
         )
 
     def _resolvers(self) -> list[ResolverPlugin]:
@@ -242,3 +289,7 @@ class MailProcessor:
             if found.state == TicketState.OPEN and found.campaign_id == route.campaign_id:
                 return found
         return None
+
+
+def _overrides_ticket_chosen(resolver: ResolverPlugin) -> bool:
+    return type(resolver).ticket_chosen is not ResolverPlugin.ticket_chosen

@@ -14,11 +14,15 @@ class CaseIdResolver(ResolverPlugin):
 
     NAME = "case-id"
     LABEL = "Case ID based resolver"
+    THREADED = True
 
     def find_ticket(self, context: ResolverContext) -> Ticket | None:
         message = context.message
         thread = [m for m in [message.in_reply_to, *reversed(message.references)] if m]
-        ticket = ticket_of_thread(context.session, context.profile.contact_center_id, thread)
+        if context.thread_ticket is not None:
+            ticket = context.thread_ticket(thread)
+        else:
+            ticket = ticket_of_thread(context.session, context.profile.contact_center_id, thread)
         if ticket is not None and ticket.campaign_id == context.campaign_id:
             return ticket
         for token in find_case_tokens(message.subject):

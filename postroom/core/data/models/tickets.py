@@ -113,6 +113,9 @@ class Message(Base):
     created_at: Mapped[timestamp]
 
     raw: Mapped[MessageRaw | None] = relationship(uselist=False, cascade="all, delete-orphan", lazy="raise")
+    #: Set only to put a message on a ticket not yet inserted (``data/tickets.py:append_message``):
+    #: the flush then inserts the ticket first and fills in ``ticket_id``. Never loaded.
+    ticket: Mapped[Ticket | None] = relationship(lazy="raise_on_sql")
 
 
 class MessageRaw(Base):

@@ -80,6 +80,23 @@ def looks_like_bounce(parsed: ParsedMail) -> bool:
         return True
     if (parsed.header("Return-Path") or "").strip() == "<>" or parsed.header("X-Failed-Recipients"):
         return True
-    if parsed.headers.get_content_type() == "multipart/report":
+    if _main_content_type(parsed) == "multipart/report":
         return True
     return bool(_BOUNCE_SUBJECT.search(parsed.subject or ""))
+
+
+def _main_content_type(parsed: ParsedMail) -> str:
+    """The mail's content type, as ``parsed.headers.get_content_type()`` gives it.
+
+    Every bounce reader asks :func:`looks_like_bounce` of every mail; through ``parsed.headers``
+    (policy.default) each ask parses the Content-Type header anew with the header registry, about
+    0.08 ms a mail, which made the four asks cost half the mail's own parse. A plain ``type/subtype``
+    value is read here directly; anything else (comments, quotes, no value) still goes the long way.
+    """
+    value = (parsed.header("Content-Type") or "").split(";", 1)[0].strip()
+    if _PLAIN_TYPE.fullmatch(value):
+        return value.lower()
+    return parsed.headers.get_content_type()
+
+
+_PLAIN_TYPE = re.compile(r"[A-Za-z0-9!#$&^_.+-]+/[A-Za-z0-9!#$&^_.+-]+")
