@@ -1,7 +1,7 @@
 """message_raw.raw and the message bodies compressed with lz4 on PostgreSQL (issue 18)
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-30 15:20:00.000000
 
 PostgreSQL compresses a large value with pglz unless told otherwise, and pglz is slow: storing the
@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0010"
-down_revision: str | None = "0008"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

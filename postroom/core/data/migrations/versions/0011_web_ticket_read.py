@@ -1,7 +1,7 @@
 """web_ticket_read: what a console account has seen of a ticket, for the inbox's "unread" (issue 13)
 
-Revision ID: 0015
-Revises: 0009 (on its branch; re-chained after the revisions before it on merge)
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-30 15:30:00.000000
 """
 
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0015"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
