@@ -219,3 +219,8 @@ def _failures_query(
     if chosen is not None:
         query = query.where(*_failure_conditions(chosen))
     return query
+
+
+def failure_categories(contact_center_id: int) -> Select[str]:
+    """The error categories of a contact centre's failed attempts, each once (the outbox filter offers them)."""
+    return _failures_query(select(FailedMessageSendInfo.category), contact_center_id, None, (), None).distinct()

@@ -19,7 +19,6 @@ from postroom.core.contract.errors import UserError
 from postroom.core.contract.retry import ErrorCategory
 from postroom.core.data import profiles
 from postroom.core.data.models import (
-    FailedMessageSendInfo,
     MediaProfile,
     MessageRaw,
     SendState,
@@ -83,7 +82,7 @@ def _filtered(chosen: dict[str, str]) -> dict[str, Any]:
         profile_names = [p.name for p in profiles.live_profiles(db, CENTER)]
         categories = sorted(
             {c.value for c in ErrorCategory}
-            | set(db.scalars(select(FailedMessageSendInfo.category).distinct()))
+            | set(db.scalars(queries.failure_categories(CENTER)))
         )
     for failure in failures:
         failure["profile"] = profile_of.get(failure["outbox_id"])
