@@ -45,6 +45,8 @@ def test_cli_configuration_changes_are_audited_with_who_and_what(postroom_cli: C
     actor = audit.cli_actor()
     assert {e[0] for e in entries} == {actor}
     assert [(action, target) for _, action, target, _ in entries] == [
+        ("campaign.add", "Sales"),
+        ("queue.add", "Sales/First line"),
         ("profile.add", "support"),
         ("profile.modify", "support"),
         ("retry.variables", "support"),

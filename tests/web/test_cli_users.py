@@ -68,6 +68,8 @@ def test_add_list_passwd_remove_and_each_is_audited(postroom_cli: Cli, database_
                 (e.action, e.target, e.actor.startswith("cli:")) for e in reversed(audit.recent(session))
             ]
         assert entries == [
+            ("campaign.add", "Sales", True),
+            ("queue.add", "Sales/First line", True),
             ("web-user.add", "ada", True),
             ("web-user.add", "bo", True),
             ("web-user.passwd", "ada", True),
