@@ -17,10 +17,12 @@ from typing import Any
 import click
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, OperationalError, SQLAlchemyError
+from sqlalchemy.orm import Session
 
 from postroom.cli._text import columns, json_visible, one_line, pad, visible
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
+from postroom.core.data import audit
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID, check_contact_center
 from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, PARSE_TIME_LIMIT
 
@@ -116,6 +118,16 @@ def command(
         return make(wrapped)
 
     return decorate
+
+
+def audited(session: Session, action: str, target: object, detail: dict[str, Any] | None = None) -> None:
+    """Record a configuration change made on the command line, in the change's own transaction.
+
+    The one place the CLI writes the audit log (issue 13): the actor is ``audit.cli_actor()``, the
+    action is the console's name for the same change (``profile.modify``, ``rule.add``, ...), and
+    ``detail`` never holds a password, a token or a client secret.
+    """
+    audit.record(session, audit.cli_actor(), action, str(target), detail)
 
 
 def contact_center_id(app: Postroom) -> int:

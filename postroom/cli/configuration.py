@@ -6,6 +6,7 @@ import click
 
 from postroom.cli._common import (
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -32,6 +33,7 @@ def config_set(name: str, value: str) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         configuration.set_value(session, cc, name, value)
+        audited(session, "config.set", configuration.canonical_name(name), {"value": value})
     echo(f"{configuration.canonical_name(name)} = {value}")
 
 
@@ -44,6 +46,7 @@ def config_add(name: str, value: str) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         configuration.add_value(session, cc, name, value)
+        audited(session, "config.add", configuration.canonical_name(name), {"value": value})
     echo(f"{configuration.canonical_name(name)} += {value}")
 
 
@@ -91,6 +94,9 @@ def config_remove(name: str, value: str | None) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         removed = configuration.remove_values(session, cc, name, value)
+        if removed:
+            detail = {"value": value} if value is not None else {"rows": removed}
+            audited(session, "config.remove", configuration.canonical_name(name), detail)
     if not removed:
         raise UserError(f"No {configuration.canonical_name(name)} row matched; nothing was removed.")
     echo(f"Removed {removed} row(s).")
@@ -102,6 +108,7 @@ def reload_command() -> None:
     app = state().app()
     with app.transaction() as session:
         generation = configuration.reload_configuration(session)
+        audited(session, "config.reload", generation)
     echo(f"Configuration generation {generation}: running workers pick it up on their next cycle.")
 
 
@@ -136,7 +143,7 @@ def plugins_list(as_json: bool) -> None:
 @click.argument("name")
 def plugins_disable(name: str) -> None:
     """Switch a plugin off for every process using this database."""
-    state().app().set_plugin_enabled(name, False)
+    state().app().set_plugin_enabled(name, False, also=lambda session: audited(session, "plugin.disable", name))
     echo(f"Plugin {name!r} is disabled (running workers follow after 'postroom reload').")
 
 
@@ -144,7 +151,7 @@ def plugins_disable(name: str) -> None:
 @click.argument("name")
 def plugins_enable(name: str) -> None:
     """Switch a plugin back on."""
-    state().app().set_plugin_enabled(name, True)
+    state().app().set_plugin_enabled(name, True, also=lambda session: audited(session, "plugin.enable", name))
     echo(f"Plugin {name!r} is enabled (running workers follow after 'postroom reload').")
 
 

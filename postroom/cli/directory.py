@@ -6,6 +6,7 @@ import click
 
 from postroom.cli._common import (
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -34,6 +35,7 @@ def add_campaign(name: str, profile_names: tuple[str, ...]) -> None:
     with app.transaction() as session:
         campaign = directory.add_campaign(session, cc, name)
         directory.assign_profiles(session, campaign, cc, list(profile_names))
+        audited(session, "campaign.add", name, {"profiles": list(profile_names)})
         campaign_id = campaign.id
     echo(f"Created campaign {name!r} (id {campaign_id}).")
 
@@ -74,6 +76,7 @@ def add_queue(campaign: str, name: str, profile_names: tuple[str, ...]) -> None:
     with app.transaction() as session:
         queue = directory.add_queue(session, directory.get_campaign(session, cc, campaign), name)
         directory.assign_profiles(session, queue, cc, list(profile_names))
+        audited(session, "queue.add", f"{campaign}/{name}", {"profiles": list(profile_names)})
         queue_id = queue.id
     echo(f"Created queue {name!r} in campaign {campaign!r} (id {queue_id}).")
 
@@ -114,6 +117,7 @@ def add_agent(name: str, email: str | None, profile_names: tuple[str, ...]) -> N
     with app.transaction() as session:
         agent = directory.add_agent(session, cc, name, email)
         directory.assign_profiles(session, agent, cc, list(profile_names))
+        audited(session, "agent.add", name, {"email": email, "profiles": list(profile_names)})
         agent_id = agent.id
     echo(f"Created agent {name!r} (id {agent_id}).")
 

@@ -10,6 +10,7 @@ import click
 from postroom.cli._common import (
     ROW_ID,
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -207,7 +208,9 @@ def quarantine_retry(message_id: int | None, retry_all: bool, as_json: bool) -> 
     results = []
     for pk in ids:
         with app.transaction() as session:  # one mail per transaction: its signals follow its commit
-            results.append(quarantine.retry(session, app.plugins, quarantine.quarantined(session, cc, pk)))
+            result = quarantine.retry(session, app.plugins, quarantine.quarantined(session, cc, pk))
+            audited(session, "quarantine.retry", pk, result.as_json())
+            results.append(result)
     if as_json:
         print_json([r.as_json() for r in results])
     elif not results:

@@ -16,6 +16,7 @@ import click
 
 from postroom.cli._common import (
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -152,6 +153,8 @@ def oauth_connect(
     with app.transaction() as session:
         profile = get_profile(session, profile_name, cc)
         oauth.save_grant(session, profile, new)
+        detail = {"provider": new.provider, "flow": new.flow, "account": new.account, "scopes": new.scopes}
+        audited(session, "oauth.connect", profile_name, detail)
     who = f" as {new.account}" if new.account else ""
     echo(f"Profile {profile_name!r} is signed in with {provider} ({flow}){who}; its servers now get OAuth2 tokens.")
 
@@ -186,6 +189,7 @@ def oauth_disconnect(profile_name: str) -> None:
         profile = get_profile(session, profile_name, contact_center_id(app))
         if not oauth.delete_grant(session, profile):
             raise UserError(f"Profile {profile_name!r} has no OAuth2 sign-in.")
+        audited(session, "oauth.disconnect", profile_name)
     echo(f"Profile {profile_name!r} is signed out; its tokens are deleted.")
 
 

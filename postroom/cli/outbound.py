@@ -16,6 +16,7 @@ import click
 from postroom.cli._common import (
     ROW_ID,
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -219,6 +220,7 @@ def outbox_retry_now(outbox_id: int) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         manual.retry_now(session, cc, outbox_id)
+        audited(session, "outbox.retry-now", outbox_id)
     echo(f"Reply {outbox_id} is due now: the next send run ('postroom send' or the worker) tries it.")
 
 
@@ -230,6 +232,7 @@ def outbox_cancel(outbox_id: int) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         manual.cancel(session, cc, outbox_id)
+        audited(session, "outbox.cancel", outbox_id)
     echo(f"Reply {outbox_id} is cancelled.")
 
 

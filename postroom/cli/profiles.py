@@ -11,6 +11,7 @@ import click
 
 from postroom.cli._common import (
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -195,6 +196,8 @@ def add_profile(name: str, resolvers: tuple[str, ...], **options: Any) -> None:
             set_idle(session, profile, idle)
         if resolvers:
             profiles.set_resolvers(session, app.plugins, profile, list(resolvers))
+        detail = {**values.audit_detail(), "idle": idle, "resolvers": list(resolvers)}
+        audited(session, "profile.add", name, detail)
         profile_id = profile.id
     echo(f"Created profile {name!r} (id {profile_id}).")
 
@@ -213,6 +216,8 @@ def modify_profile(name: str, **options: Any) -> None:
         profiles.modify_profile(session, app.plugins, profile, values)
         if idle is not None:
             set_idle(session, profile, idle)
+        detail = values.audit_detail() | ({} if idle is None else {"idle": idle})
+        audited(session, "profile.modify", name, detail)
     echo(f"Updated profile {name!r}.")
 
 
@@ -288,7 +293,9 @@ def delete_profile(name: str, yes: bool) -> None:
     ):
         raise UserError("Nothing was deleted.")
     with app.transaction() as session:
-        profiles.delete_profile(session, profiles.get_profile(session, name, cc))
+        profile = profiles.get_profile(session, name, cc)
+        profiles.delete_profile(session, profile)
+        audited(session, "profile.delete", name, {"id": profile.id})
     echo(f"Deleted profile {name!r}.")
 
 
@@ -300,7 +307,10 @@ def set_resolvers(name: str, resolvers: tuple[str, ...]) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        profiles.set_resolvers(session, app.plugins, profiles.get_profile(session, name, cc), list(resolvers))
+        profile = profiles.get_profile(session, name, cc)
+        before = [r.resolver_name for r in profile.resolvers]
+        profiles.set_resolvers(session, app.plugins, profile, list(resolvers))
+        audited(session, "resolver.reorder", name, {"before": before, "after": list(resolvers)})
     echo(f"Profile {name!r} resolves tickets with: {', '.join(resolvers)}.")
 
 
@@ -318,7 +328,10 @@ def set_signature(name: str, path: Path, position: str | None) -> None:
     app = state().app()
     cc = contact_center_id(app)
     with app.transaction() as session:
-        profiles.set_signature(profiles.get_profile(session, name, cc), html, position)
+        profile = profiles.get_profile(session, name, cc)
+        profiles.set_signature(profile, html, position)
+        detail = {"position": profile.signature_position, "characters": len(profile.signature_html or "")}
+        audited(session, "profile.signature", name, detail)
     echo(f"Signature of profile {name!r} saved.")
 
 
@@ -335,6 +348,7 @@ def set_retry(name: str, **values: int | None) -> None:
         settings = configuration.set_retry_settings(
             session, profiles.get_profile(session, name, cc), **values
         )
+        audited(session, "retry.variables", name, {k: v for k, v in values.items() if v is not None})
     echo(
         f"Profile {name!r}: maxRetryCount={settings.max_retry_count}, "
         f"rateLimitRetryTime={settings.rate_limit_retry_time}s, "

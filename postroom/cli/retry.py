@@ -6,6 +6,7 @@ import click
 
 from postroom.cli._common import (
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -73,6 +74,7 @@ def set_policy(category: str, policy: str, profile_name: str | None) -> None:
     with app.transaction() as session:
         profile = profiles.get_profile(session, profile_name, cc) if profile_name else None
         choice = retry_policies.set_policy(session, cc, category, policy, installed, profile)
+        audited(session, "retry.set-policy", profile_name or "contact centre", choice.as_json())
     where = f"profile {profile_name!r}" if profile_name else "the contact centre"
     echo(
         f"{choice.category.value} → {choice.policy} for {where} "
@@ -92,6 +94,8 @@ def replace(old: str, new: str, profile_name: str | None) -> None:
     with app.transaction() as session:
         profile = profiles.get_profile(session, profile_name, cc) if profile_name else None
         categories = retry_policies.replace_policy(session, cc, old, new, installed, profile)
+        detail = {"old": old, "new": new, "categories": [c.value for c in categories]}
+        audited(session, "retry.replace", profile_name or "contact centre", detail)
     where = f"profile {profile_name!r}" if profile_name else "the contact centre"
     echo(f"{', '.join(c.value for c in categories)} → {new} for {where} (was {old}).")
 
@@ -106,6 +110,7 @@ def reset(category: str | None, profile_name: str | None) -> None:
     with app.transaction() as session:
         profile = profiles.get_profile(session, profile_name, cc) if profile_name else None
         dropped = retry_policies.reset(session, cc, category, profile)
+        audited(session, "retry.reset", profile_name or "contact centre", {"category": category, "dropped": dropped})
     where = f"profile {profile_name!r}" if profile_name else "the contact centre"
     echo(f"Dropped {dropped} choice(s) of {where}.")
 

@@ -9,6 +9,7 @@ import click
 from postroom.cli._common import (
     ROW_ID,
     PostroomGroup,
+    audited,
     command,
     contact_center_id,
     echo,
@@ -51,6 +52,8 @@ def add_rule(profile_name: str, campaign_name: str, queue_name: str, **options: 
         queue = directory.get_queue(session, campaign, queue_name)
         rule = rules.add_rule(session, profile, campaign, queue, **options)
         rule_id = rule.id
+        detail = {"profile": profile_name, "campaign": campaign_name, "queue": queue_name, **options}
+        audited(session, "rule.add", rule_id, detail)
     echo(f"Added rule {rule_id}: {profile_name} -> {campaign_name} / {queue_name}.")
     _reroute(app, profile_name, cc)
 
@@ -94,6 +97,7 @@ def delete_rule(rule_id: int) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         rules.delete_rule(session, cc, rule_id)
+        audited(session, "rule.delete", rule_id)
     echo(f"Deleted rule {rule_id}.")
 
 
@@ -119,6 +123,8 @@ def modify_rule(rule_id: int, campaign_name: str | None, queue_name: str | None,
             for key, value in options.items()
         }
         rule = rules.modify_rule(session, cc, rule_id, campaign, queue, **given)
+        changed = {"campaign": campaign_name, "queue": queue_name, **options}
+        audited(session, "rule.modify", rule_id, {k: v for k, v in changed.items() if v is not None})
         enabled, profile_name = rule.enabled, current["profile"]
     echo(f"Rule {rule_id} is changed.")
     if enabled:
@@ -137,6 +143,7 @@ def move_rule(rule_id: int, direction: int | None) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         ordered = rules.move_rule(session, cc, rule_id, direction)
+        audited(session, "rule.reorder", rule_id, {"direction": "up" if direction < 0 else "down"})
         shown = ", ".join(f"{r.id} ({r.priority})" for r in ordered)
     echo(f"Order of the profile's rules: {shown}.")
 
@@ -156,6 +163,7 @@ def _switch_rule(rule_id: int, enabled: bool) -> None:
     cc = contact_center_id(app)
     with app.transaction() as session:
         profile_name = rules.set_rule_enabled(session, cc, rule_id, enabled).name
+        audited(session, "rule.enable" if enabled else "rule.disable", rule_id)
     echo(f"Rule {rule_id} is {'enabled' if enabled else 'disabled'}.")
     if enabled:
         _reroute(app, profile_name, cc)

@@ -168,6 +168,35 @@ def remove_user(name: str) -> None:
     echo(f"Removed console account {name!r}.")
 
 
+def _switch_user(name: str, disabled: bool) -> None:
+    from postroom.web import users
+
+    app = state().app()
+    with app.transaction() as session:
+        changed = users.set_disabled(session, audit.cli_actor(), name, disabled)
+    word = "disabled" if disabled else "enabled"
+    if not changed:
+        echo(f"Console account {name!r} was {word} already.")
+    elif disabled:
+        echo(f"Disabled console account {name!r}: its sessions have ended and it cannot sign in.")
+    else:
+        echo(f"Enabled console account {name!r}: it can sign in again.")
+
+
+@command(user_group, "disable")
+@click.argument("name")
+def disable_user(name: str) -> None:
+    """Disable a console account: its open sessions end and it cannot sign in (it is kept)."""
+    _switch_user(name, True)
+
+
+@command(user_group, "enable")
+@click.argument("name")
+def enable_user(name: str) -> None:
+    """Enable a disabled console account again."""
+    _switch_user(name, False)
+
+
 @command(user_group, "list")
 @json_option
 def list_users(as_json: bool) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from urllib.parse import urlsplit
 
 from flask import Flask, render_template, request
@@ -48,10 +49,24 @@ def create_app(postroom_app: Postroom, *, secret_key: str, secure_cookies: bool)
     for blueprint in (auth.bp, audit.bp, operator.bp, agent.bp):
         app.register_blueprint(blueprint)
     app.context_processor(_template_globals)
+    app.add_template_filter(when)
     app.after_request(_security_headers)
     app.register_error_handler(CSRFError, _csrf_error)
     app.register_error_handler(HTTPException, _http_error)
     return app
+
+
+def when(value: datetime | str | None, empty: str = "") -> str:
+    """A time as pages show it: UTC, to the second, ``2026-11-30 15:04:05 UTC``; ``empty`` for none.
+
+    Takes a datetime or the ISO text of the core's JSON documents (a naive time is UTC, as stored).
+    """
+    if value is None or value == "":
+        return empty
+    moment = datetime.fromisoformat(value) if isinstance(value, str) else value
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _template_globals() -> dict[str, object]:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from flask import Blueprint, render_template, request
 
-from postroom.core.data.audit import recent, record
+from postroom.core.data.audit import count, recent, record
 from postroom.web.auth import operator_required
+from postroom.web.paging import pager
 from postroom.web.state import transaction
 
 __all__ = ["bp", "record"]
@@ -23,8 +24,10 @@ def audit_page() -> str:
     actor = request.args.get("actor", "").strip() or None
     action = request.args.get("action", "").strip() or None
     with transaction() as db:
+        pages = pager("page", count(db, actor=actor, action=action))
+        window = pages.window
         entries = [
             {"at": e.at, "actor": e.actor, "action": e.action, "target": e.target, "detail": e.detail}
-            for e in recent(db, 200, actor=actor, action=action)
+            for e in recent(db, window.limit, actor=actor, action=action, offset=window.offset)
         ]
-    return render_template("audit.html", entries=entries, actor=actor or "", action=action or "")
+    return render_template("audit.html", entries=entries, pages=pages, actor=actor or "", action=action or "")

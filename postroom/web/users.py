@@ -62,6 +62,21 @@ def set_password(session: Session, actor: str, name: str, password: str) -> None
     audit.record(session, actor, "web-user.passwd", user.name, {})
 
 
+def set_disabled(session: Session, actor: str, name: str, disabled: bool) -> bool:
+    """Disable an account (its sessions end, sign-in is refused) or enable it again; audited.
+
+    Returns False, recording nothing, when the account already was so.
+    """
+    user = web_accounts.get_user(session, name)
+    if user.disabled == disabled:
+        return False
+    user.disabled = disabled
+    if disabled:
+        web_accounts.close_user_sessions(session, user.id)
+    audit.record(session, actor, "web-user.disable" if disabled else "web-user.enable", user.name, {})
+    return True
+
+
 def remove_user(session: Session, actor: str, name: str) -> None:
     web_accounts.remove_user(session, name)
     audit.record(session, actor, "web-user.remove", name, {})

@@ -221,3 +221,79 @@ def other_site() -> Iterator[OtherSite]:
     finally:
         site.server.shutdown()
         site.server.server_close()
+
+
+def _new_page_loaded(old: WebElement) -> Callable[[webdriver.Chrome], bool]:
+    """The wait's condition: the old document is gone and the new one has loaded."""
+
+    def loaded(driver: webdriver.Chrome) -> bool:
+        return bool(staleness_of(old)(driver)) and driver.execute_script("return document.readyState") == "complete"
+
+    return loaded
+
+
+def submit(driver: webdriver.Chrome, button: WebElement) -> None:  # type: ignore[no-redef]  # noqa: F811
+    """Click a form's button and wait until the page it leads to has replaced this one *and loaded*.
+
+    Appended, not edited in place, because two branches change this file; it replaces the first
+    ``submit`` for every caller (``sign_in`` looks the name up when it runs). The first waited only
+    for the button to go stale, and a poll that reached chromedriver mid-navigation could fail with a
+    generic ``WebDriverException`` ("cannot determine loading status", "target frame detached"),
+    which a loaded machine makes likely; and the next command could run on a page still loading.
+    Here the old document's ``<html>`` going stale and ``document.readyState == "complete"`` are
+    waited for, polling through those transient errors (a lasting one still ends in a timeout).
+    """
+    from selenium.common.exceptions import WebDriverException
+
+    old = driver.find_element(By.TAG_NAME, "html")
+    button.click()
+    WebDriverWait(driver, 30, ignored_exceptions=(WebDriverException,)).until(_new_page_loaded(old))
+
+
+class _RememberingHasher:
+    """The console's Argon2id hasher, with production parameters, remembering its answers for the session.
+
+    Every browser test makes an account (one hash) and signs in (one verify), each a quarter of a
+    second of CPU with production parameters; the answers for the same inputs are the same, so they
+    are computed once: ``hash(password)`` gives the hash made the first time for that password (a
+    real Argon2id hash with the production parameters, as ``users.hash_password`` makes), and
+    ``verify(hash, password)`` the first verdict for that pair (a mismatch raises the same error
+    again). ``check_needs_rehash`` is argon2's own. Tests that are about hashing with other parameters
+    use their own ``PasswordHasher`` (test_cli_users.py).
+    """
+
+    def __init__(self, real: Any) -> None:
+        self.real = real
+        self.hashes: dict[str, str] = {}
+        self.verdicts: dict[tuple[str, str], bool | BaseException] = {}
+
+    def hash(self, password: str) -> str:
+        if password not in self.hashes:
+            self.hashes[password] = self.real.hash(password)
+        return self.hashes[password]
+
+    def verify(self, password_hash: str, password: str) -> bool:
+        key = (password_hash, password)
+        if key not in self.verdicts:
+            try:
+                self.verdicts[key] = self.real.verify(password_hash, password)
+            except Exception as error:  # VerifyMismatchError and the others: raised again each time
+                self.verdicts[key] = error
+        verdict = self.verdicts[key]
+        if isinstance(verdict, BaseException):
+            raise type(verdict)(*verdict.args)
+        return verdict
+
+    def check_needs_rehash(self, password_hash: str) -> bool:
+        return bool(self.real.check_needs_rehash(password_hash))
+
+
+@pytest.fixture(scope="session", autouse=True)
+def remembering_hasher() -> Iterator[None]:
+    """The console's hasher remembers its answers for the session (see :class:`_RememberingHasher`)."""
+    real = users._hasher
+    users._hasher = _RememberingHasher(real)  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        users._hasher = real

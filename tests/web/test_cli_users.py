@@ -68,6 +68,8 @@ def test_add_list_passwd_remove_and_each_is_audited(postroom_cli: Cli, database_
                 (e.action, e.target, e.actor.startswith("cli:")) for e in reversed(audit.recent(session))
             ]
         assert entries == [
+            ("campaign.add", "Sales", True),
+            ("queue.add", "Sales/First line", True),
             ("web-user.add", "ada", True),
             ("web-user.add", "bo", True),
             ("web-user.passwd", "ada", True),
@@ -224,5 +226,39 @@ def test_postroom_web_serves_the_console_and_says_so_when_no_account_exists(data
     try:
         with app.transaction() as session:
             assert session.get(EngineSetting, web_accounts.SESSION_KEY_SETTING) is not None
+    finally:
+        app.dispose()
+
+
+def test_disable_ends_sessions_and_refuses_sign_in_until_enabled_and_each_is_audited(
+    postroom_cli: Cli, database_url: str
+) -> None:
+    postroom_cli.ok("web", "user", "add", "ada", "--role", "operator", "--password-stdin", input=PASSWORD)
+    app = Postroom(database_url)
+    try:
+        with app.transaction() as session:
+            token = web_accounts.open_session(session, web_accounts.get_user(session, "ada"))
+
+        disabled = postroom_cli.ok("web", "user", "disable", "ada")
+        assert "Disabled console account 'ada'" in disabled.stdout
+        assert "already" in postroom_cli.ok("web", "user", "disable", "ada").stdout
+        assert postroom_cli.ok("web", "user", "list", "--json").json()[0]["disabled"] is True
+        with app.transaction() as session:
+            assert web_accounts.session_user(session, token) is None
+            assert users.verify(session, "ada", "a long enough password") is None
+
+        postroom_cli.ok("web", "user", "enable", "ada")
+        with app.transaction() as session:
+            assert web_accounts.session_user(session, token) is None  # the ended session stays ended
+            assert users.verify(session, "ada", "a long enough password") is not None
+            entries = [(e.action, e.target, e.actor) for e in reversed(audit.recent(session))]
+        assert entries == [
+            ("web-user.add", "ada", audit.cli_actor()),
+            ("web-user.disable", "ada", audit.cli_actor()),
+            ("web-user.enable", "ada", audit.cli_actor()),
+        ]
+        refused = postroom_cli.run("web", "user", "disable", "nobody")
+        assert refused.exit_code != 0
+        assert "There is no console account named 'nobody'" in refused.stderr
     finally:
         app.dispose()

@@ -10,7 +10,7 @@ from __future__ import annotations
 import getpass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
 from postroom.core.data.models import AuditLog, utcnow
@@ -37,12 +37,26 @@ def cli_actor() -> str:
 
 
 def recent(
-    session: Session, limit: int = 200, actor: str | None = None, action: str | None = None
+    session: Session,
+    limit: int = 200,
+    actor: str | None = None,
+    action: str | None = None,
+    offset: int = 0,
 ) -> list[AuditLog]:
-    """The newest entries first, optionally of one actor or one action."""
-    query = select(AuditLog).order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit)
+    """The newest entries first, optionally of one actor or one action; ``limit`` of them after ``offset``."""
+    query = _of(select(AuditLog), actor, action)
+    query = query.order_by(AuditLog.at.desc(), AuditLog.id.desc()).limit(limit).offset(offset)
+    return list(session.scalars(query))
+
+
+def count(session: Session, actor: str | None = None, action: str | None = None) -> int:
+    """How many entries :func:`recent` chooses from (for the page count)."""
+    return int(session.scalar(_of(select(func.count()).select_from(AuditLog), actor, action)) or 0)
+
+
+def _of(query: Select[Any], actor: str | None, action: str | None) -> Select[Any]:
     if actor:
         query = query.where(AuditLog.actor == actor)
     if action:
         query = query.where(AuditLog.action == action)
-    return list(session.scalars(query))
+    return query

@@ -77,6 +77,13 @@ class ProfileFields:
     def given(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self) if getattr(self, f.name) is not None}
 
+    def audit_detail(self) -> dict[str, Any]:
+        """What the audit log keeps of a change (console and CLI): the fields given, a password only as "(changed)"."""
+        return {
+            key: "(changed)" if key in ("password", "outgoing_password") else value
+            for key, value in self.given().items()
+        }
+
 
 def sanitise_signature(html: str) -> str:
     """Signature HTML with links and images kept, and everything that could run or track removed.

@@ -18,12 +18,13 @@ from postroom.core.contract.errors import UserError
 from postroom.core.data import profiles
 from postroom.core.data.models import Message, MessageStatus
 from postroom.core.inbound import quarantine
-from postroom.core.inbound.queries import held_mail_as_json
+from postroom.core.inbound.queries import count_held, held_mail_as_json, held_profile_names
 from postroom.core.inbound.reroute import reroute_held_mail
 from postroom.web.audit import record
 from postroom.web.auth import current_user, operator_required
 from postroom.web.operator import bp
 from postroom.web.operator.ops_common import CENTER, refused
+from postroom.web.paging import pager
 from postroom.web.state import postroom_app, transaction
 
 HELD = (MessageStatus.QUARANTINED, MessageStatus.UNROUTED)
@@ -35,15 +36,17 @@ def _actor() -> str:
     return user.name
 
 
-def _held(status: MessageStatus) -> list[dict[str, Any]]:
+def _held(status: MessageStatus) -> dict[str, Any]:
+    """One page of the held mail in ``status`` (``?page=``, newest first), read by the database."""
     with transaction() as db:
-        return held_mail_as_json(db, CENTER, status)
+        pages = pager("page", count_held(db, CENTER, status))
+        return {"mails": held_mail_as_json(db, CENTER, status, pages.window), "pages": pages}
 
 
 @bp.get("/quarantine")
 @operator_required
 def quarantine_list() -> str:
-    return render_template("operator/quarantine.html", mails=_held(MessageStatus.QUARANTINED))
+    return render_template("operator/quarantine.html", **_held(MessageStatus.QUARANTINED))
 
 
 @bp.get("/quarantine/<int:message_id>")
@@ -53,7 +56,7 @@ def quarantine_show(message_id: int) -> str | tuple[str, int]:
         with transaction() as db:
             document = quarantine.show(db, quarantine.quarantined(db, CENTER, message_id))
     except UserError as error:
-        return refused(error, "operator/quarantine.html", mails=_held(MessageStatus.QUARANTINED))
+        return refused(error, "operator/quarantine.html", **_held(MessageStatus.QUARANTINED))
     return render_template("operator/quarantine_show.html", mail=document)
 
 
@@ -91,7 +94,7 @@ def quarantine_retry() -> Response | tuple[str, int]:
         return refused(
             error if isinstance(error, UserError) else UserError("Give a message id."),
             "operator/quarantine.html",
-            mails=_held(MessageStatus.QUARANTINED),
+            **_held(MessageStatus.QUARANTINED),
         )
     if not results:
         flash("Nothing in quarantine.", "info")
@@ -101,8 +104,9 @@ def quarantine_retry() -> Response | tuple[str, int]:
 
 
 def _unrouted_context() -> dict[str, Any]:
-    mails = _held(MessageStatus.UNROUTED)
-    return {"mails": mails, "profile_names": sorted({m["profile"] for m in mails if m["profile"]})}
+    with transaction() as db:
+        names = held_profile_names(db, CENTER, MessageStatus.UNROUTED)
+    return {**_held(MessageStatus.UNROUTED), "profile_names": names}
 
 
 @bp.get("/unrouted")

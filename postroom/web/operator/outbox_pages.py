@@ -2,8 +2,8 @@
 outgoing replies and their failed attempts, filtered by state, profile, error category and date; one
 reply's detail with its attempts; and the CLI's actions as POST forms.
 
-The lists are the CLI's documents (``core/outbound/queries.py``) narrowed here; the filters only
-choose rows, they check nothing.
+The lists are the CLI's documents (``core/outbound/queries.py``), filtered and paged by the database
+(``OutboxFilter``, ``Window``); the filters only choose rows, they check nothing.
 """
 
 from __future__ import annotations
@@ -18,13 +18,19 @@ from werkzeug.wrappers import Response
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.retry import ErrorCategory
 from postroom.core.data import profiles
-from postroom.core.data.models import MessageRaw, SendState, SMessageSendInfo
+from postroom.core.data.models import (
+    MediaProfile,
+    MessageRaw,
+    SendState,
+    SMessageSendInfo,
+)
 from postroom.core.outbound import manual, queries
 from postroom.core.outbound.outbox import Outbox
 from postroom.web.audit import record
 from postroom.web.auth import current_user, operator_required
 from postroom.web.operator import bp
 from postroom.web.operator.ops_common import CENTER, refused
+from postroom.web.paging import pager
 from postroom.web.state import postroom_app, transaction
 
 FILTERS = ("state", "profile", "category", "since", "until")
@@ -45,42 +51,46 @@ def _day(value: str, field: str) -> date | None:
         raise UserError(f"The {field} date must be YYYY-MM-DD, not {value!r}.") from None
 
 
-def _within(created_at: str | None, since: date | None, until: date | None) -> bool:
-    """Whether a row made at ``created_at`` (ISO) falls in the days ``since`` .. ``until`` (UTC, inclusive)."""
-    if created_at is None:
-        return since is None and until is None
-    made = datetime.fromisoformat(created_at)
-    made = made if made.tzinfo else made.replace(tzinfo=UTC)
-    if since is not None and made < datetime.combine(since, time(), UTC):
-        return False
-    return until is None or made < datetime.combine(until + timedelta(days=1), time(), UTC)
+def _span(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """The days ``since`` .. ``until`` (UTC, inclusive) as the times the queries compare with."""
+    start = datetime.combine(since, time(), UTC) if since else None
+    end = datetime.combine(until + timedelta(days=1), time(), UTC) if until else None
+    return start, end
 
 
 def _filtered(chosen: dict[str, str]) -> dict[str, Any]:
-    """The replies and failed attempts the filters choose, with what the filter form offers."""
-    since, until = _day(chosen["since"], "from"), _day(chosen["until"], "until")
+    """One page of the replies and of the failed attempts the filters choose (the database filters and
+    pages them), with what the filter form offers."""
+    since, until = _span(_day(chosen["since"], "from"), _day(chosen["until"], "until"))
+    where = queries.OutboxFilter(
+        profile=chosen["profile"] or None, category=chosen["category"] or None, since=since, until=until
+    )
+    states = [chosen["state"]] if chosen["state"] else []
     with transaction() as db:
-        replies = queries.outbox_as_json(db, CENTER, [chosen["state"]] if chosen["state"] else ())
-        every = queries.outbox_as_json(db, CENTER)
-        failures = queries.failures_as_json(db, CENTER)
+        reply_pages = pager("page", queries.count_outbox(db, CENTER, states, where))
+        failure_pages = pager("failures_page", queries.count_failures(db, CENTER, states, where))
+        replies = queries.outbox_as_json(db, CENTER, states, chosen=where, window=reply_pages.window)
+        failures = queries.failures_as_json(db, CENTER, states=states, chosen=where, window=failure_pages.window)
+        profile_of = {
+            row.id: row.name
+            for row in db.execute(
+                select(SMessageSendInfo.id, MediaProfile.name)
+                .join(MediaProfile, MediaProfile.id == SMessageSendInfo.media_profile_id)
+                .where(SMessageSendInfo.id.in_({f["outbox_id"] for f in failures}))
+            )
+        }
         profile_names = [p.name for p in profiles.live_profiles(db, CENTER)]
-    profile_of = {r["id"]: r["profile"] for r in every}
+        categories = sorted(
+            {c.value for c in ErrorCategory}
+            | set(db.scalars(queries.failure_categories(CENTER)))
+        )
     for failure in failures:
         failure["profile"] = profile_of.get(failure["outbox_id"])
-
-    def keep(row: dict[str, Any]) -> bool:
-        return (
-            (not chosen["profile"] or row["profile"] == chosen["profile"])
-            and (not chosen["category"] or row["category"] == chosen["category"])
-            and _within(row["created_at"], since, until)
-        )
-
-    failing_ids = {f["outbox_id"] for f in failures if keep(f)}
-    shown_ids = {r["id"] for r in replies}
-    categories = sorted({c.value for c in ErrorCategory} | {f["category"] for f in failures if f["category"]})
     return {
-        "replies": [r for r in replies if keep(r) or (chosen["category"] and r["id"] in failing_ids)],
-        "failures": [f for f in failures if keep(f) and (not chosen["state"] or f["outbox_id"] in shown_ids)],
+        "replies": replies,
+        "failures": failures,
+        "reply_pages": reply_pages,
+        "failure_pages": failure_pages,
         "states": [s.value for s in SendState],
         "categories": categories,
         "profile_names": profile_names,

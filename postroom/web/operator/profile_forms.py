@@ -204,7 +204,4 @@ def changes_only(fields: ProfileFields, current: dict[str, Any]) -> ProfileField
 
 def audit_detail(fields: ProfileFields) -> dict[str, object]:
     """What the audit log keeps of a change: the fields given, a password only as "changed"."""
-    detail: dict[str, object] = {}
-    for key, value in fields.given().items():
-        detail[key] = "(changed)" if key in ("password", "outgoing_password") else value
-    return detail
+    return fields.audit_detail()
