@@ -122,12 +122,6 @@ def sign_in(driver: webdriver.Chrome, base_url: str, name: str, password: str) -
     submit(driver, driver.find_element(By.ID, "sign-in"))
 
 
-def submit(driver: webdriver.Chrome, button: WebElement) -> None:
-    """Click a form's button and wait until the page it leads to has replaced this one."""
-    button.click()
-    WebDriverWait(driver, 30).until(staleness_of(button))
-
-
 def page_text(driver: webdriver.Chrome) -> str:
     return str(driver.find_element(By.TAG_NAME, "body").text)
 
@@ -232,15 +226,13 @@ def _new_page_loaded(old: WebElement) -> Callable[[webdriver.Chrome], bool]:
     return loaded
 
 
-def submit(driver: webdriver.Chrome, button: WebElement) -> None:  # type: ignore[no-redef]  # noqa: F811
+def submit(driver: webdriver.Chrome, button: WebElement) -> None:
     """Click a form's button and wait until the page it leads to has replaced this one *and loaded*.
 
-    Appended, not edited in place, because two branches change this file; it replaces the first
-    ``submit`` for every caller (``sign_in`` looks the name up when it runs). The first waited only
-    for the button to go stale, and a poll that reached chromedriver mid-navigation could fail with a
-    generic ``WebDriverException`` ("cannot determine loading status", "target frame detached"),
-    which a loaded machine makes likely; and the next command could run on a page still loading.
-    Here the old document's ``<html>`` going stale and ``document.readyState == "complete"`` are
+    Waiting only for the button to go stale was not enough: a poll that reached chromedriver
+    mid-navigation could fail with a generic ``WebDriverException`` ("cannot determine loading
+    status", "Node with given id does not belong to the document"), which a loaded machine makes
+    likely; and the next command could run on a page still loading. Here the old document's ``<html>`` going stale and ``document.readyState == "complete"`` are
     waited for, polling through those transient errors (a lasting one still ends in a timeout).
     """
     from selenium.common.exceptions import WebDriverException
