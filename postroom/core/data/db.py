@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from postroom.core.contract.errors import UserError
+from postroom.core.data.pool import ping_after_rest, pool_options
 
 DATABASE_URL_ENV = "POSTROOM_DATABASE_URL"
 HOME_ENV = "POSTROOM_HOME"
@@ -69,7 +70,9 @@ def make_engine(url: str | None = None) -> Engine:
             engine = create_engine(resolved, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
-        return create_engine(resolved, pool_pre_ping=True)
+        engine = create_engine(resolved, **pool_options())
+        ping_after_rest(engine)
+        return engine
     except ImportError as error:  # SQLAlchemy imports the URL's driver when it makes the engine
         raise UserError(_missing_driver(resolved, error.name or str(error))) from error
     except ArgumentError as error:

@@ -35,7 +35,7 @@ from postroom.core.data.validation import (
     PARSE_TIME_LIMIT,
     THREADS,
 )
-from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
+from postroom.core.inbound.fetch import BATCH_MAILS, CycleEnd, Fetcher, FetchReport
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
@@ -292,17 +292,16 @@ class Worker:
         given_back = False
         ended: list[float] = []
 
-        def finish(session: Session, profile: MediaProfile) -> None:
+        def finish(session: Session, end: CycleEnd) -> None:
             """Give the lease back (or keep it, to watch the folder) in the transaction that records the cycle."""
             # Out of in_flight before the lease goes (see below), and the time taken before too.
             ended.append(time.monotonic())
             with self.lock:
                 self.in_flight.pop(profile_id, None)
             now = utcnow()
-            due = release_after_cycle(session, self.id, profile, now, started_at)
+            due = release_after_cycle(session, self.id, end, now, started_at)
             released.append(due)
-            ok = profile.status == ProfileStatus.OK
-            self.idle.after_cycle(session, self.id, profile_id, now, due, self.lease, ok)
+            self.idle.after_cycle(session, self.id, profile_id, now, due, self.lease, end.ok and end.can_wait)
 
         try:
             report = fetcher.fetch_profile(profile_id, finish=finish)
