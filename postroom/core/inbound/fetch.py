@@ -178,7 +178,8 @@ class Fetcher:
             try:
                 plugin, settings = self.configs.get(session, row, self.app.plugins)
                 end.can_wait = bool(plugin.CAN_WAIT_FOR_MAIL)
-                settings = replace(settings, sync_state=row.sync_state)
+                if row.sync_state is not None:
+                    settings = replace(settings, sync_state=row.sync_state)
                 with plugin.open_mailbox(settings) as mailbox:
                     self._cycle(session, row, mailbox, report, progress)
             except ProtocolError as error:

@@ -18,6 +18,29 @@ from postroom.core.data.models import MediaProfile
 from postroom.core.data.validation import FETCH_INTERVAL
 from postroom.core.inbound.fetch import CycleEnd, record_outcome
 
+_TABLE = cast(Table, MediaProfile.__table__)
+#: Built once (a Core statement with parameters): the scheduler runs it many times a second.
+_NOW = bindparam("now", type_=_TABLE.c.next_fetch_at.type)
+_CLAIM = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id.in_(
+            select(_TABLE.c.id)
+            .where(
+                MediaProfile.can_fetch.expression,
+                or_(_TABLE.c.next_fetch_at.is_(None), _TABLE.c.next_fetch_at <= _NOW),
+                or_(_TABLE.c.lease_owner.is_(None), _TABLE.c.lease_expires_at < _NOW),
+            )
+            .order_by(_TABLE.c.next_fetch_at.asc().nulls_first(), _TABLE.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(lease_owner=bindparam("worker"), lease_expires_at=bindparam("expires", type_=_TABLE.c.lease_expires_at.type))
+    .returning(_TABLE.c.id)
+)
+
 #: The longest a profile in error waits before it is tried again.
 MAX_BACKOFF = timedelta(minutes=5)
 
@@ -25,26 +48,16 @@ MAX_BACKOFF = timedelta(minutes=5)
 def claim_due_profiles(
     session: Session, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[int]:
-    """Lease up to ``limit`` profiles whose fetch is due and that nobody (alive) holds; returns their ids."""
+    """Lease up to ``limit`` profiles whose fetch is due and that nobody (alive) holds; returns their ids.
+
+    One statement however many it claims (the worker claims a short queue at once, see
+    ``claim_size.py``); rows another worker is claiming at the same moment are skipped, not
+    waited for, and never handed out twice: the row lock is held until the claim commits.
+    """
     if limit <= 0:
         return []
-    candidates = (
-        select(MediaProfile.id)
-        .where(
-            MediaProfile.can_fetch,
-            or_(MediaProfile.next_fetch_at.is_(None), MediaProfile.next_fetch_at <= now),
-            or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
-        )
-        .order_by(MediaProfile.next_fetch_at.asc().nulls_first(), MediaProfile.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.execute(
-        update(MediaProfile)
-        .where(MediaProfile.id.in_(candidates.scalar_subquery()))
-        .values(lease_owner=worker, lease_expires_at=now + lease)
-        .returning(MediaProfile.id)
-        .execution_options(synchronize_session=False)
+    claimed = session.connection().execute(
+        _CLAIM, {"now": now, "worker": worker, "expires": now + lease, "limit": limit}
     )
     return sorted(claimed.scalars())
 
@@ -126,7 +139,6 @@ def release_after_cycle(
     return None
 
 
-_TABLE = cast(Table, MediaProfile.__table__)
 _RELEASE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("profile"), _TABLE.c.lease_owner == bindparam("worker"))

@@ -39,6 +39,7 @@ from postroom.core.inbound.fetch import BATCH_MAILS, CycleEnd, Fetcher, FetchRep
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
+from postroom.core.worker.claim_size import CLAIM_GAP, ClaimSize
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
@@ -57,8 +58,6 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
-#: The shortest time between two claims: cycles ending meanwhile are claimed for together.
-CLAIM_GAP = 0.05
 #: After the database failed the scheduler, wait this long before asking it again.
 DATABASE_RETRY = 5.0
 
@@ -140,6 +139,8 @@ class Worker:
         self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
+        #: How many profiles to hold claimed at once: free threads plus a short queue (claim_size.py).
+        self.claim_size = ClaimSize(threads)
         self.admin_address = admin_address
         self.admin: AdminServer | None = None
         self.metrics = WorkerMetrics(app, self.id)
@@ -246,21 +247,22 @@ class Worker:
     # --- fetching -------------------------------------------------------------------------------
 
     def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
-        """Claim due profiles for the free fetch threads; returns whether it asked the database.
+        """Claim due profiles for the free fetch threads (and a short queue); returns whether it asked the database.
 
         Claims are spaced at least ``CLAIM_GAP`` apart: a thread freed sooner after the last
         claim waits out the gap, so that when many short cycles end one claim serves several freed
-        threads instead of one claim each. Only free threads are claimed for: a lease held in a
-        queue here would keep an idle worker from the profile.
+        threads instead of one claim each. Beyond the free threads only a queue of about a quarter
+        second of recent cycles is claimed (``claim_size.py``): a lease held in a long queue here
+        would keep an idle worker from the profile.
         """
         with self.lock:
-            free = self.threads - len(self.in_flight)
+            free = self.claim_size.capacity() - len(self.in_flight)
         if free <= 0:
             return False
         if self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
             return False
         with self.lock:
-            free = self.threads - len(self.in_flight)
+            free = self.claim_size.capacity() - len(self.in_flight)
             busy = set(self.in_flight)
         now = utcnow()
         held = self.idle.due(now, busy, free)
@@ -324,6 +326,7 @@ class Worker:
             with self.lock:
                 self.in_flight.pop(profile_id, None)
                 self.cycles += 1
+                self.claim_size.ended()
             try:
                 if not given_back:  # the cycle ended without its commit: give the lease back alone
                     with self.app.transaction() as session:
