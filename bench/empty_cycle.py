@@ -14,7 +14,11 @@ been fetched once, then for ``--duration`` seconds counts:
 - worker CPU, ``time.process_time`` of this process (the bench's main thread only sleeps meanwhile);
 - cycles, the worker's own counter;
 - CPU by thread (``pthread_getcpuclockid``): the fetch threads, the scheduler, the outbox, the
-  lease renewer, and the rest, so a regression shows where it is.
+  lease renewer, and the rest, so a regression shows where it is;
+- the database's CPU: the PostgreSQL backends serving the scratch database (``pg_stat_activity``),
+  read from ``/proc/<pid>/stat`` when the server runs on this machine (else left out). Worker and
+  database CPU per cycle together say how many cycles a second two cores can carry at all, a
+  figure the machine's other load does not move the way it moves "cycles achieved".
 
 It prints both per cycle, next to the cost of one trivial transaction (``SELECT 1``) measured in
 the same run on the same engine, and the cycles achieved against those due (profiles / interval;
@@ -83,6 +87,23 @@ def _role(name: str) -> str:
     if name in ("postroom-outbox", "postroom-leases"):
         return name.removeprefix("postroom-")
     return "other"
+
+
+def backend_cpu(app: Postroom) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database (None if not local)."""
+    with app.engine.connect() as connection:
+        pids = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).scalars().all()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # another machine's, or not ours to read
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
 
 
 def load_average() -> str:
@@ -156,11 +177,11 @@ def run(args: argparse.Namespace, directory: Path) -> int:
             time.sleep(1.1)  # let the server's statistics catch up before the first reading
             load_before = load_average()
             before = (counter.count, worker.cycles, time.process_time(), server_transactions(app))
-            threads_before = thread_cpu()
+            threads_before, database_before = thread_cpu(), backend_cpu(app)
             started = time.monotonic()
             time.sleep(args.duration)
             after = (counter.count, worker.cycles, time.process_time())
-            threads_after = thread_cpu()
+            threads_after, database_after = thread_cpu(), backend_cpu(app)
             elapsed = time.monotonic() - started
             load_after = load_average()
         finally:
@@ -193,6 +214,13 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         + ", ".join(f"{role} {used * 1000 / cycles:.2f}" for role, used in sorted(shares.items(), key=lambda s: -s[1]))
         + " ms per cycle"
     )
+    if database_before is not None and database_after is not None:
+        database = (database_after - database_before) * 1000 / cycles
+        carried = 2000 / (cpu * 1000 / cycles + database)
+        print(
+            f"database CPU {database:.2f} ms per cycle (PostgreSQL backends); worker and database "
+            f"together: two cores carry at most {carried:.0f} cycles/s"
+        )
     print(f"one trivial transaction (BEGIN; SELECT 1; COMMIT): {tx_wall:.3f} ms wall, {tx_cpu:.3f} ms CPU")
     print(
         f"ratios       a cycle's CPU = {cpu * 1000 / cycles / tx_cpu:.1f} trivial transactions' CPU; "
