@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Row, Table, bindparam, select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -26,6 +26,7 @@ from postroom.core.data.profiles import get_profile
 from postroom.core.data.protocol_state import save_state
 from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, FETCH_LAST_DAYS, PARSE_TIME_LIMIT
 from postroom.core.inbound.cycle_config import CycleConfigs, read_profile
+from postroom.core.inbound.outcome import CycleEnd, record_outcome
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
 
 log = logging.getLogger(__name__)
@@ -37,45 +38,6 @@ LEDGER_LOOKUP_CHUNK = 500
 
 #: Called with (mails just handled, mails to handle in this cycle).
 Progress = Callable[[int, int], None]
-
-
-@dataclass
-class CycleEnd:
-    """A cycle's outcome, to be written on its profile's row in the cycle's last transaction."""
-
-    profile_id: int
-    name: str
-    fetch_interval: int
-    #: The columns written: status, last_error, consecutive_failures, last_fetch_at.
-    values: dict[str, Any] = field(default_factory=dict)
-    #: The profile's protocol can wait for new mail (``CAN_WAIT_FOR_MAIL``, IMAP IDLE).
-    can_wait: bool = False
-
-    @property
-    def ok(self) -> bool:
-        return bool(self.values["status"] == ProfileStatus.OK)
-
-    @property
-    def consecutive_failures(self) -> int:
-        return int(self.values["consecutive_failures"])
-
-
-_PROFILE = cast(Table, MediaProfile.__table__)
-_OUTCOME = (
-    update(_PROFILE)
-    .where(_PROFILE.c.id == bindparam("profile"))
-    .values(
-        status=bindparam("status"),
-        last_error=bindparam("last_error"),
-        consecutive_failures=bindparam("consecutive_failures"),
-        last_fetch_at=bindparam("last_fetch_at", type_=_PROFILE.c.last_fetch_at.type),
-    )
-)
-
-
-def record_outcome(session: Session, end: CycleEnd) -> None:
-    """Write the cycle's outcome alone (a Core UPDATE: it runs every cycle, the ORM's flush costs more)."""
-    session.connection().execute(_OUTCOME, {"profile": end.profile_id, **end.values})
 
 
 #: Called with the cycle's session and outcome just before the commit that ends the cycle, in place

@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 
 from postroom.core.data.models import MediaProfile
 from postroom.core.data.validation import FETCH_INTERVAL
-from postroom.core.inbound.fetch import CycleEnd, record_outcome
+from postroom.core.inbound.outcome import CycleEnd, record_outcome
 
 _TABLE = cast(Table, MediaProfile.__table__)
 #: Built once (a Core statement with parameters): the scheduler runs it many times a second.

@@ -35,7 +35,8 @@ from postroom.core.data.validation import (
     PARSE_TIME_LIMIT,
     THREADS,
 )
-from postroom.core.inbound.fetch import BATCH_MAILS, CycleEnd, Fetcher, FetchReport
+from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
+from postroom.core.inbound.outcome import CycleEnd
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
