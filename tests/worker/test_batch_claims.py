@@ -16,7 +16,7 @@ from sqlalchemy import insert
 from postroom.core.app import Postroom
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.models import MediaProfile, utcnow
-from postroom.core.worker.claim_size import QUEUE_SECONDS, ClaimSize
+from postroom.core.worker.claim_size import CLAIM_GAP, MAX_CLAIM_GAP, QUEUE_SECONDS, ClaimSize
 from postroom.core.worker.leases import claim_due_profiles
 
 PROFILES = 400
@@ -87,3 +87,14 @@ def test_the_queue_claimed_beyond_free_threads_follows_the_rate_cycles_end_at() 
     assert size.capacity() == 8 + int(1000 * QUEUE_SECONDS)
     size.rate = 2.0  # slow servers: hardly any queue
     assert size.capacity() == 9
+
+
+def test_claims_are_spaced_further_apart_when_cycles_end_slowly() -> None:
+    size = ClaimSize(threads=8)
+    assert size.gap() == CLAIM_GAP
+    size.rate = 1000.0
+    assert size.gap() == CLAIM_GAP  # many cycles per claim already
+    size.rate = 50.0  # 500 profiles every 10 s: a claim every 0.16 s serves 8 cycles
+    assert CLAIM_GAP < size.gap() < MAX_CLAIM_GAP
+    size.rate = 1.0
+    assert size.gap() == MAX_CLAIM_GAP

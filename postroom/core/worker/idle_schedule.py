@@ -77,6 +77,10 @@ class IdleSchedule:
             self.news.add(profile_id)
         self.wake()
 
+    def has_news(self) -> bool:
+        with self.lock:
+            return bool(self.news)
+
     def held(self) -> set[int]:
         with self.lock:
             return set(self.next_at)

@@ -40,7 +40,7 @@ from postroom.core.inbound.outcome import CycleEnd
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
-from postroom.core.worker.claim_size import CLAIM_GAP, ClaimSize
+from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
@@ -136,7 +136,7 @@ class Worker:
         self.last_reload = time.monotonic()
         #: The configuration generation is asked for at most once a tick, not on every wake.
         self.next_generation_check = 0.0
-        #: The next claim waits until then (``CLAIM_GAP`` after the last).
+        #: The next claim waits until then (``claim_size.gap()`` after the last).
         self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
@@ -250,7 +250,7 @@ class Worker:
     def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
         """Claim due profiles for the free fetch threads (and a short queue); returns whether it asked the database.
 
-        Claims are spaced at least ``CLAIM_GAP`` apart: a thread freed sooner after the last
+        Claims are spaced at least ``claim_size.gap()`` apart: a thread freed sooner after the last
         claim waits out the gap, so that when many short cycles end one claim serves several freed
         threads instead of one claim each. Beyond the free threads only a queue of about a quarter
         second of recent cycles is claimed (``claim_size.py``): a lease held in a long queue here
@@ -260,7 +260,8 @@ class Worker:
             free = self.claim_size.capacity() - len(self.in_flight)
         if free <= 0:
             return False
-        if self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
+        # News from IMAP IDLE is fetched at once; polls wait out the gap since the last claim.
+        if not self.idle.has_news() and self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
             return False
         with self.lock:
             free = self.claim_size.capacity() - len(self.in_flight)
@@ -275,7 +276,7 @@ class Worker:
             held = sorted(kept)
         with self.app.transaction() as session:
             claimed = claim_due_profiles(session, self.id, now, self.lease, free - len(held))
-        self.next_claim = time.monotonic() + CLAIM_GAP
+        self.next_claim = time.monotonic() + self.claim_size.gap()
         for profile_id in held + claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
