@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core.data.models import MediaProfile
@@ -54,11 +54,14 @@ def claim_due_profiles(
     ``claim_size.py``); rows another worker is claiming at the same moment are skipped, not
     waited for, and never handed out twice: the row lock is held until the claim commits.
     """
+    return claim_on(session.connection(), worker, now, lease, limit)
+
+
+def claim_on(connection: Connection, worker: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
+    """``claim_due_profiles`` on a connection in a transaction (the scheduler's: no ORM session)."""
     if limit <= 0:
         return []
-    claimed = session.connection().execute(
-        _CLAIM, {"now": now, "worker": worker, "expires": now + lease, "limit": limit}
-    )
+    claimed = connection.execute(_CLAIM, {"now": now, "worker": worker, "expires": now + lease, "limit": limit})
     return sorted(claimed.scalars())
 
 

@@ -44,7 +44,7 @@ from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
-    claim_due_profiles,
+    claim_on,
     release_after_cycle,
     release_all,
     release_profile,
@@ -274,8 +274,8 @@ class Worker:
             for profile_id in set(held) - kept:
                 self.idle.let_go(profile_id)
             held = sorted(kept)
-        with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, now, self.lease, free - len(held))
+        with self.app.engine.begin() as connection:  # one Core statement: no ORM session needed
+            claimed = claim_on(connection, self.id, now, self.lease, free - len(held))
         self.next_claim = time.monotonic() + self.claim_size.gap()
         for profile_id in held + claimed:
             with self.lock:
