@@ -1,6 +1,7 @@
 """The cost of an empty fetch cycle: database transactions and worker CPU per cycle of a mailbox with nothing new.
 
-    python -m bench.empty_cycle [--profiles 500] [--interval 5] [--duration 20] [--threads 8] [--pg-url URL]
+    python -m bench.empty_cycle [--profiles 500] [--interval 10] [--duration 20] [--threads 8] [--pg-url URL]
+    python -m bench.empty_cycle --profiles 10000 --interval 10     # issue 16's "one worker, 10,000 profiles"
 
 Makes a throw-away PostgreSQL database with ``--profiles`` maildir profiles, each on its own empty
 local Maildir (no server: only the engine's own work is counted), runs one real ``Worker`` (the
@@ -11,16 +12,27 @@ been fetched once, then for ``--duration`` seconds counts:
   worker opens, the outbox thread and the scheduler included), cross-checked against PostgreSQL's
   own ``pg_stat_database`` (xact_commit + xact_rollback) for the scratch database;
 - worker CPU, ``time.process_time`` of this process (the bench's main thread only sleeps meanwhile);
-- cycles, the worker's own counter.
+- cycles, the worker's own counter;
+- CPU by thread (``pthread_getcpuclockid``): the fetch threads, the scheduler, the outbox, the
+  lease renewer, and the rest, so a regression shows where it is;
+- the database's CPU: the PostgreSQL backends serving the scratch database (``pg_stat_activity``),
+  read from ``/proc/<pid>/stat`` when the server runs on this machine (else left out). Worker and
+  database CPU per cycle together say how many cycles a second two cores can carry at all, a
+  figure the machine's other load does not move the way it moves "cycles achieved".
 
 It prints both per cycle, next to the cost of one trivial transaction (``SELECT 1``) measured in
-the same run on the same engine, and the cycles achieved against those due (profiles / interval).
-Target (issue 16): at most 2 transactions and 1 ms of worker CPU per empty cycle.
+the same run on the same engine, and the cycles achieved against those due (profiles / interval;
+a profile is due again ``interval`` seconds after its last cycle started, so 100 % is the most).
+It also prints the machine's load average before and after: on a shared machine the wall-clock
+figure (cycles achieved) suffers from other processes, the per-cycle CPU and counts much less.
+Target (issue 16): at most 2 transactions and 1 ms of worker CPU per empty cycle, and, with
+``--profiles 10000 --interval 10``, at least 95 % of the cycles due achieved by one worker.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import tempfile
@@ -50,6 +62,52 @@ class TransactionCounter:
     def _begun(self, _connection: object) -> None:
         with self.lock:
             self.count += 1
+
+
+def thread_cpu() -> dict[str, float]:
+    """CPU seconds each live thread of this process has used, by the thread's role."""
+    roles: dict[str, float] = {}
+    for thread in threading.enumerate():
+        if thread.ident is None:
+            continue
+        try:
+            used = time.clock_gettime(time.pthread_getcpuclockid(thread.ident))
+        except (OSError, ProcessLookupError):
+            continue  # ended meanwhile
+        role = _role(thread.name)
+        roles[role] = roles.get(role, 0.0) + used
+    return roles
+
+
+def _role(name: str) -> str:
+    if name.startswith("postroom-fetch"):
+        return "fetch threads"
+    if name == "bench-worker":
+        return "scheduler"
+    if name in ("postroom-outbox", "postroom-leases"):
+        return name.removeprefix("postroom-")
+    return "other"
+
+
+def backend_cpu(app: Postroom) -> float | None:
+    """CPU seconds used so far by the PostgreSQL backends connected to this database (None if not local)."""
+    with app.engine.connect() as connection:
+        pids = connection.execute(
+            text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+        ).scalars().all()
+    ticks = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            return None  # another machine's, or not ours to read
+        total += (int(fields[11]) + int(fields[12])) / ticks
+    return total
+
+
+def load_average() -> str:
+    return " ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def make_profiles(app: Postroom, directory: Path, count: int, interval: int) -> None:
@@ -114,14 +172,18 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         thread = threading.Thread(target=worker.run, name="bench-worker")
         thread.start()
         try:
-            wait_all_fetched(app, 120)
+            wait_all_fetched(app, 120 + args.profiles / 50)
             time.sleep(args.interval)  # settle into the steady state
             time.sleep(1.1)  # let the server's statistics catch up before the first reading
+            load_before = load_average()
             before = (counter.count, worker.cycles, time.process_time(), server_transactions(app))
+            threads_before, database_before = thread_cpu(), backend_cpu(app)
             started = time.monotonic()
             time.sleep(args.duration)
             after = (counter.count, worker.cycles, time.process_time())
+            threads_after, database_after = thread_cpu(), backend_cpu(app)
             elapsed = time.monotonic() - started
+            load_after = load_average()
         finally:
             worker.stop()
             thread.join(120)
@@ -146,10 +208,29 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         f"PostgreSQL counted {server_after - before[3]} incl. shutdown)"
     )
     print(f"worker CPU   {cpu * 1000 / cycles:.2f} ms per cycle ({cpu / elapsed:.0%} of one core)")
+    shares = {role: used - threads_before.get(role, 0.0) for role, used in threads_after.items()}
+    print(
+        "  by thread  "
+        + ", ".join(f"{role} {used * 1000 / cycles:.2f}" for role, used in sorted(shares.items(), key=lambda s: -s[1]))
+        + " ms per cycle"
+    )
+    if database_before is not None and database_after is not None:
+        database = (database_after - database_before) * 1000 / cycles
+        carried = 2000 / (cpu * 1000 / cycles + database)
+        print(
+            f"database CPU {database:.2f} ms per cycle (PostgreSQL backends); worker and database "
+            f"together: two cores carry at most {carried:.0f} cycles/s"
+        )
     print(f"one trivial transaction (BEGIN; SELECT 1; COMMIT): {tx_wall:.3f} ms wall, {tx_cpu:.3f} ms CPU")
+    print(
+        f"ratios       a cycle's CPU = {cpu * 1000 / cycles / tx_cpu:.1f} trivial transactions' CPU; "
+        f"load average {load_before} before, {load_after} after"
+    )
+    achieved = cycles / elapsed / due
     met = transactions / cycles <= 2 and cpu * 1000 / cycles <= 1
     print(f"target       <= 2 transactions and <= 1 ms CPU per cycle: {'met' if met else 'MISSED'}")
-    return 0 if met else 1
+    print(f"             >= 95 % of the cycles due achieved: {'met' if achieved >= 0.95 else 'MISSED'}")
+    return 0 if met and achieved >= 0.95 else 1
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -157,7 +238,7 @@ def main(argv: list[str] | None = None) -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--profiles", type=int, default=500, help="maildir profiles, one empty Maildir each")
-    parser.add_argument("--interval", type=int, default=5, help="fetch interval of every profile, s (5)")
+    parser.add_argument("--interval", type=int, default=10, help="fetch interval of every profile, s (10)")
     parser.add_argument("--duration", type=float, default=20.0, help="how long the steady state is measured, s")
     parser.add_argument("--threads", type=int, default=8, help="the worker's fetch threads (8)")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server for the scratch database")

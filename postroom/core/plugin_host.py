@@ -154,6 +154,9 @@ def _kind_of(plugin: object) -> str:
     return kinds.pop() if len(kinds) == 1 else "other"
 
 
+#: The builtin token providers' modules: each gives a token only to a profile with an OAuth grant.
+GRANT_TOKEN_MODULES = frozenset(path for name, path in DEFAULT_PLUGINS if path.startswith("postroom.plugins.oauth."))
+
 def _env_disabled() -> set[str]:
     return {name.strip() for name in os.environ.get(DISABLE_ENV, "").split(",") if name.strip()}
 
@@ -425,6 +428,18 @@ class PluginHost:
             if report is not None:
                 reports.append((impl.plugin_name, report))
         return reports
+
+    def tokens_without_grant(self) -> bool:
+        """Whether a ``postroom_get_access_token`` hook may answer for a profile without an OAuth grant.
+
+        The builtin providers (``GRANT_TOKEN_MODULES``) answer only for a profile whose
+        ``oauth_grant`` row names them; any other plugin's hook may answer for any profile. A fetch
+        cycle asks the hook only when one can answer (``core/inbound/cycle_config.py``).
+        """
+        return any(
+            getattr(impl.plugin, "__name__", None) not in GRANT_TOKEN_MODULES
+            for impl in self.pm.hook.postroom_get_access_token.get_hookimpls()
+        )
 
     def access_token(self, profile: MediaProfile, server: str = "incoming") -> str | None:
         """The token a ``postroom_get_access_token`` hook gives for the ``incoming`` or ``outgoing`` server."""

@@ -111,6 +111,9 @@ def incoming_protocol(profile: MediaProfile, plugins: PluginHost) -> ProtocolPlu
 def incoming_settings(
     profile: MediaProfile, plugins: PluginHost, folder: str | None = None
 ) -> ConnectionSettings:
+    """The incoming server's settings. The worker keeps them per profile while the profile's columns
+    these are built from are unchanged: reading another column here means adding it to
+    ``core/inbound/cycle_config.py``'s ``CONFIGURATION_COLUMNS``."""
     plugin = incoming_protocol(profile, plugins)
     return _settings(
         profile,

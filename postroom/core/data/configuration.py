@@ -173,8 +173,9 @@ def set_retry_settings(session: Session, profile: MediaProfile, **values: int | 
 
 
 def config_generation(session: Session) -> int:
-    row = session.get(EngineSetting, GENERATION)
-    return int(row.value) if row else 0
+    """The configuration generation (the worker asks every half second: one column, no ORM object)."""
+    value = session.scalar(select(EngineSetting.value).where(EngineSetting.name == GENERATION))
+    return int(value) if value is not None else 0
 
 
 def reload_configuration(session: Session) -> int:

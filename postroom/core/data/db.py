@@ -13,6 +13,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from postroom.core.contract.errors import UserError
+from postroom.core.data.pool import ping_after_rest, pool_options
 
 DATABASE_URL_ENV = "POSTROOM_DATABASE_URL"
 HOME_ENV = "POSTROOM_HOME"
@@ -69,12 +70,15 @@ def make_engine(url: str | None = None) -> Engine:
             engine = create_engine(resolved, connect_args={"timeout": 30})
             event.listen(engine, "connect", _sqlite_pragmas)
             return engine
+        options = pool_options()
         if make_url(resolved).get_driver_name() == "psycopg2":
             # An UPDATE of many rows (the ORM's flush of a fetch batch) goes as pages of 100 in one
             # round trip each (psycopg2's execute_batch), not one round trip per row; INSERTs keep
             # SQLAlchemy's insertmanyvalues either way.
-            return create_engine(resolved, pool_pre_ping=True, executemany_mode="values_plus_batch")
-        return create_engine(resolved, pool_pre_ping=True)
+            options["executemany_mode"] = "values_plus_batch"
+        engine = create_engine(resolved, **options)
+        ping_after_rest(engine)
+        return engine
     except ImportError as error:  # SQLAlchemy imports the URL's driver when it makes the engine
         raise UserError(_missing_driver(resolved, error.name or str(error))) from error
     except ArgumentError as error:

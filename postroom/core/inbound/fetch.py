@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, replace
 from datetime import date, timedelta
 from typing import Any
 
-from sqlalchemy import select, update
+from sqlalchemy import Row, select, update
 from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.orm import Session
 
@@ -23,10 +23,11 @@ from postroom.core.contract.protocols import Mailbox, MailRef, ProtocolError
 from postroom.core.data.db import is_outage
 from postroom.core.data.models import FetchLedger, LedgerOutcome, MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import get_profile
-from postroom.core.data.protocol_state import load_state, save_state
+from postroom.core.data.protocol_state import save_state
 from postroom.core.data.validation import DEFAULT_PARSE_TIME_LIMIT, FETCH_LAST_DAYS, PARSE_TIME_LIMIT
+from postroom.core.inbound.cycle_config import CycleConfigs, read_profile
+from postroom.core.inbound.outcome import CycleEnd, record_outcome
 from postroom.core.inbound.pipeline import InboundPipeline, StoreResult
-from postroom.core.servers import incoming_protocol, incoming_settings
 
 log = logging.getLogger(__name__)
 
@@ -37,10 +38,13 @@ LEDGER_LOOKUP_CHUNK = 500
 
 #: Called with (mails just handled, mails to handle in this cycle).
 Progress = Callable[[int, int], None]
-#: Called with the cycle's session and profile just before the commit that records the cycle's
-#: outcome (status, error, last fetch), so a caller can add its own writes to that transaction:
-#: the worker gives the lease back and schedules the next fetch there (one transaction, not two).
-Finish = Callable[[Session, MediaProfile], None]
+
+
+#: Called with the cycle's session and outcome just before the commit that ends the cycle, in place
+#: of :func:`record_outcome`: it must write ``end.values`` on the profile's row, and may add its own
+#: writes to that transaction. The worker writes the outcome, gives the lease back and schedules
+#: the next fetch in one UPDATE (``core/worker/leases.py``), so an empty cycle is one transaction.
+Finish = Callable[[Session, CycleEnd], None]
 
 
 @dataclass
@@ -109,6 +113,8 @@ class Fetcher:
         #: so a worker that lists a big mailbox kept on the server every cycle asks the database
         #: only about keys it has not seen before.
         self._ledger_keys: dict[int, set[str]] = {}
+        #: Each profile's plugin class and settings, rebuilt when its row changes (cycle_config.py).
+        self.configs = CycleConfigs()
         #: Asked between batches: a worker told to stop ends the cycle after the batch in hand.
         self.should_stop = should_stop or (lambda: False)
         self.batch_mails = batch_mails
@@ -119,64 +125,94 @@ class Fetcher:
     ) -> FetchReport:
         """One cycle for one profile; a server failure marks the profile in error and is reported.
 
-        A cycle that finds nothing new runs in one transaction: the profile and its protocol state
-        are read, the mailbox listed and the outcome (and ``finish``'s writes) committed at once.
+        A cycle that finds nothing new runs in one transaction of two statements: the profile's
+        row and protocol state are read with one query (``cycle_config.read_profile``), the
+        mailbox listed, and the outcome (and ``finish``'s writes) committed at once. The ORM
+        profile is loaded only when its settings must be built, or when there is mail to store.
         """
         with self.app.sessions() as session:
-            profile = session.get(MediaProfile, profile_id)
-            if profile is None or profile.deleted_at is not None:
+            row = read_profile(session, profile_id)
+            if row is None or row.deleted_at is not None:
+                self.configs.forget(profile_id)
                 raise UserError(f"There is no media profile {profile_id}.")
-            report = FetchReport(profile.name)
+            report = FetchReport(row.name)
+            end = CycleEnd(row.id, row.name, row.fetch_interval)
             try:
-                plugin = incoming_protocol(profile, self.app.plugins)
-                settings = incoming_settings(profile, self.app.plugins)
-                state = load_state(session, profile.id, profile.fetch_protocol)
-                settings = replace(settings, sync_state=state)
+                plugin, settings = self.configs.get(session, row, self.app.plugins)
+                end.can_wait = bool(plugin.CAN_WAIT_FOR_MAIL)
+                if row.sync_state is not None:
+                    settings = replace(settings, sync_state=row.sync_state)
                 with plugin.open_mailbox(settings) as mailbox:
-                    self._cycle(session, profile, mailbox, report, progress)
+                    self._cycle(session, row, mailbox, report, progress)
             except ProtocolError as error:
                 session.rollback()
                 report.error = str(error)
-                self._mark_error(session, profile, str(error), error.kind, finish)
+                self._mark_error(session, row, end, str(error), error.kind, finish)
                 return report
             except UserError as error:
                 session.rollback()
                 report.error = str(error)
-                self._mark_error(session, profile, str(error), "protocol", finish)
+                self._mark_error(session, row, end, str(error), "protocol", finish)
                 return report
             except Exception as error:  # a bug must not stop the other profiles
                 if is_outage(error):
                     raise  # the database is gone: the worker's outage log, or the command, says so once
-                log.exception("fetch of profile %s failed", profile.name)
+                log.exception("fetch of profile %s failed", row.name)
                 session.rollback()
                 report.error = f"Internal error while fetching: {type(error).__name__}: {error}"
-                self._mark_error(session, profile, report.error, "internal", finish)
+                self._mark_error(session, row, end, report.error, "internal", finish)
                 return report
-            self._mark_ok(session, profile, finish)
+            self._mark_ok(session, row, end, finish)
         return report
 
     def _cycle(
         self,
         session: Session,
-        profile: MediaProfile,
+        row: Row[Any],
         mailbox: Mailbox,
         report: FetchReport,
         progress: Progress | None,
     ) -> None:
-        days = FETCH_LAST_DAYS.clamp(profile.fetch_last_days or 0, f"profile {profile.name!r}")
+        days = FETCH_LAST_DAYS.clamp(row.fetch_last_days or 0, f"profile {row.name!r}")
         since = date.today() - timedelta(days=days) if days else None
         refs = mailbox.list_mail(since)
         report.listed = len(refs)
-        ledger = self._ledger_keys.setdefault(profile.id, set())
+        ledger = self._ledger_keys.setdefault(row.id, set())
         # Only what is still on the server needs remembering: the set never outgrows the mailbox.
         ledger.intersection_update(r.key for r in refs)
-        ledger.update(_known_keys(session, profile.id, [r.key for r in refs if r.key not in ledger]))
+        ledger.update(_known_keys(session, row.id, [r.key for r in refs if r.key not in ledger]))
         known = [r.key for r in refs if r.key in ledger]
         new = [r for r in refs if r.key not in ledger]
-        if new or (profile.delete_on_fetch and known):
+        if new or (row.delete_on_fetch and known):
             # End the read transaction before the server is written to: each batch below is its own.
             # With nothing to do it stays open, and the outcome is committed in it (one transaction).
             session.commit()
+            if not self._store_new(session, row, mailbox, known, new, report, progress):
+                return  # told to stop: the protocol's state stays, the next cycle lists the rest again
+        # Everything listed is stored (and acknowledged): only now may the protocol's cursor move on.
+        # It is committed with the cycle's outcome (``_mark_ok``), after every batch's own commit.
+        state = mailbox.sync_state()
+        if state is not None and state != row.sync_state:
+            save_state(session, row.id, row.fetch_protocol, state)
+
+    def _store_new(
+        self,
+        session: Session,
+        row: Row[Any],
+        mailbox: Mailbox,
+        known: list[str],
+        new: list[MailRef],
+        report: FetchReport,
+        progress: Progress | None,
+    ) -> bool:
+        """Acknowledge what an earlier cycle stored, then download, store and acknowledge what is new.
+
+        Returns False if the worker was told to stop before every batch was stored.
+        """
+        profile = session.get(MediaProfile, row.id)  # the pipeline works on the loaded profile
+        if profile is None:
+            raise UserError(f"There is no media profile {row.id}.")
+        ledger = self._ledger_keys.setdefault(row.id, set())
         if profile.delete_on_fetch and known:
             # Stored by an earlier cycle that stopped before it could delete them on the server.
             self._acknowledge(session, profile, mailbox, known, report)
@@ -186,18 +222,14 @@ class Fetcher:
             new = [r if r.size is not None else MailRef(r.key, sizes.get(r.key)) for r in new]
         for batch in _batches(new, self.batch_mails, self.batch_bytes):
             if self.should_stop():
-                return  # the protocol's state stays as it was: the next cycle lists the rest again
+                return False
             stored_keys = self._store_batch(session, profile, mailbox, batch, report)
             ledger.update(stored_keys)  # committed: the ledger holds them now
             if progress is not None:
                 progress(len(batch), len(new))
             if profile.delete_on_fetch and stored_keys:
                 self._acknowledge(session, profile, mailbox, stored_keys, report)
-        # Everything listed is stored (and acknowledged): only now may the protocol's cursor move on.
-        # It is committed with the cycle's outcome (``_mark_ok``), after every batch's own commit.
-        state = mailbox.sync_state()
-        if state is not None:
-            save_state(session, profile.id, profile.fetch_protocol, state)
+        return True
 
     def _acknowledge(
         self, session: Session, profile: MediaProfile, mailbox: Mailbox, keys: list[str], report: FetchReport
@@ -278,29 +310,43 @@ class Fetcher:
             return pipeline.quarantine(key, raw, f"The database refused this mail: {reason}")
 
     def _mark_error(
-        self, session: Session, profile: MediaProfile, reason: str, kind: str, finish: Finish | None
+        self,
+        session: Session,
+        row: Row[Any],
+        end: CycleEnd,
+        reason: str,
+        kind: str,
+        finish: Finish | None,
     ) -> None:
-        profile.status = ProfileStatus.ERROR
-        profile.last_error = reason
-        profile.consecutive_failures += 1
-        profile.last_fetch_at = utcnow()
-        if finish is not None:
-            finish(session, profile)
+        end.values = {
+            "status": ProfileStatus.ERROR.value,
+            "last_error": reason,
+            "consecutive_failures": row.consecutive_failures + 1,
+            "last_fetch_at": utcnow(),
+        }
+        self._record(session, end, finish)
         session.commit()
-        log.debug("profile %s: %s", profile.name, reason)  # the caller reports it (fetch, the worker)
-        events.send_now(events.profile_error, self, profile_id=profile.id, reason=reason, kind=kind)
+        log.debug("profile %s: %s", row.name, reason)  # the caller reports it (fetch, the worker)
+        events.send_now(events.profile_error, self, profile_id=row.id, reason=reason, kind=kind)
 
-    def _mark_ok(self, session: Session, profile: MediaProfile, finish: Finish | None) -> None:
-        recovered = profile.status == ProfileStatus.ERROR
-        profile.status = ProfileStatus.OK
-        profile.last_error = None
-        profile.consecutive_failures = 0
-        profile.last_fetch_at = utcnow()
-        if finish is not None:
-            finish(session, profile)
+    def _mark_ok(self, session: Session, row: Row[Any], end: CycleEnd, finish: Finish | None) -> None:
+        end.values = {
+            "status": ProfileStatus.OK.value,
+            "last_error": None,
+            "consecutive_failures": 0,
+            "last_fetch_at": utcnow(),
+        }
+        self._record(session, end, finish)
         session.commit()
-        if recovered:
-            events.send_now(events.profile_recovered, self, profile_id=profile.id)
+        if row.status == ProfileStatus.ERROR:
+            events.send_now(events.profile_recovered, self, profile_id=row.id)
+
+    @staticmethod
+    def _record(session: Session, end: CycleEnd, finish: Finish | None) -> None:
+        if finish is not None:
+            finish(session, end)
+        else:
+            record_outcome(session, end)
 
 
 def fetchable_profiles(session: Session, contact_center_id: int | None = None) -> list[MediaProfile]:

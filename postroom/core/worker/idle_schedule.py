@@ -77,6 +77,10 @@ class IdleSchedule:
             self.news.add(profile_id)
         self.wake()
 
+    def has_news(self) -> bool:
+        with self.lock:
+            return bool(self.news)
+
     def held(self) -> set[int]:
         with self.lock:
             return set(self.next_at)
@@ -107,11 +111,15 @@ class IdleSchedule:
         now: datetime,
         next_at: datetime | None,
         lease: timedelta,
-        ok: bool,
+        may_hold: bool,
     ) -> bool:
-        """After ``release_profile`` in the same transaction: hold and watch the profile, or let go of it."""
+        """After ``release_profile`` in the same transaction: hold and watch the profile, or let go of it.
+
+        ``may_hold``: the cycle succeeded and the profile's protocol can wait for mail; only then is
+        the profile (and its IDLE switch) read, so that a polling profile's cycle costs no query here.
+        """
         hold = (
-            ok
+            may_hold
             and next_at is not None
             and profile_id not in self.watcher.unsupported
             and hold_after_cycle(session, self.app, worker, profile_id, now, lease)

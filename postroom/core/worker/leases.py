@@ -11,11 +11,35 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import cast
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import Connection, Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from postroom.core.data.models import MediaProfile
 from postroom.core.data.validation import FETCH_INTERVAL
+from postroom.core.inbound.outcome import CycleEnd, record_outcome
+
+_TABLE = cast(Table, MediaProfile.__table__)
+#: Built once (a Core statement with parameters): the scheduler runs it many times a second.
+_NOW = bindparam("now", type_=_TABLE.c.next_fetch_at.type)
+_CLAIM = (
+    update(_TABLE)
+    .where(
+        _TABLE.c.id.in_(
+            select(_TABLE.c.id)
+            .where(
+                MediaProfile.can_fetch.expression,
+                or_(_TABLE.c.next_fetch_at.is_(None), _TABLE.c.next_fetch_at <= _NOW),
+                or_(_TABLE.c.lease_owner.is_(None), _TABLE.c.lease_expires_at < _NOW),
+            )
+            .order_by(_TABLE.c.next_fetch_at.asc().nulls_first(), _TABLE.c.id)
+            .limit(bindparam("limit"))
+            .with_for_update(skip_locked=True)
+            .scalar_subquery()
+        )
+    )
+    .values(lease_owner=bindparam("worker"), lease_expires_at=bindparam("expires", type_=_TABLE.c.lease_expires_at.type))
+    .returning(_TABLE.c.id)
+)
 
 #: The longest a profile in error waits before it is tried again.
 MAX_BACKOFF = timedelta(minutes=5)
@@ -24,27 +48,20 @@ MAX_BACKOFF = timedelta(minutes=5)
 def claim_due_profiles(
     session: Session, worker: str, now: datetime, lease: timedelta, limit: int
 ) -> list[int]:
-    """Lease up to ``limit`` profiles whose fetch is due and that nobody (alive) holds; returns their ids."""
+    """Lease up to ``limit`` profiles whose fetch is due and that nobody (alive) holds; returns their ids.
+
+    One statement however many it claims (the worker claims a short queue at once, see
+    ``claim_size.py``); rows another worker is claiming at the same moment are skipped, not
+    waited for, and never handed out twice: the row lock is held until the claim commits.
+    """
+    return claim_on(session.connection(), worker, now, lease, limit)
+
+
+def claim_on(connection: Connection, worker: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
+    """``claim_due_profiles`` on a connection in a transaction (the scheduler's: no ORM session)."""
     if limit <= 0:
         return []
-    candidates = (
-        select(MediaProfile.id)
-        .where(
-            MediaProfile.can_fetch,
-            or_(MediaProfile.next_fetch_at.is_(None), MediaProfile.next_fetch_at <= now),
-            or_(MediaProfile.lease_owner.is_(None), MediaProfile.lease_expires_at < now),
-        )
-        .order_by(MediaProfile.next_fetch_at.asc().nulls_first(), MediaProfile.id)
-        .limit(limit)
-        .with_for_update(skip_locked=True)
-    )
-    claimed = session.execute(
-        update(MediaProfile)
-        .where(MediaProfile.id.in_(candidates.scalar_subquery()))
-        .values(lease_owner=worker, lease_expires_at=now + lease)
-        .returning(MediaProfile.id)
-        .execution_options(synchronize_session=False)
-    )
+    claimed = connection.execute(_CLAIM, {"now": now, "worker": worker, "expires": now + lease, "limit": limit})
     return sorted(claimed.scalars())
 
 
@@ -92,33 +109,47 @@ def release_profile(
 
 def next_fetch_time(profile: MediaProfile, now: datetime, started_at: datetime | None) -> datetime:
     """When the profile is fetched next, after a cycle that started at ``started_at`` (see release_profile)."""
-    interval = _interval(profile)
-    if profile.consecutive_failures <= 0 and started_at is not None:
+    return _next_time(_interval(profile), profile.consecutive_failures, now, started_at)
+
+
+def _next_time(interval: int, failures: int, now: datetime, started_at: datetime | None) -> datetime:
+    if failures <= 0 and started_at is not None:
         return max(now, started_at + timedelta(seconds=interval))
-    return now + backoff(interval, profile.consecutive_failures)
+    return now + backoff(interval, failures)
 
 
 def release_after_cycle(
-    session: Session, worker: str, profile: MediaProfile, now: datetime, started_at: datetime
+    session: Session, worker: str, end: CycleEnd, now: datetime, started_at: datetime
 ) -> datetime | None:
-    """``release_profile`` for a profile whose cycle outcome is being written in ``session``.
+    """Record the cycle's outcome and give the lease back, in one UPDATE of the cycle's own transaction.
 
-    One conditional UPDATE in the cycle's own transaction (``Fetcher.fetch_profile``'s ``finish``),
-    instead of a transaction of its own: the lease is given back, and the next fetch scheduled,
-    only if this worker still holds it. Returns the next fetch time, or None if the lease was lost.
+    ``Fetcher.fetch_profile``'s ``finish``: the outcome (status, error, last fetch), the next
+    fetch time and the lease's release are one conditional statement, written only if this worker
+    still holds the lease. If it does not (the lease ran out and another worker took the profile)
+    the outcome alone is written and the new holder's schedule left alone. Returns the next fetch
+    time, or None if the lease was lost.
     """
-    due = next_fetch_time(profile, now, started_at)
-    # A Core statement on the table (not the ORM's bulk UPDATE): it runs every cycle, and the ORM
-    # path costs several times the CPU for the same SQL.
-    released = session.connection().execute(_RELEASE, {"profile": profile.id, "worker": worker, "due": due})
-    return due if released.first() is not None else None
+    interval = FETCH_INTERVAL.clamp(end.fetch_interval, f"profile {end.name!r}")
+    due = _next_time(interval, end.consecutive_failures, now, started_at)
+    # A Core statement on the table (not the ORM's flush): it runs every cycle, and the ORM path
+    # costs several times the CPU for the same SQL.
+    released = session.connection().execute(
+        _RELEASE, {"profile": end.profile_id, "worker": worker, "due": due, **end.values}
+    )
+    if released.first() is not None:
+        return due
+    record_outcome(session, end)
+    return None
 
 
-_TABLE = cast(Table, MediaProfile.__table__)
 _RELEASE = (
     update(_TABLE)
     .where(_TABLE.c.id == bindparam("profile"), _TABLE.c.lease_owner == bindparam("worker"))
     .values(
+        status=bindparam("status"),
+        last_error=bindparam("last_error"),
+        consecutive_failures=bindparam("consecutive_failures"),
+        last_fetch_at=bindparam("last_fetch_at", type_=_TABLE.c.last_fetch_at.type),
         next_fetch_at=bindparam("due", type_=_TABLE.c.next_fetch_at.type),
         lease_owner=None,
         lease_expires_at=None,

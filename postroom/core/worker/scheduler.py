@@ -36,13 +36,15 @@ from postroom.core.data.validation import (
     THREADS,
 )
 from postroom.core.inbound.fetch import BATCH_MAILS, Fetcher, FetchReport
+from postroom.core.inbound.outcome import CycleEnd
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
+from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
-    claim_due_profiles,
+    claim_on,
     release_after_cycle,
     release_all,
     release_profile,
@@ -57,8 +59,6 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
-#: The shortest time between two claims: cycles ending meanwhile are claimed for together.
-CLAIM_GAP = 0.05
 #: After the database failed the scheduler, wait this long before asking it again.
 DATABASE_RETRY = 5.0
 
@@ -136,10 +136,12 @@ class Worker:
         self.last_reload = time.monotonic()
         #: The configuration generation is asked for at most once a tick, not on every wake.
         self.next_generation_check = 0.0
-        #: The next claim waits until then (``CLAIM_GAP`` after the last).
+        #: The next claim waits until then (``claim_size.gap()`` after the last).
         self.next_claim = 0.0
         self.plugin_failures: set[tuple[str, str, str]] = set()
         self.cycles = 0
+        #: How many profiles to hold claimed at once: free threads plus a short queue (claim_size.py).
+        self.claim_size = ClaimSize(threads)
         self.admin_address = admin_address
         self.admin: AdminServer | None = None
         self.metrics = WorkerMetrics(app, self.id)
@@ -246,21 +248,23 @@ class Worker:
     # --- fetching -------------------------------------------------------------------------------
 
     def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
-        """Claim due profiles for the free fetch threads; returns whether it asked the database.
+        """Claim due profiles for the free fetch threads (and a short queue); returns whether it asked the database.
 
-        Claims are spaced at least ``CLAIM_GAP`` apart: a thread freed sooner after the last
+        Claims are spaced at least ``claim_size.gap()`` apart: a thread freed sooner after the last
         claim waits out the gap, so that when many short cycles end one claim serves several freed
-        threads instead of one claim each. Only free threads are claimed for: a lease held in a
-        queue here would keep an idle worker from the profile.
+        threads instead of one claim each. Beyond the free threads only a queue of about a quarter
+        second of recent cycles is claimed (``claim_size.py``): a lease held in a long queue here
+        would keep an idle worker from the profile.
         """
         with self.lock:
-            free = self.threads - len(self.in_flight)
+            free = self.claim_size.capacity() - len(self.in_flight)
         if free <= 0:
             return False
-        if self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
+        # News from IMAP IDLE is fetched at once; polls wait out the gap since the last claim.
+        if not self.idle.has_news() and self.stopping.wait(max(self.next_claim - time.monotonic(), 0.0)):
             return False
         with self.lock:
-            free = self.threads - len(self.in_flight)
+            free = self.claim_size.capacity() - len(self.in_flight)
             busy = set(self.in_flight)
         now = utcnow()
         held = self.idle.due(now, busy, free)
@@ -270,9 +274,9 @@ class Worker:
             for profile_id in set(held) - kept:
                 self.idle.let_go(profile_id)
             held = sorted(kept)
-        with self.app.transaction() as session:
-            claimed = claim_due_profiles(session, self.id, now, self.lease, free - len(held))
-        self.next_claim = time.monotonic() + CLAIM_GAP
+        with self.app.engine.begin() as connection:  # one Core statement: no ORM session needed
+            claimed = claim_on(connection, self.id, now, self.lease, free - len(held))
+        self.next_claim = time.monotonic() + self.claim_size.gap()
         for profile_id in held + claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
@@ -292,17 +296,16 @@ class Worker:
         given_back = False
         ended: list[float] = []
 
-        def finish(session: Session, profile: MediaProfile) -> None:
+        def finish(session: Session, end: CycleEnd) -> None:
             """Give the lease back (or keep it, to watch the folder) in the transaction that records the cycle."""
             # Out of in_flight before the lease goes (see below), and the time taken before too.
             ended.append(time.monotonic())
             with self.lock:
                 self.in_flight.pop(profile_id, None)
             now = utcnow()
-            due = release_after_cycle(session, self.id, profile, now, started_at)
+            due = release_after_cycle(session, self.id, end, now, started_at)
             released.append(due)
-            ok = profile.status == ProfileStatus.OK
-            self.idle.after_cycle(session, self.id, profile_id, now, due, self.lease, ok)
+            self.idle.after_cycle(session, self.id, profile_id, now, due, self.lease, end.ok and end.can_wait)
 
         try:
             report = fetcher.fetch_profile(profile_id, finish=finish)
@@ -325,6 +328,7 @@ class Worker:
             with self.lock:
                 self.in_flight.pop(profile_id, None)
                 self.cycles += 1
+                self.claim_size.ended()
             try:
                 if not given_back:  # the cycle ended without its commit: give the lease back alone
                     with self.app.transaction() as session:
