@@ -28,7 +28,14 @@ _CLAIM = (
             select(_TABLE.c.id)
             .where(
                 MediaProfile.can_fetch.expression,
-                or_(_TABLE.c.next_fetch_at.is_(None), _TABLE.c.next_fetch_at <= _NOW),
+                or_(
+                    _TABLE.c.next_fetch_at.is_(None),
+                    _TABLE.c.next_fetch_at <= _NOW,
+                    # With the line below: held by a worker whose lease ran out. A watched (IDLE)
+                    # profile keeps its lease between polls an hour apart; if its worker dies, it is
+                    # taken over when the lease expires, not when its next poll comes due.
+                    _TABLE.c.lease_owner.is_not(None),
+                ),
                 or_(_TABLE.c.lease_owner.is_(None), _TABLE.c.lease_expires_at < _NOW),
             )
             .order_by(_TABLE.c.next_fetch_at.asc().nulls_first(), _TABLE.c.id)
