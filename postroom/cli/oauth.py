@@ -7,10 +7,8 @@ provider cannot be used); this module asks for the options, shows what the opera
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -28,7 +26,6 @@ from postroom.core.contract.errors import UserError
 from postroom.core.data import oauth
 from postroom.core.data.profiles import get_profile
 
-PROVIDERS = ("microsoft", "google")
 FLOWS = ("client-credentials", "device-code", "installed-app", "service-account")
 #: The flows that need a client secret (or, for a service account, its key file).
 NEEDS_SECRET = {"client-credentials", "installed-app"}
@@ -37,14 +34,6 @@ NEEDS_SECRET = {"client-credentials", "installed-app"}
 @click.group("oauth", cls=PostroomGroup)
 def oauth_group() -> None:
     """A profile's OAuth2 sign-in (Microsoft 365, Google Workspace / Gmail): connect, status, disconnect."""
-
-
-def _provider(name: str) -> Any:
-    module = state().app().plugins.plugin(name)
-    provider = getattr(module, "PROVIDER", None)
-    if provider is None:
-        raise UserError(f"The token provider {name!r} is not installed or is disabled ('postroom plugins list').")
-    return provider
 
 
 def _read_secret(from_stdin: bool, key_file: Path | None, flow: str) -> str | None:
@@ -65,15 +54,6 @@ def _read_secret(from_stdin: bool, key_file: Path | None, flow: str) -> str | No
     return None
 
 
-def _key_client_id(key: str | None) -> str | None:
-    try:
-        document = json.loads(key or "")
-    except ValueError:
-        raise UserError("The service-account key is not a JSON key file from the Google Cloud console.") from None
-    found = document.get("client_id") if isinstance(document, dict) else None
-    return str(found) if found else None
-
-
 def _say(line: str) -> None:
     echo(line)
     sys.stdout.flush()
@@ -81,7 +61,7 @@ def _say(line: str) -> None:
 
 @command(oauth_group, "connect")
 @click.argument("profile_name", metavar="PROFILE")
-@click.option("--provider", type=click.Choice(PROVIDERS), required=True, help="Who signs in: microsoft or google.")
+@click.option("--provider", type=click.Choice(oauth.PROVIDERS), required=True, help="Who signs in: microsoft or google.")
 @click.option("--flow", type=click.Choice(FLOWS), required=True, help="How: client-credentials, device-code (Microsoft); installed-app, service-account (Google).")
 @click.option("--client-id", help="The application (client) id of the app registration or OAuth client (a service account's is read from its key).")
 @click.option("--tenant", help="Microsoft: the directory (tenant) id or domain (device code without it: any work account).")
@@ -115,13 +95,13 @@ def oauth_connect(
         profile = get_profile(session, profile_name, cc)
         username = profile.username
         protocols = frozenset({profile.fetch_protocol, profile.send_protocol})
-    token_provider = _provider(provider)
+    token_provider = oauth.token_provider(state().app().plugins, provider)
     token_provider.check_flow(flow)
     if flow == "service-account" and key_file is None and not client_secret_stdin:
         raise UserError("A service account signs in with its key: give --key-file (or the JSON on --client-secret-stdin).")
     secret = _read_secret(client_secret_stdin, key_file, flow)
     if client_id is None and flow == "service-account":
-        client_id = _key_client_id(secret)
+        client_id = oauth.service_account_client_id(secret)
     if not client_id:
         raise UserError(f"The {flow} flow needs the application's client id: give it with --client-id.")
     grant = token_provider.new_grant(

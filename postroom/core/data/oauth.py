@@ -7,15 +7,42 @@ tokens under the row's lock.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from postroom.core.contract.errors import UserError
 from postroom.core.data.models import MediaProfile, OAuthGrant, utcnow
 from postroom.core.data.secrets import encrypt_password
+
+if TYPE_CHECKING:
+    from postroom.core.plugin_host import PluginHost
+
+#: The builtin token providers (``postroom.plugins.oauth``), by plugin name: the CLI's and the console's choices.
+PROVIDERS = ("microsoft", "google")
+
+
+def token_provider(plugins: PluginHost, name: str) -> Any:
+    """The ``PROVIDER`` object of the token plugin ``name``; one sentence when it is missing or switched off."""
+    module = plugins.plugin(name) if name in PROVIDERS else None
+    provider = getattr(module, "PROVIDER", None)
+    if provider is None:
+        raise UserError(f"The token provider {name!r} is not installed or is disabled ('postroom plugins list').")
+    return provider
+
+
+def service_account_client_id(key: str | None) -> str | None:
+    """The ``client_id`` of a Google service-account key (JSON), or None when it has none."""
+    try:
+        document = json.loads(key or "")
+    except ValueError:
+        raise UserError("The service-account key is not a JSON key file from the Google Cloud console.") from None
+    found = document.get("client_id") if isinstance(document, dict) else None
+    return str(found) if found else None
 
 
 @dataclass

@@ -17,7 +17,6 @@ process behind the same address does not see it (the stored grant, once saved, e
 
 from __future__ import annotations
 
-import json
 import threading
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,7 +33,6 @@ from postroom.web.operator import bp
 from postroom.web.operator.profile_pages import CONTACT_CENTER, actor, find_profile
 from postroom.web.state import postroom_app, transaction
 
-PROVIDERS = ("microsoft", "google")
 #: The flows this page runs (see the module's docstring for installed-app).
 FLOWS = ("client-credentials", "device-code", "service-account")
 #: How long a post waits for the provider's first word (the device code, or the finished sign-in).
@@ -55,23 +53,6 @@ class PendingSignIn:
 
 _PENDING: dict[str, PendingSignIn] = {}
 _PENDING_LOCK = threading.Lock()
-
-
-def _provider(app: Postroom, name: str) -> Any:
-    module = app.plugins.plugin(name) if name in PROVIDERS else None
-    provider = getattr(module, "PROVIDER", None)
-    if provider is None:
-        raise UserError(f"The token provider {name!r} is not installed or is disabled ('postroom plugins list').")
-    return provider
-
-
-def _key_client_id(key: str | None) -> str | None:
-    try:
-        document = json.loads(key or "")
-    except ValueError:
-        raise UserError("The service-account key is not a JSON key file from the Google Cloud console.") from None
-    found = document.get("client_id") if isinstance(document, dict) else None
-    return str(found) if found else None
 
 
 def _sign_in(app: Postroom, who: str, profile_name: str, pending: PendingSignIn, provider: Any, grant: Any) -> None:
@@ -122,7 +103,7 @@ def _start(name: str) -> PendingSignIn:
         )
     if flow not in FLOWS:
         raise UserError(f"Choose one of the flows {', '.join(FLOWS)}, not {flow!r}.")
-    provider = _provider(app, provider_name)
+    provider = oauth.token_provider(app.plugins, provider_name)
     provider.check_flow(flow)
     secret = (form.get("service_account_key") if flow == "service-account" else form.get("client_secret")) or None
     if flow == "service-account" and not secret:
@@ -131,7 +112,7 @@ def _start(name: str) -> PendingSignIn:
         raise UserError("The client-credentials flow needs the client secret.")
     client_id = form.get("client_id", "").strip() or None
     if client_id is None and flow == "service-account":
-        client_id = _key_client_id(secret)
+        client_id = oauth.service_account_client_id(secret)
     if not client_id:
         raise UserError(f"The {flow} flow needs the application's client id.")
     with transaction() as db:
@@ -187,7 +168,7 @@ def profile_oauth(name: str) -> Any:
         name=name,
         status=status,
         pending=_PENDING.get(name),
-        providers=PROVIDERS,
+        providers=oauth.PROVIDERS,
         flows=FLOWS,
         error=error,
     )
