@@ -109,13 +109,15 @@ def test_revoked_grant_puts_only_its_profile_in_error_with_one_sentence(
 
 
 @pytest.mark.postgres_only
-def test_tokens_expiring_every_four_seconds_refresh_once_per_expiry_across_two_workers(
+def test_tokens_expiring_every_six_seconds_refresh_once_per_expiry_across_two_workers(
     pg_database_url: str, oauth_server: OAuthServer, oauth_dovecot: OAuthDovecot, oauth_smtp: OAuthSmtp,
     token_lifetime: object,
 ) -> None:
     """One worker fetches, the other sends, both through the same profile's token on PostgreSQL, until the
     token has been refreshed three times; every refresh came when the token was due, never twice."""
-    token_lifetime(4)  # type: ignore[operator]
+    # Six seconds, not fewer: a token is handed out with a quarter of its life left at the least (1.5 s
+    # here), which must cover a TLS handshake and AUTH on a loaded machine (at 4 s, 1 s once did not).
+    token_lifetime(6)  # type: ignore[operator]
     issuer = oauth_server.issuer
     client = issuer.register_client(public=True)
     user, _ = oauth_dovecot.new_user("expiry")
@@ -166,9 +168,9 @@ def test_tokens_expiring_every_four_seconds_refresh_once_per_expiry_across_two_w
     assert len(refreshes) >= 3
     # Each refresh token was redeemed once (a second worker refreshing too would have been refused) ...
     assert len({r.refresh_token_used for r in refreshes}) == len(refreshes)
-    # ... and only when the token it replaced was within the refresh margin (a quarter of 4 s) of expiring:
+    # ... and only when the token it replaced was within the refresh margin (a quarter of 6 s) of expiring:
     # a worker that refreshed beside another would have replaced a token with nearly all its life left.
-    assert all((r.replaced_remaining or 0) <= 1.0 + 0.05 for r in refreshes), [r.replaced_remaining for r in refreshes]
+    assert all((r.replaced_remaining or 0) <= 1.5 + 0.05 for r in refreshes), [r.replaced_remaining for r in refreshes]
     assert counts["fetched"] > 0 and counts["sent"] > 0 and len(oauth_smtp.mails) == smtp_sent + counts["sent"]
 
 
