@@ -172,8 +172,11 @@ def set_retry_settings(session: Session, profile: MediaProfile, **values: int | 
     return retry_settings(session, profile.id)
 
 
-def config_generation(session: Session) -> int:
-    """The configuration generation (the worker asks every half second: one column, no ORM object)."""
+def config_generation(session: Session | Connection) -> int:
+    """The configuration generation (the worker asks every half second: one column, no ORM object).
+
+    The worker's scheduler asks on its claim's Core connection, in the claim's transaction.
+    """
     value = session.scalar(select(EngineSetting.value).where(EngineSetting.name == GENERATION))
     return int(value) if value is not None else 0
 
