@@ -87,8 +87,6 @@ def test_the_queue_claimed_beyond_free_threads_follows_the_rate_cycles_end_at() 
     assert size.capacity() == 8 + int(1000 * QUEUE_SECONDS)
     size.rate = 2.0  # slow servers: hardly any queue
     assert size.capacity() == 9
-    size.rate = 50.0  # claims spaced further apart: the queue lasts until the next one
-    assert size.capacity() >= 8 + 50.0 * size.gap()
 
 
 def test_claims_are_spaced_further_apart_when_cycles_end_slowly() -> None:
@@ -96,7 +94,7 @@ def test_claims_are_spaced_further_apart_when_cycles_end_slowly() -> None:
     assert size.gap() == CLAIM_GAP
     size.rate = 1000.0
     assert size.gap() == CLAIM_GAP  # many cycles per claim already
-    size.rate = 50.0  # 500 profiles every 10 s: a claim every 0.32 s serves 16 cycles
+    size.rate = 50.0  # 500 profiles every 10 s: a claim every 0.16 s serves 8 cycles
     assert CLAIM_GAP < size.gap() < MAX_CLAIM_GAP
     size.rate = 1.0
     assert size.gap() == MAX_CLAIM_GAP

@@ -11,11 +11,8 @@ each) make the queue nothing: then it claims for free threads only, as before.
 
 At a low rate the gap between claims grows, up to ``MAX_CLAIM_GAP``, so that a claim still serves
 about ``CYCLES_PER_CLAIM`` cycles instead of one or two (500 profiles every 10 s made a claim per
-2.5 cycles at the fixed gap, and a claim costs the scheduler about 1 ms of CPU: at 8 cycles a
-claim it was still 0.1-0.2 ms of every cycle, at 16 about half that). A profile then starts at
-most that much after it fell due (0.4 s, against a poll interval of 10 s or more); news from IMAP
-IDLE does not wait for the gap (the scheduler claims at once). The queue always covers the gap, so
-threads freed before the next claim find work.
+2.5 cycles at the fixed gap). A profile then starts at most that much after it fell due; news from
+IMAP IDLE does not wait for the gap (the scheduler claims at once).
 """
 
 from __future__ import annotations
@@ -30,8 +27,8 @@ QUEUE_SECONDS = 0.25
 #: And never more than this many profiles per fetch thread.
 QUEUE_PER_THREAD = 32
 #: At a low rate the gap grows so that a claim serves about this many cycles, up to MAX_CLAIM_GAP.
-CYCLES_PER_CLAIM = 16
-MAX_CLAIM_GAP = 0.4
+CYCLES_PER_CLAIM = 8
+MAX_CLAIM_GAP = 0.2
 #: The recent rate is measured over windows about this long.
 RATE_WINDOW = 1.0
 
@@ -56,7 +53,7 @@ class ClaimSize:
 
     def capacity(self) -> int:
         """Free threads are filled, and a queue of about ``QUEUE_SECONDS`` of cycles kept."""
-        queue = min(math.ceil(self.rate * max(QUEUE_SECONDS, self.gap())), QUEUE_PER_THREAD * self.threads)
+        queue = min(math.ceil(self.rate * QUEUE_SECONDS), QUEUE_PER_THREAD * self.threads)
         return self.threads + queue
 
     def gap(self) -> float:
