@@ -223,11 +223,9 @@ class Worker:
                     self.wake.clear()
                     try:
                         asked = time.monotonic() >= self.next_generation_check
-                        # The generation is read in the claim's transaction; alone only if no claim ran.
-                        answered = self._schedule(pool, fetcher, check_generation=asked)
-                        if asked and not answered:
+                        if asked:
                             self._check_generation()
-                        if answered or asked:
+                        if self._schedule(pool, fetcher) or asked:
                             # Only an answer from the database ends an outage, not a pass that skipped it.
                             self.outage.succeeded()
                     except Exception as error:
@@ -249,12 +247,8 @@ class Worker:
 
     # --- fetching -------------------------------------------------------------------------------
 
-    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher, check_generation: bool = False) -> bool:
+    def _schedule(self, pool: ThreadPoolExecutor, fetcher: Fetcher) -> bool:
         """Claim due profiles for the free fetch threads (and a short queue); returns whether it asked the database.
-
-        With ``check_generation`` the configuration generation is read in the claim's transaction
-        (one transaction instead of two, twice a second) and applied before the claimed profiles
-        are handed to the fetch threads.
 
         Claims are spaced at least ``claim_size.gap()`` apart: a thread freed sooner after the last
         claim waits out the gap, so that when many short cycles end one claim serves several freed
@@ -280,12 +274,9 @@ class Worker:
             for profile_id in set(held) - kept:
                 self.idle.let_go(profile_id)
             held = sorted(kept)
-        with self.app.engine.begin() as connection:  # Core statements: no ORM session needed
-            generation = configuration.config_generation(connection) if check_generation else None
+        with self.app.engine.begin() as connection:  # one Core statement: no ORM session needed
             claimed = claim_on(connection, self.id, now, self.lease, free - len(held))
         self.next_claim = time.monotonic() + self.claim_size.gap()
-        if generation is not None:
-            self._apply_generation(generation)
         for profile_id in held + claimed:
             with self.lock:
                 future = pool.submit(self._fetch_one, fetcher, profile_id)
@@ -432,13 +423,9 @@ class Worker:
     # --- configuration --------------------------------------------------------------------------
 
     def _check_generation(self) -> None:
-        with self.app.engine.connect() as connection:
-            generation = configuration.config_generation(connection)
-        self._apply_generation(generation)
-
-    def _apply_generation(self, generation: int) -> None:
-        """Reload plugins and settings if the generation moved (or once a ``SELF_RELOAD`` anyway)."""
         self.next_generation_check = time.monotonic() + self.tick
+        with self.app.sessions() as session:
+            generation = configuration.config_generation(session)
         stale = time.monotonic() - self.last_reload > SELF_RELOAD.total_seconds()
         if generation != self.generation or stale:
             if self.generation >= 0 and generation != self.generation:
