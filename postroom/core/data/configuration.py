@@ -178,8 +178,7 @@ _GENERATION = select(EngineSetting.value).where(EngineSetting.name == GENERATION
 def config_generation(session: Session | Connection) -> int:
     """The configuration generation (the worker asks every half second: one column, no ORM object).
 
-    The worker's scheduler asks on its claim's Core connection, in the claim's transaction; the
-    statement is built once (building it cost more CPU than running it).
+    The statement is built once: building it cost the scheduler more CPU than running it.
     """
     value = session.scalar(_GENERATION)
     return int(value) if value is not None else 0
