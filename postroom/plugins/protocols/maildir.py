@@ -6,6 +6,7 @@ import mailbox
 import os
 from collections.abc import Iterator, Sequence
 from datetime import date
+from functools import cached_property
 from pathlib import Path
 
 from postroom.core.contract.hooks import hookimpl
@@ -33,7 +34,9 @@ def maildir_path(path: str, create: bool) -> Path:
         raise ProtocolError(
             f"The Maildir {str(folder)!r} could not be created: {error.strerror or error}.", "folder"
         ) from error
-    if not all((folder / sub).is_dir() for sub in ("cur", "new", "tmp")):
+    # String paths, not ``folder / sub``: every fetch cycle checks, and pathlib's joins cost more.
+    root = str(folder)
+    if not all(os.path.isdir(os.path.join(root, sub)) for sub in ("cur", "new", "tmp")):
         raise ProtocolError(f"The Maildir {str(folder)!r} does not exist (no cur/new/tmp there).", "folder")
     return folder
 
@@ -48,21 +51,29 @@ class MaildirMailbox(Mailbox):
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self.maildir = open_maildir(path)
+        self._root = str(path)
+
+    @cached_property
+    def maildir(self) -> mailbox.Maildir:
+        """The stdlib's Maildir, opened when first needed: an empty listing does without it."""
+        return open_maildir(self.path)
 
     def _delivery_times(self) -> dict[str, float]:
         """Key → mtime of its file, which is when the mail was delivered into the Maildir."""
         times = {}
+        colon = mailbox.Maildir.colon
         for sub in ("new", "cur"):
-            with os.scandir(self.path / sub) as entries:
+            with os.scandir(os.path.join(self._root, sub)) as entries:
                 for entry in entries:
                     if not entry.name.startswith("."):
-                        times[entry.name.split(self.maildir.colon)[0]] = entry.stat().st_mtime
+                        times[entry.name.split(colon)[0]] = entry.stat().st_mtime
         return times
 
     def list_mail(self, since: date | None) -> list[MailRef]:
         """Every mail, oldest delivery first; with ``since``, those delivered on or after that day."""
         times = self._delivery_times()
+        if not times:
+            return []  # empty: no need for the stdlib's own scan of new/ and cur/ (every empty poll)
         keys = [key for key in self.maildir.iterkeys() if key in times]
         if since is not None:
             keys = [key for key in keys if date.fromtimestamp(times[key]) >= since]
