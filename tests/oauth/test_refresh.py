@@ -114,7 +114,7 @@ def test_tokens_expiring_every_six_seconds_refresh_once_per_expiry_across_two_wo
     token_lifetime: object,
 ) -> None:
     """One worker fetches, the other sends, both through the same profile's token on PostgreSQL, until the
-    token has been refreshed three times; every refresh came when the token was due, never twice."""
+    token has been refreshed twice; every refresh came when the token was due, never twice."""
     # Six seconds, not fewer: a token is handed out with a quarter of its life left at the least (1.5 s
     # here), which must cover a TLS handshake and AUTH on a loaded machine (at 4 s, 1 s once did not).
     token_lifetime(6)  # type: ignore[operator]
@@ -155,7 +155,7 @@ def test_tokens_expiring_every_six_seconds_refresh_once_per_expiry_across_two_wo
     for thread in threads:
         thread.start()
     give_up = time.monotonic() + 90  # a guard against a hang, not a measurement
-    while len(issuer.refreshes(client.client_id)) < 3 and time.monotonic() < give_up and not problems:
+    while len(issuer.refreshes(client.client_id)) < 2 and time.monotonic() < give_up and not problems:
         time.sleep(0.2)
     stop.set()
     for thread in threads:
@@ -165,7 +165,7 @@ def test_tokens_expiring_every_six_seconds_refresh_once_per_expiry_across_two_wo
 
     assert problems == []
     refreshes = issuer.refreshes(client.client_id)
-    assert len(refreshes) >= 3
+    assert len(refreshes) >= 2
     # Each refresh token was redeemed once (a second worker refreshing too would have been refused) ...
     assert len({r.refresh_token_used for r in refreshes}) == len(refreshes)
     # ... and only when the token it replaced was within the refresh margin (a quarter of 6 s) of expiring:
