@@ -165,10 +165,14 @@ def failures_as_json(
     states: Sequence[str] = (),
     chosen: OutboxFilter | None = None,
     window: Window | None = None,
+    ticket_id: int | None = None,
 ) -> list[dict[str, Any]]:
     """Failed send attempts of a contact centre, oldest first (``failures list --json``); of one reply;
-    with ``states`` of replies in those states, ``chosen`` and ``window`` as for :func:`outbox_as_json`."""
+    of one ticket's replies; with ``states`` of replies in those states, ``chosen`` and ``window`` as
+    for :func:`outbox_as_json`."""
     query = _failures_query(select(FailedMessageSendInfo), contact_center_id, outbox_id, states, chosen)
+    if ticket_id is not None:
+        query = query.where(Message.ticket_id == ticket_id)
     if window is None:
         query = query.order_by(FailedMessageSendInfo.id)
     else:

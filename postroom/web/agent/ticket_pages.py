@@ -38,9 +38,9 @@ def conversation(db: Session, ticket_id: int) -> dict[str, Any]:
         db.execute(select(Message.id, Message.text_body).where(Message.ticket_id == ticket.id)).all()
     )
     outbox = {row["message_id"]: row for row in queries.outbox_as_json(db, CONTACT_CENTER_ID, (), ticket.id)}
-    failures = {
-        row["id"]: queries.failures_as_json(db, CONTACT_CENTER_ID, row["id"]) for row in outbox.values()
-    }
+    failures: dict[int, list[dict[str, Any]]] = {}
+    for failure in queries.failures_as_json(db, CONTACT_CENTER_ID, ticket_id=ticket.id):  # one query, not one a reply
+        failures.setdefault(failure["outbox_id"], []).append(failure)
     for message in document["messages"]:
         message["text"] = bodies.get(message["id"]) or ""
         row = outbox.get(message["message_id"]) if message["direction"] == "outbound" else None
