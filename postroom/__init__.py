@@ -10,6 +10,8 @@ postroom in a plugin's own tests.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from postroom.core.contract.bounces import BounceReport, FailedRecipient, Reason
 from postroom.core.contract.drafts import OutgoingAttachment, OutgoingDraft
 from postroom.core.contract.errors import NotFoundError, UserError
@@ -38,13 +40,39 @@ from postroom.core.contract.retry import (
     RetrySettings,
 )
 from postroom.core.contract.routing import InboundVerdict, RouteChoice
-from postroom.core.data.plugin_data import (
-    delete_ticket_attribute,
-    find_open_ticket_by_attribute,
-    get_ticket_attribute,
-    set_ticket_attribute,
-    ticket_attributes,
+
+if TYPE_CHECKING:
+    from postroom.core.data.plugin_data import (
+        delete_ticket_attribute,
+        find_open_ticket_by_attribute,
+        get_ticket_attribute,
+        set_ticket_attribute,
+        ticket_attributes,
+    )
+
+#: The ticket-attribute functions work on the database, so they bring SQLAlchemy with them (about
+#: 33 MiB of a process). They are imported when first asked for, so that ``import postroom`` and a
+#: protocol plugin's module (which imports its base classes from here or from the contract) stay
+#: free of it: a process that only talks to mail servers need not carry the database stack.
+_TICKET_ATTRIBUTE_FUNCTIONS = frozenset(
+    {
+        "delete_ticket_attribute",
+        "find_open_ticket_by_attribute",
+        "get_ticket_attribute",
+        "set_ticket_attribute",
+        "ticket_attributes",
+    }
 )
+
+
+def __getattr__(name: str) -> Any:
+    if name in _TICKET_ATTRIBUTE_FUNCTIONS:
+        from postroom.core.data import plugin_data
+
+        value = getattr(plugin_data, name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'postroom' has no attribute {name!r}")
 
 __version__ = "0.1.0"
 

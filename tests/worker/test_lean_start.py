@@ -94,3 +94,28 @@ def test_an_idle_worker_has_not_imported_what_only_mail_a_scrape_or_another_comm
         name for name in NOT_AT_START if name in loaded or any(m.startswith(f"{name}.") for m in loaded)
     )
     assert imported == []
+
+
+#: A process that only talks to mail servers (a protocol plugin's own tests, or a future waiting
+#: process that watches mailboxes and leaves storing to another) imports these without the
+#: database stack: SQLAlchemy alone holds about 27 MiB of a process.
+_MAIL_ONLY = """
+import json, sys
+import postroom
+import postroom.core.contract.hooks
+import postroom.plugins.protocols.imap, postroom.plugins.protocols.imap_idle
+import postroom.plugins.protocols.pop3, postroom.plugins.protocols.maildir, postroom.plugins.protocols.smtp
+before = sorted(m for m in sys.modules if m.split(".")[0] == "sqlalchemy")
+from postroom import set_ticket_attribute
+from postroom.core.data.plugin_data import set_ticket_attribute as defined
+print(json.dumps([before, set_ticket_attribute is defined]))
+"""
+
+
+def test_postroom_and_the_mail_protocols_import_without_the_database_stack() -> None:
+    result = subprocess.run([sys.executable, "-c", _MAIL_ONLY], capture_output=True, text=True, timeout=60)
+
+    assert result.returncode == 0, result.stderr
+    database_modules, same_function = json.loads(result.stdout)
+    assert database_modules == []
+    assert same_function  # the ticket-attribute functions are still there, imported when asked for
