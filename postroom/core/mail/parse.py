@@ -65,10 +65,10 @@ class _TolerantMessage(EmailMessage):
     def _get_params_preserve(self, failobj: Any, header: str) -> Any:
         known = self._parameters_read
         if known is None:
-            return super()._get_params_preserve(failobj, header)
+            return super()._get_params_preserve(failobj, header)  # type: ignore[misc]
         key = header.lower()
         if key not in known:
-            known[key] = super()._get_params_preserve(_NO_HEADER, header)  # raises as before, unkept
+            known[key] = super()._get_params_preserve(_NO_HEADER, header)  # type: ignore[misc]  # raises as before
         found = known[key]
         return failobj if found is _NO_HEADER else found
 
