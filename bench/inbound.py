@@ -1,6 +1,6 @@
 """Inbound benchmark: a whole ``postroom fetch`` process against the stdlib and compat32 parsing floors.
 
-    python -m bench.inbound [--mails N] [--rounds R] [--database-url URL] [--profile DIR] [--skip-memory]
+    python -m bench.inbound [--mails N] [--rounds R] [--database-url URL] [--profile DIR] [--baseline DIR] [--skip-memory]
 
 Starts its own Dovecot (the test suite's helper), loads N generated mails (``bench.inbound_mails``:
 fixed seed, a quarter replies in a thread) into one mailbox, and then runs R interleaved rounds, each
@@ -165,14 +165,22 @@ LAUNCHER = (
 
 
 def run_cli_fetch(
-    url: str, profile: str, wrapper: list[str] | None = None, env: dict[str, str] | None = None
+    url: str,
+    profile: str,
+    wrapper: list[str] | None = None,
+    env: dict[str, str] | None = None,
+    cwd: str | None = None,
 ) -> tuple[Timing, int]:
-    """A real ``postroom fetch`` process: its wall and CPU time and its peak RSS in bytes (wait4's rusage)."""
+    """A real ``postroom fetch`` process: its wall and CPU time and its peak RSS in bytes (wait4's rusage).
+
+    ``cwd``: the directory it runs in; ``python -m`` imports ``postroom`` from there first, so a
+    checkout of other code given here is what runs (``--baseline``).
+    """
     environment = {**os.environ, **(env or {}), "POSTROOM_DATABASE_URL": url}
     command = [sys.executable, *(wrapper or ["-m", "postroom"]), "fetch", "--profile", profile]
     started = time.perf_counter()
     done = subprocess.run(
-        [sys.executable, "-c", LAUNCHER, *command], env=environment, capture_output=True, text=True
+        [sys.executable, "-c", LAUNCHER, *command], env=environment, capture_output=True, text=True, cwd=cwd
     )
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
@@ -190,11 +198,13 @@ def fresh_database(label: str, server_url: str, directory: Path) -> Iterator[str
         yield f"sqlite:///{directory / f'bench-{uuid.uuid4().hex}.sqlite'}"
 
 
-def process_fetch(label: str, args: argparse.Namespace, dovecot: Dovecot, user: str, directory: Path) -> Timing:
+def process_fetch(
+    label: str, args: argparse.Namespace, dovecot: Dovecot, user: str, directory: Path, cwd: str | None = None
+) -> Timing:
     """Wall time of one ``postroom fetch`` process into a fresh database (made before the clock starts)."""
     with fresh_database(label, args.database_url, directory) as url:
         prepare_database(url, dovecot, user)
-        elapsed, _ = run_cli_fetch(url, "bench")
+        elapsed, _ = run_cli_fetch(url, "bench", cwd=cwd)
         check_stored(url, args.mails)
     return elapsed
 
@@ -257,6 +267,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--big-mail-mb", type=float, default=25.0, help="size of the peak-memory mail")
     parser.add_argument("--skip-memory", action="store_true", help="leave out the peak-memory measurement")
     parser.add_argument("--profile", metavar="DIR", help="write a cProfile of each fetch process to DIR")
+    parser.add_argument(
+        "--baseline",
+        metavar="DIR",
+        help="a copy of other code (git archive COMMIT | tar -x -C DIR) whose 'postroom fetch' runs in each"
+        " round too, interleaved with this one's, on the same mailbox (its schema must be this one's)",
+    )
     args = parser.parse_args(argv)
 
     base = Path(tempfile.mkdtemp(prefix="dvb", dir="/tmp"))
@@ -287,26 +303,31 @@ def run(dovecot: Dovecot, args: argparse.Namespace, directory: Path) -> None:
     if count != len(mails):
         raise SystemExit(f"Dovecot holds {count} of {len(mails)} mails")
 
-    names = ["stdlib floor", "compat32 floor", *(f"fetch {d}" for d in DATABASES)]
+    fetches = [(f"fetch {d}", d, None) for d in DATABASES]
+    if args.baseline:
+        fetches += [(f"base {d}", d, str(Path(args.baseline).resolve())) for d in DATABASES]
+    names = ["stdlib floor", "compat32 floor", *(name for name, _, _ in fetches)]
     times: dict[str, list[Timing]] = {name: [] for name in names}
     print(f"\n{'round':5} {'load':15} " + " ".join(f"{n:>17}" for n in names) + "   ms per mail: wall (client CPU)")
     for number in range(1, args.rounds + 1):
         load_then = load_average()
         times["stdlib floor"].append(timed(lambda: raw_fetch(dovecot, user, stdlib_parse)))
         times["compat32 floor"].append(timed(lambda: raw_fetch(dovecot, user, compat32_parse)))
-        for label in DATABASES:
-            times[f"fetch {label}"].append(process_fetch(label, args, dovecot, user, directory))
+        # The baseline's processes and this code's take turns going first, round by round.
+        for name, label, cwd in fetches if number % 2 else fetches[::-1]:
+            times[name].append(process_fetch(label, args, dovecot, user, directory, cwd))
         print(f"{number:5} {load_then:15} {_row([times[n][-1] for n in names], count)}", flush=True)
     best = {name: Timing(min(t.wall for t in values), min(t.cpu for t in values)) for name, values in times.items()}
     print(f"{'best':5} {load_average():15} {_row([best[n] for n in names], count)}")
 
     counts = {label: counted_fetch(label, args, dovecot, user, directory) for label in DATABASES}
     print()
-    for label in DATABASES:
-        mine = best[f"fetch {label}"]
+    for name, label, _cwd in fetches:
+        mine = best[name]
         stdlib, compat32 = best["stdlib floor"], best["compat32 floor"]
+        who = "postroom fetch process" if name.startswith("fetch") else "baseline's fetch process"
         print(
-            f"postroom fetch process, {label:10}: {mine.wall / stdlib.wall:.2f} x the stdlib floor"
+            f"{who}, {label:10}: {mine.wall / stdlib.wall:.2f} x the stdlib floor"
             f"{' (target <= 1.5)' if label == 'PostgreSQL' else ''}, "
             f"{mine.wall / compat32.wall:.2f} x the compat32 floor"
             f"{' (aim <= 2.5)' if label == 'PostgreSQL' else ''}; "

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import datetime
 from email.utils import parseaddr
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, literal, select, true
 from sqlalchemy.orm import Session, make_transient_to_detached, selectinload
 
 from postroom.core.contract.errors import NotFoundError, UserError
@@ -241,10 +242,15 @@ def _create_customer(session: Session, contact_center_id: int, address: str, nam
     """
     now = utcnow()
     with session.no_autoflush:
-        customer_id = session.execute(
-            insert(Customer).values(contact_center_id=contact_center_id, name=name, created_at=now).returning(Customer.id)
-        ).scalar_one()
-        claimed = _claim_address(session, contact_center_id, customer_id, address)
+        if session.get_bind().dialect.name == "postgresql":
+            customer_id, claimed = _create_and_claim(session, contact_center_id, address, name, now)
+        else:
+            customer_id = session.execute(
+                insert(Customer)
+                .values(contact_center_id=contact_center_id, name=name, created_at=now)
+                .returning(Customer.id)
+            ).scalar_one()
+            claimed = _claim_address(session, contact_center_id, customer_id, address)
     if claimed:
         customer = Customer(id=customer_id, contact_center_id=contact_center_id, name=name, created_at=now)
         make_transient_to_detached(customer)
@@ -256,6 +262,40 @@ def _create_customer(session: Session, contact_center_id: int, address: str, nam
     if owner is None:  # pragma: no cover - the conflicting row was committed, so it is visible
         raise UserError(f"The customer for {address!r} could not be created.")
     return owner
+
+
+def _create_and_claim(
+    session: Session, contact_center_id: int, address: str, name: str, now: datetime
+) -> tuple[int, bool]:
+    """PostgreSQL: the new customer's row and the claim of its address (as :func:`_claim_address`) in
+    one statement, one round trip: the new customer's id, and whether the address was ours to take."""
+    from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+
+    created = (
+        insert(Customer)
+        .values(contact_center_id=contact_center_id, name=name, created_at=now)
+        .returning(Customer.id)
+        .cte("created")
+    )
+    claimed = (
+        postgresql_insert(CustomerEmail)
+        .from_select(
+            ["contact_center_id", "customer_id", "address", "created_at"],
+            select(
+                literal(contact_center_id, CustomerEmail.contact_center_id.type),
+                created.c.id,
+                literal(address, CustomerEmail.address.type),
+                literal(now, CustomerEmail.created_at.type),
+            ),
+        )
+        .on_conflict_do_nothing(index_elements=["contact_center_id", "address"])
+        .returning(CustomerEmail.id)
+        .cte("claimed")
+    )
+    customer_id, claim = session.execute(
+        select(created.c.id, claimed.c.id).select_from(created.outerjoin(claimed, true()))
+    ).one()
+    return customer_id, claim is not None
 
 
 def _claim_address(session: Session, contact_center_id: int, customer_id: int, address: str) -> bool:

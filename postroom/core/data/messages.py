@@ -10,14 +10,16 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert
+from sqlalchemy import Table, insert
 from sqlalchemy.orm import Session
 
 from postroom.core.data.columns import fit, fitted
 from postroom.core.data.models import Message, MessageAddress
 from postroom.core.data.raw_store import insert_raws
+
+_ADDRESS_TABLE = cast(Table, MessageAddress.__table__)
 
 
 @dataclass(frozen=True)
@@ -82,5 +84,5 @@ def store_messages(session: Session, mails: Sequence[MailToStore]) -> None:
         for mail in mails
         for role, address in dict.fromkeys((role, address.lower()) for role, address in mail.addresses)
     ]
-    if rows:
-        session.execute(insert(MessageAddress), rows)
+    if rows:  # a Core insert of the table: the flush just now left nothing for the ORM to do first
+        session.execute(insert(_ADDRESS_TABLE), rows)

@@ -193,13 +193,39 @@ def create_ticket(
 
 
 def give_case_tokens(session: Session, tickets: Sequence[Ticket]) -> None:
-    """Insert the deferred tickets (one flush) and give each its case token, written with the next flush."""
+    """Insert the deferred tickets (one flush) and give each its case token.
+
+    On PostgreSQL the new tickets' ids are drawn from the table's sequence first (one query), so
+    that each row is inserted with its case token; elsewhere the token, which names the id the
+    insert gave, is written with the next flush (an UPDATE per ticket).
+    """
     if not tickets:
         return
+    unnumbered = [ticket for ticket in tickets if ticket.id is None]
+    if unnumbered and session.get_bind().dialect.name == "postgresql":
+        for ticket, number in zip(unnumbered, _next_ticket_ids(session, len(unnumbered)), strict=True):
+            ticket.id = number
+            ticket.case_token = format_case_token(None, number)
     session.flush()
     for ticket in tickets:
         if ticket.case_token is None:
             ticket.case_token = format_case_token(None, ticket.id)
+
+
+def _next_ticket_ids(session: Session, count: int) -> list[int]:
+    """``count`` new ticket ids from the ticket table's sequence (PostgreSQL), in ascending order.
+
+    Read without a flush first: the tickets being numbered are pending and must not be inserted yet.
+    """
+    table = Ticket.__tablename__
+    with session.no_autoflush:
+        return sorted(
+            session.scalars(
+                select(func.nextval(func.pg_get_serial_sequence(table, "id"))).select_from(
+                    func.generate_series(1, count)
+                )
+            )
+        )
 
 
 def append_message(session: Session, ticket: Ticket, message: Message) -> None:

@@ -49,10 +49,28 @@ class _RawPolicy(email.policy.Compat32):
         return value
 
 
+_NO_HEADER = object()
+
+
 class _TolerantMessage(EmailMessage):
     """EmailMessage whose parameter lookups survive malformed RFC 2231 parameters (the stdlib raises),
     and find none in a list too long to read (:data:`MAX_PARAMETERS`; the parser's own lookup of a
     multipart boundary comes through here too, so the stdlib never reads such a list)."""
+
+    #: Header name -> its parameters as the stdlib reads them, while :class:`_Walk` reads this part
+    #: (None otherwise). The walk asks for a part's charset, file name and name, and the stdlib would
+    #: read the whole parameter list anew for each; the headers cannot change while it reads.
+    _parameters_read: dict[str, Any] | None = None
+
+    def _get_params_preserve(self, failobj: Any, header: str) -> Any:
+        known = self._parameters_read
+        if known is None:
+            return super()._get_params_preserve(failobj, header)  # type: ignore[misc]
+        key = header.lower()
+        if key not in known:
+            known[key] = super()._get_params_preserve(_NO_HEADER, header)  # type: ignore[misc]  # raises as before
+        found = known[key]
+        return failobj if found is _NO_HEADER else found
 
     def _too_many_parameters(self, header: str) -> bool:
         value = self.get(header)
@@ -273,6 +291,8 @@ class _Walk:
         while stack:
             part = stack.pop()
             ctype = "?"
+            if isinstance(part, _TolerantMessage):
+                part._parameters_read = {}
             try:
                 ctype = part.get_content_type()
                 if part.is_multipart():
@@ -328,6 +348,8 @@ def _switch_to_default_policy(root: Message, defects: list[str]) -> None:
     while stack:
         part = stack.pop()
         part.policy = email.policy.default
+        if isinstance(part, _TolerantMessage):
+            part._parameters_read = None  # filters may change headers: their parameters are read anew
         defects.extend(type(defect).__name__ for defect in part.defects)
         stack.extend(_subparts(part))
 

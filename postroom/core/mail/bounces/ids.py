@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import email
 import re
+import weakref
 from email import policy
 from email.message import Message
 from functools import lru_cache
@@ -74,8 +75,25 @@ def looks_like_bounce(parsed: ParsedMail) -> bool:
     """Cheap signs of a machine's failure report: a null or daemon sender, a report type, a telling subject.
 
     For readers whose full check is costly (flufl.bounce runs some thirty detectors): they skip a
-    customer's mail that shows none of these signs.
+    customer's mail that shows none of these signs. Every reader asks it of every mail, so the
+    answer for the mail last asked about (the same object, sender and subject) is kept.
     """
+    global _last_answer
+    key = (parsed.from_address, parsed.subject)
+    last = _last_answer
+    if last is not None and last[0]() is parsed and last[1] == key:
+        return last[2]
+    answer = _looks_like_bounce(parsed)
+    _last_answer = (weakref.ref(parsed), key, answer)
+    return answer
+
+
+#: (the mail last asked about, its sender and subject, the answer); a weak reference, so that a
+#: big mail is not kept alive by it. Replaced whole, so a thread never reads half of another's.
+_last_answer: tuple[weakref.ref[ParsedMail], tuple[str | None, str | None], bool] | None = None
+
+
+def _looks_like_bounce(parsed: ParsedMail) -> bool:
     if not parsed.from_address or _DAEMON_SENDER.search(parsed.from_address):
         return True
     if (parsed.header("Return-Path") or "").strip() == "<>" or parsed.header("X-Failed-Recipients"):
