@@ -330,9 +330,12 @@ class Worker:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
             elapsed = (ended[-1] if given_back else time.monotonic()) - started
             # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
-            # back for one somebody took from us.
+            # back for one somebody took from us. If ``finish`` took it out already, the entry now
+            # there (if any) is the profile's next cycle, handed out since (a held IDLE profile with
+            # news): removing it would let the scheduler start a third one beside it.
             with self.lock:
-                self.in_flight.pop(profile_id, None)
+                if not ended:
+                    self.in_flight.pop(profile_id, None)
                 self.cycles += 1
                 self.claim_size.ended()
             try:
