@@ -176,6 +176,8 @@ def idle_phase(app: Postroom, seconds: float) -> tuple[float, dict[str, float]]:
     time.sleep(seconds)
     used, threads_after = time.process_time() - cpu, thread_cpu()
     shares = {role: (spent - threads_before.get(role, 0.0)) * 1000 / seconds for role, spent in threads_after.items()}
+    # Threads that started and ended meanwhile (a helper thread made per poll) are in the total only.
+    shares["ended threads"] = max(used * 1000 / seconds - sum(shares.values()), 0.0)
     return used * 1000 / seconds, shares
 
 
