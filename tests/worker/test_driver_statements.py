@@ -1,4 +1,4 @@
-"""An empty cycle's two statements on the DBAPI cursor (PostgreSQL) read and write what Core reads and writes.
+"""An empty cycle's two statements and the claim on the DBAPI cursor (PostgreSQL) do what Core does.
 
 ``core/data/driver_sql.py`` runs them on psycopg2's cursor to save Core's CPU; these tests hold it
 to Core's results: the same row (bytes, not memoryview; times in UTC, aware), the same stored
@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import event, text, update
+from sqlalchemy import event, select, text, update
 from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
@@ -25,7 +25,7 @@ from postroom.core.data.models import MediaProfile
 from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.cycle_config import read_profile
 from postroom.core.inbound.outcome import CycleEnd
-from postroom.core.worker.leases import release_after_cycle
+from postroom.core.worker.leases import claim_on, release_after_cycle
 
 DELETED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -112,3 +112,30 @@ def test_a_database_gone_under_the_cursor_is_sqlalchemys_outage(pg_app: Postroom
     # The broken connection was not handed out again: the next cycle reads as before.
     with pg_app.sessions() as session:
         assert read_profile(session, profile_id) is not None
+
+
+def test_the_cursor_claims_due_profiles_and_skips_held_ones(pg_app: Postroom, tmp_path: Path) -> None:
+    profile_id = _profile(pg_app, tmp_path / "Maildir")  # deleted, and leased to w1: never claimed
+    with pg_app.transaction() as session:
+        for number in range(3):
+            mailbox.Maildir(tmp_path / f"md{number}", create=True)
+            create_profile(
+                session,
+                pg_app.plugins,
+                DEFAULT_CONTACT_CENTER_ID,
+                f"due{number}",
+                ProfileFields(fetch_protocol="maildir", incoming_folder=str(tmp_path / f"md{number}")),
+            )
+    now = datetime.now(UTC)
+    with pg_app.engine.begin() as connection:
+        first = claim_on(connection, "w2", now, timedelta(seconds=60), 2)
+    with through_core(pg_app) as seen, pg_app.engine.begin() as connection:
+        rest = claim_on(connection, "w3", now, timedelta(seconds=60), 5)
+    assert len(seen) == 1
+    assert len(first) == 2 and len(rest) == 1 and profile_id not in first + rest
+    with pg_app.sessions() as session:
+        owners = dict(session.execute(select(MediaProfile.id, MediaProfile.lease_owner)).all())
+        expires = session.get(MediaProfile, first[0])
+        assert expires is not None and expires.lease_expires_at is not None
+        assert timedelta(seconds=59) < expires.lease_expires_at - now <= timedelta(seconds=60)
+    assert owners == {profile_id: "w1", **dict.fromkeys(first, "w2"), **dict.fromkeys(rest, "w3")}

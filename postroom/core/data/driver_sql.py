@@ -1,4 +1,4 @@
-"""A hot Core statement run straight on the DBAPI cursor on PostgreSQL: an empty fetch cycle's two statements.
+"""Hot Core statements run straight on the DBAPI cursor on PostgreSQL: an empty fetch cycle's two, and the claim.
 
 Why: an empty fetch cycle (issue 16) is one transaction of two statements, and SQLAlchemy's Core
 execution around each (the compiled cache's lookup, the execution context, the result object)
@@ -15,6 +15,9 @@ database went away, so the worker's outage handling sees what it sees from Core.
 Core runs the statement instead wherever the cursor would hide something: on any dialect other
 than PostgreSQL (SQLite), while a listener watches statements (``before_cursor_execute``: tests
 and ``bench.coordination`` count them) and while the engine echoes its SQL.
+
+The scheduler's claim (``core/worker/leases.py``, two to several a second) runs the same way: the
+claims are most of an idle worker's CPU.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ class _Compiled:
 
 
 class DriverStatement:
-    """One Core ``SELECT`` or ``... RETURNING`` statement whose first row is wanted, run on the cursor where it can be."""
+    """One Core ``SELECT`` or ``... RETURNING`` statement, run on the cursor where it can be."""
 
     def __init__(self, statement: Select[Any] | UpdateBase) -> None:
         self.statement = statement
@@ -53,6 +56,16 @@ class DriverStatement:
         """The statement's first row (a named tuple of its columns, or Core's ``Row``), or None."""
         if not _direct(connection):
             return connection.execute(self.statement, dict(parameters)).first()
+        rows = self._run(connection, parameters, every=False)
+        return rows[0] if rows else None
+
+    def all(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
+        """Every row of the statement (named tuples of its columns, or Core's ``Row`` objects)."""
+        if not _direct(connection):
+            return list(connection.execute(self.statement, dict(parameters)).all())
+        return self._run(connection, parameters, every=True)
+
+    def _run(self, connection: Connection, parameters: Mapping[str, Any], *, every: bool) -> list[Any]:
         dialect = connection.dialect
         prepared = self._compiled.get(dialect.name) or self._compile(dialect)
         values = dict(prepared.compiled.construct_params(dict(parameters)) or {})
@@ -64,7 +77,11 @@ class DriverStatement:
         try:
             cursor = dbapi_connection.cursor()
             cursor.execute(prepared.compiled.string, values)
-            row = cursor.fetchone()
+            if every:
+                rows = cursor.fetchall()
+            else:
+                first = cursor.fetchone()
+                rows = [] if first is None else [first]
             cursor.close()
         except dialect.loaded_dbapi.Error as error:
             gone = dialect.is_disconnect(error, dbapi_connection, cursor)
@@ -78,9 +95,8 @@ class DriverStatement:
                 connection_invalidated=gone,
                 dialect=dialect,
             ) from error
-        if row is None:
-            return None
-        return prepared.row(*(v if p is None else p(v) for p, v in zip(prepared.results, row, strict=True)))
+        results = prepared.results
+        return [prepared.row(*(v if p is None else p(v) for p, v in zip(results, row, strict=True))) for row in rows]
 
     def _compile(self, dialect: Dialect) -> _Compiled:
         compiled = self.statement.compile(dialect=dialect)
