@@ -21,6 +21,7 @@ from sqlalchemy.exc import OperationalError
 from postroom.core.app import Postroom
 from postroom.core.data.db import is_outage
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
+from postroom.core.data.driver_sql import DriverStatement
 from postroom.core.data.models import MediaProfile
 from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.cycle_config import read_profile
@@ -139,3 +140,14 @@ def test_the_cursor_claims_due_profiles_and_skips_held_ones(pg_app: Postroom, tm
         assert expires is not None and expires.lease_expires_at is not None
         assert timedelta(seconds=59) < expires.lease_expires_at - now <= timedelta(seconds=60)
     assert owners == {profile_id: "w1", **dict.fromkeys(first, "w2"), **dict.fromkeys(rest, "w3")}
+
+
+def test_a_statement_with_an_in_list_stays_on_core_and_answers(pg_app: Postroom, tmp_path: Path) -> None:
+    """An ``IN`` list is rendered by Core's execution (``POSTCOMPILE``): the cursor path leaves such SQL to Core."""
+    profile_id = _profile(pg_app, tmp_path / "Maildir")
+    statement = DriverStatement(
+        select(MediaProfile.id, MediaProfile.name).where(MediaProfile.status.in_(["ok", "error"]))
+    )
+    with pg_app.engine.begin() as connection:
+        assert [tuple(row) for row in statement.all(connection, {})] == [(profile_id, "cursor")]
+        assert statement.first(connection, {}).name == "cursor"

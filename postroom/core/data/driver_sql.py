@@ -42,6 +42,8 @@ class _Compiled:
     binds: dict[str, Any]
     results: list[Any]
     row: Callable[..., Any]
+    #: The compiled SQL runs as it is (no parameter left for Core to render at execution).
+    complete: bool
 
 
 class DriverStatement:
@@ -54,20 +56,27 @@ class DriverStatement:
 
     def first(self, connection: Connection, parameters: Mapping[str, Any]) -> Any:
         """The statement's first row (a named tuple of its columns, or Core's ``Row``), or None."""
-        if not _direct(connection):
+        if not self._direct(connection):
             return connection.execute(self.statement, dict(parameters)).first()
         rows = self._run(connection, parameters, every=False)
         return rows[0] if rows else None
 
     def all(self, connection: Connection, parameters: Mapping[str, Any]) -> list[Any]:
         """Every row of the statement (named tuples of its columns, or Core's ``Row`` objects)."""
-        if not _direct(connection):
+        if not self._direct(connection):
             return list(connection.execute(self.statement, dict(parameters)).all())
         return self._run(connection, parameters, every=True)
 
+    def _direct(self, connection: Connection) -> bool:
+        """PostgreSQL, nobody watching statements, no echo, and SQL that is complete once compiled."""
+        if not _unwatched_postgresql(connection):
+            return False
+        prepared = self._compiled.get(connection.dialect.name) or self._compile(connection.dialect)
+        return prepared.complete
+
     def _run(self, connection: Connection, parameters: Mapping[str, Any], *, every: bool) -> list[Any]:
         dialect = connection.dialect
-        prepared = self._compiled.get(dialect.name) or self._compile(dialect)
+        prepared = self._compiled[dialect.name]
         values = dict(prepared.compiled.construct_params(dict(parameters)) or {})
         for name, process in prepared.binds.items():
             values[name] = process(values[name])
@@ -109,14 +118,17 @@ class DriverStatement:
         columns = list(self.statement.exported_columns)
         results: list[Any] = [column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns]
         row = namedtuple("Row", [column.key for column in columns])  # type: ignore[misc]
-        prepared = _Compiled(compiled, binds, results, row)
+        # An ``IN`` list or a value rendered into the SQL at execution (``expanding``, ``literal_execute``)
+        # is completed by Core's execution, which the cursor path skips: such a statement stays on Core.
+        complete = not any(bind.expanding or bind.literal_execute for bind in compiled.binds.values())
+        prepared = _Compiled(compiled, binds, results, row, complete)
         with self._lock:
             self._compiled[dialect.name] = prepared
         return prepared
 
 
-def _direct(connection: Connection) -> bool:
-    """Whether the cursor may run the statement: PostgreSQL, nobody watching statements, no echo."""
+def _unwatched_postgresql(connection: Connection) -> bool:
+    """PostgreSQL, with nobody watching statements and no echo."""
     engine = connection.engine
     return (
         connection.dialect.name == "postgresql"
