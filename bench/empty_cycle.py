@@ -5,8 +5,10 @@
 
 Makes a throw-away PostgreSQL database with ``--profiles`` maildir profiles, each on its own empty
 local Maildir (no server: only the engine's own work is counted), runs one real ``Worker`` (the
-code ``postroom run`` runs, all its threads) inside this process, waits until every profile has
-been fetched once, then for ``--duration`` seconds counts:
+code ``postroom run`` runs, all its threads) inside this process. First, for ``--idle`` seconds,
+no profile is due (each is held back a day): the worker's CPU then is its fixed cost per second
+(the scheduler's claims and configuration checks, the outbox's polling, the lease renewer). Then
+every profile is made due; once each has been fetched, for ``--duration`` seconds it counts:
 
 - transactions, from SQLAlchemy's ``begin`` events on the worker's engine (every transaction the
   worker opens, the outbox thread and the scheduler included), cross-checked against PostgreSQL's
@@ -20,7 +22,9 @@ been fetched once, then for ``--duration`` seconds counts:
   database CPU per cycle together say how many cycles a second two cores can carry at all, a
   figure the machine's other load does not move the way it moves "cycles achieved".
 
-It prints both per cycle, next to the cost of one trivial transaction (``SELECT 1``) measured in
+It prints both per cycle, the worker's CPU also split into the fixed cost per second (the idle
+phase) and the marginal cost per cycle (the loaded phase's CPU less that fixed cost over its
+duration), next to the cost of one trivial transaction (``SELECT 1``) measured in
 the same run on the same engine, and the cycles achieved against those due (profiles / interval;
 a profile is due again ``interval`` seconds after its last cycle started, so 100 % is the most).
 It also prints the machine's load average before and after: on a shared machine the wall-clock
@@ -41,12 +45,12 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import event, func, select, text
+from sqlalchemy import event, func, select, text, update
 
 from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
-from postroom.core.data.models import MediaProfile
+from postroom.core.data.models import MediaProfile, utcnow
 from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.worker.scheduler import Worker
 
@@ -158,11 +162,31 @@ def wait_all_fetched(app: Postroom, timeout: float) -> None:
         time.sleep(0.5)
 
 
+def hold_back(app: Postroom, due: bool) -> None:
+    """Make every profile not due for a day (the idle phase), or due at once (the loaded phase)."""
+    later = None if due else utcnow() + timedelta(days=1)
+    with app.engine.begin() as connection:
+        connection.execute(update(MediaProfile).values(next_fetch_at=later))
+
+
+def idle_phase(app: Postroom, seconds: float) -> tuple[float, dict[str, float]]:
+    """The worker's fixed CPU with no profile due: milliseconds per second, in all and by thread."""
+    time.sleep(2)  # past the start (plugins loaded, the first claim and configuration check)
+    threads_before, cpu = thread_cpu(), time.process_time()
+    time.sleep(seconds)
+    used, threads_after = time.process_time() - cpu, thread_cpu()
+    shares = {role: (spent - threads_before.get(role, 0.0)) * 1000 / seconds for role, spent in threads_after.items()}
+    # Threads that started and ended meanwhile (a helper thread made per poll) are in the total only.
+    shares["ended threads"] = max(used * 1000 / seconds - sum(shares.values()), 0.0)
+    return used * 1000 / seconds, shares
+
+
 def run(args: argparse.Namespace, directory: Path) -> int:
     with scratch_postgresql(args.pg_url, prefix="postroom_empty") as url:
         setup = Postroom(url)
         setup.init()
         make_profiles(setup, directory, args.profiles, args.interval)
+        hold_back(setup, due=False)
         setup.dispose()
 
         app = Postroom(url)
@@ -172,6 +196,9 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         thread = threading.Thread(target=worker.run, name="bench-worker")
         thread.start()
         try:
+            idle_load = load_average()
+            fixed, fixed_by_thread = idle_phase(app, args.idle)
+            hold_back(app, due=True)
             wait_all_fetched(app, 120 + args.profiles / 50)
             time.sleep(args.interval)  # settle into the steady state
             time.sleep(1.1)  # let the server's statistics catch up before the first reading
@@ -214,6 +241,16 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         + ", ".join(f"{role} {used * 1000 / cycles:.2f}" for role, used in sorted(shares.items(), key=lambda s: -s[1]))
         + " ms per cycle"
     )
+    marginal = (cpu * 1000 - fixed * elapsed) / cycles
+    print(
+        f"  fixed      {fixed:.2f} ms per second with no profile due ({args.idle:.0f} s before the load; "
+        + ", ".join(f"{role} {used:.2f}" for role, used in sorted(fixed_by_thread.items(), key=lambda s: -s[1]))
+        + f"; load average {idle_load})"
+    )
+    print(
+        f"  marginal   {marginal:.2f} ms per cycle above that (the per-cycle figure less "
+        f"{fixed * elapsed / cycles:.2f} ms: the fixed cost shared among {cycles / elapsed:.0f} cycles a second)"
+    )
     if database_before is not None and database_after is not None:
         database = (database_after - database_before) * 1000 / cycles
         carried = 2000 / (cpu * 1000 / cycles + database)
@@ -240,6 +277,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--profiles", type=int, default=500, help="maildir profiles, one empty Maildir each")
     parser.add_argument("--interval", type=int, default=10, help="fetch interval of every profile, s (10)")
     parser.add_argument("--duration", type=float, default=20.0, help="how long the steady state is measured, s")
+    parser.add_argument("--idle", type=float, default=10.0, help="how long the fixed cost is measured first, s")
     parser.add_argument("--threads", type=int, default=8, help="the worker's fetch threads (8)")
     parser.add_argument("--pg-url", default=DEFAULT_PG_URL, help="PostgreSQL server for the scratch database")
     args = parser.parse_args(argv)

@@ -8,6 +8,7 @@ lease's release together. The release stays conditional: a lease another worker 
 from __future__ import annotations
 
 import mailbox
+from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from postroom.core.app import Postroom
 from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
 from postroom.core.data.profiles import ProfileFields, create_profile
-from postroom.core.inbound.fetch import Fetcher
+from postroom.core.inbound.fetch import Fetcher, FetchReport
 from postroom.core.worker.leases import claim_due_profiles
 from postroom.core.worker.scheduler import Worker
 
@@ -95,3 +96,29 @@ def test_a_cycle_whose_lease_was_taken_records_its_outcome_but_leaves_the_new_ho
         ).one()
     assert owner == "other" and next_at == planned
     assert status == ProfileStatus.OK and last is not None
+
+
+def test_a_cycle_that_ended_leaves_its_profiles_next_cycle_in_flight(pg_app: Postroom, tmp_path: Path) -> None:
+    """A held (IDLE) profile may be handed out again as soon as its cycle committed: that next
+    cycle's entry in ``in_flight`` must stay, or the scheduler, seeing the profile free, starts
+    a third cycle beside it (two fetches of one mailbox at once)."""
+    profile_id = _empty_maildir_profile(pg_app, tmp_path / "Maildir")
+    worker = Worker(pg_app, threads=1)
+    with pg_app.transaction() as session:
+        assert claim_due_profiles(session, worker.id, utcnow(), timedelta(seconds=60), 1) == [profile_id]
+    worker.in_flight[profile_id] = None  # type: ignore[assignment]  # as _schedule leaves it
+    successor = Future[FetchReport]()
+    handed_out = worker.idle.started
+
+    def hand_out_again(started_id: int) -> None:
+        """What the scheduler does when news arrives for a held profile whose cycle just committed."""
+        handed_out(started_id)
+        with worker.lock:
+            worker.in_flight[started_id] = successor
+
+    worker.idle.started = hand_out_again  # type: ignore[method-assign]
+
+    report = worker._fetch_one(Fetcher(pg_app), profile_id)
+
+    assert report.error is None and worker.cycles == 1
+    assert worker.in_flight == {profile_id: successor}

@@ -31,6 +31,7 @@ from sqlalchemy import Row, Table, and_, bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
 from postroom.core.contract.protocols import ConnectionSettings, ProtocolPlugin
+from postroom.core.data.driver_sql import DriverStatement
 from postroom.core.data.models import MediaProfile, OAuthGrant, ProtocolState
 from postroom.core.plugin_host import PluginHost
 from postroom.core.servers import incoming_protocol, incoming_settings
@@ -80,6 +81,7 @@ _READ = (
 _READ_POSTGRESQL = _READ.add_columns(
     func.set_config(literal("synchronous_commit"), literal("off"), literal(True)).label("relaxed")
 )
+_READ_DIRECT = DriverStatement(_READ_POSTGRESQL)
 #: The row's configuration columns and its grant's id: what the cached settings were built from.
 _KEY_WIDTH = len(_CONFIGURATION) + 1
 
@@ -87,11 +89,14 @@ _KEY_WIDTH = len(_CONFIGURATION) + 1
 def read_profile(session: Session, profile_id: int) -> Row[Any] | None:
     """The profile's row as a fetch cycle needs it (configuration, status, ``sync_state``, ``grant_id``).
 
-    On PostgreSQL the transaction it begins commits without waiting for the disk (see above).
+    On PostgreSQL the transaction it begins commits without waiting for the disk (see above), and
+    the query runs on the DBAPI cursor (``core/data/driver_sql.py``): the row is then a named tuple
+    of the same columns, which the cycle reads the same way (by name, and its first columns as the key).
     """
     connection = session.connection()
-    read = _READ_POSTGRESQL if connection.dialect.name == "postgresql" else _READ
-    return connection.execute(read, {"profile": profile_id}).first()
+    if connection.dialect.name == "postgresql":
+        return cast("Row[Any] | None", _READ_DIRECT.first(connection, {"profile": profile_id}))
+    return cast("Row[Any] | None", connection.execute(_READ, {"profile": profile_id}).first())
 
 
 @dataclass(frozen=True)

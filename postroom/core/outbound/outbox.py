@@ -16,8 +16,9 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import cast
 
-from sqlalchemy import Connection
+from sqlalchemy import Connection, bindparam, select
 from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
@@ -27,7 +28,7 @@ from postroom.core.contract.protocols import SendFailure
 from postroom.core.contract.retry import CATEGORY_POLICIES, ErrorCategory, RetryPolicy, RetrySettings
 from postroom.core.data.configuration import retry_settings
 from postroom.core.data.db import database_gone
-from postroom.core.data.models import MediaProfile, utcnow
+from postroom.core.data.models import MediaProfile, SMessageSendInfo, utcnow
 from postroom.core.data.retry_policies import policy_names_for_profile
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.outbound import claims
@@ -42,6 +43,14 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LEASE = timedelta(minutes=5)
 DEFAULT_BATCH_SIZE = 100
+
+
+#: Built once (building ``claims.due`` anew each second cost more CPU than running it).
+_ANYTHING_DUE = (
+    select(SMessageSendInfo.id)
+    .where(claims.due(cast(datetime, bindparam("now", type_=SMessageSendInfo.__table__.c.next_attempt_at.type))))
+    .limit(1)
+)
 
 
 @dataclass
@@ -91,6 +100,17 @@ class Outbox:
         self.batch_size = BATCH_SIZE.check(batch_size)
         self.worker = worker or worker_name()
         self.should_stop = should_stop
+
+    def anything_due(self, now: datetime | None = None) -> bool:
+        """Whether :meth:`send_due` would find a row to claim now: one indexed query, nothing locked.
+
+        The worker asks this every second before it runs ``send_due``: an idle ``send_due`` opens
+        the writer's thread and connection, a session and the claim's transaction, which cost an
+        idle worker about ten times this query's CPU (issue 16). A row that falls due right after
+        the answer is sent on the next poll, as it would be had ``send_due`` run.
+        """
+        with self.app.engine.connect() as connection:
+            return connection.scalar(_ANYTHING_DUE, {"now": now or utcnow()}) is not None
 
     def send_due(self, now: datetime | None = None) -> OutboxReport:
         """Send every due reply once (those that fail again in this run wait for the next), then return.

@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
+from postroom.core.contract import events
 from postroom.core.contract.errors import UserError
 from postroom.core.data import configuration
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
@@ -59,6 +60,8 @@ log = logging.getLogger("postroom.worker")
 DEFAULT_LEASE = timedelta(seconds=60)
 #: Even without ``postroom reload``, the worker re-reads plugin switches this often.
 SELF_RELOAD = timedelta(seconds=60)
+#: With nothing queued, the outbox is asked this often whether a reply is due (one cheap query).
+OUTBOX_POLL = 1.0
 #: After the database failed the scheduler, wait this long before asking it again.
 DATABASE_RETRY = 5.0
 
@@ -130,6 +133,8 @@ class Worker:
         #: Set when a fetch thread becomes free, so the scheduler refills it without waiting a tick.
         self.wake = threading.Event()
         self.stopping = threading.Event()
+        #: Set by ``stop`` and when this process queues a reply: the outbox loop looks at once.
+        self.outbox_wake = threading.Event()
         self.in_flight: dict[int, Future[FetchReport]] = {}
         self.lock = threading.Lock()
         self.generation = -1
@@ -158,6 +163,7 @@ class Worker:
         """Ask the worker to finish what it holds and return (safe from a signal handler)."""
         self.stopping.set()
         self.wake.set()
+        self.outbox_wake.set()
 
     def run(self) -> int:
         # The lock comes first: a second worker on one SQLite file must say so, not fight over the port.
@@ -324,9 +330,12 @@ class Worker:
             # Measured before the lease is given back: the cycle lies wholly inside the lease.
             elapsed = (ended[-1] if given_back else time.monotonic()) - started
             # Out of in_flight before the lease goes, so the renewer never takes a lease we gave
-            # back for one somebody took from us.
+            # back for one somebody took from us. If ``finish`` took it out already, the entry now
+            # there (if any) is the profile's next cycle, handed out since (a held IDLE profile with
+            # news): removing it would let the scheduler start a third one beside it.
             with self.lock:
-                self.in_flight.pop(profile_id, None)
+                if not ended:
+                    self.in_flight.pop(profile_id, None)
                 self.cycles += 1
                 self.claim_size.ended()
             try:
@@ -404,28 +413,43 @@ class Worker:
     # --- sending --------------------------------------------------------------------------------
 
     def _drain_outbox(self) -> None:
+        """Send due replies; when none is queued, one cheap query a second (``Outbox.anything_due``).
+
+        A reply queued in this process (an automatic answer stored by a fetch thread) wakes the
+        loop at once instead of waiting for the next poll.
+        """
         outbox = Outbox(self.app, worker=self.id, should_stop=self.stopping.is_set)
-        while not self.stopping.is_set():
-            pause = 1.0
-            try:
-                report = outbox.send_due()
-            except Exception as error:
-                if self.outage.failed(error, "outbox"):
-                    pause = DATABASE_RETRY
-                else:
-                    log.exception("outbox cycle failed")
-                report = None
-            busy = report is not None and any(report.as_json().values())
-            if busy and report is not None:
-                log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in report.as_json().items() if v))
-            self.stopping.wait(0.05 if busy else pause)
+        events.reply_queued.connect(self._reply_queued)
+        try:
+            while True:
+                self.outbox_wake.clear()  # before the check, so that a stop meanwhile is not missed
+                if self.stopping.is_set():
+                    break
+                pause = OUTBOX_POLL
+                try:
+                    report = outbox.send_due() if outbox.anything_due() else None
+                except Exception as error:
+                    if self.outage.failed(error, "outbox"):
+                        pause = DATABASE_RETRY
+                    else:
+                        log.exception("outbox cycle failed")
+                    report = None
+                busy = report is not None and any(report.as_json().values())
+                if busy and report is not None:
+                    log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in report.as_json().items() if v))
+                self.outbox_wake.wait(0.05 if busy else pause)
+        finally:
+            events.reply_queued.disconnect(self._reply_queued)
+
+    def _reply_queued(self, _sender: object, **_: object) -> None:
+        self.outbox_wake.set()
 
     # --- configuration --------------------------------------------------------------------------
 
     def _check_generation(self) -> None:
         self.next_generation_check = time.monotonic() + self.tick
-        with self.app.sessions() as session:
-            generation = configuration.config_generation(session)
+        with self.app.engine.connect() as connection:  # one Core statement: no ORM session needed
+            generation = configuration.config_generation(connection)
         stale = time.monotonic() - self.last_reload > SELF_RELOAD.total_seconds()
         if generation != self.generation or stale:
             if self.generation >= 0 and generation != self.generation:
