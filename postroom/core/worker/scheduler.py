@@ -8,7 +8,6 @@ leases back and return 0.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import socket
@@ -18,8 +17,7 @@ import uuid
 from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from datetime import datetime, timedelta
-from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -42,6 +40,7 @@ from postroom.core.outbound.outbox import Outbox
 from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.worker.claim_size import ClaimSize
+from postroom.core.worker.cycle_log import log_cycle
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
@@ -54,6 +53,7 @@ from postroom.core.worker.leases import (
 )
 from postroom.core.worker.metrics import WorkerMetrics, set_idle_connections
 from postroom.core.worker.outage import DatabaseOutage
+from postroom.core.worker.sqlite_lock import SqliteWorkerLock
 
 log = logging.getLogger("postroom.worker")
 
@@ -68,38 +68,6 @@ DATABASE_RETRY = 5.0
 
 def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
-
-
-class SqliteWorkerLock:
-    """SQLite allows one worker per database file: a second one is told so and exits."""
-
-    def __init__(self, app: Postroom) -> None:
-        self.handle: IO[str] | None = None
-        database = app.engine.url.database
-        self.path = Path(f"{database}.worker-lock") if database and database != ":memory:" else None
-
-    def acquire(self) -> None:
-        if self.path is None:
-            return
-        handle = self.path.open("w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            database = self.path.with_suffix("")
-            raise UserError(
-                f"Another postroom worker is already running on the SQLite database {database}; "
-                "SQLite supports one worker — use PostgreSQL to run several."
-            ) from None
-        handle.write(str(os.getpid()))
-        handle.flush()
-        self.handle = handle
-
-    def release(self) -> None:
-        if self.handle is not None:
-            fcntl.flock(self.handle, fcntl.LOCK_UN)
-            self.handle.close()
-            self.handle = None
 
 
 class Worker:
@@ -353,36 +321,8 @@ class Worker:
                     )
             finally:
                 self.wake.set()
-        self._log_cycle(report, started_at, elapsed, next_at)
+        log_cycle(report, started_at, elapsed, next_at, verbose=self.verbose)
         return report
-
-    def _log_cycle(
-        self, report: FetchReport, started_at: datetime, elapsed: float, next_at: datetime | None
-    ) -> None:
-        """One line per cycle that did something or failed; with ``--verbose``, per cycle, with its start."""
-        if self.verbose:
-            took = f"{elapsed:.3f} s from {started_at.astimezone():%H:%M:%S.%f}"
-        else:
-            took = f"{elapsed:.2f} s"
-        if report.error:
-            log.warning(
-                "profile %s: %s (%s; next try %s)",
-                report.profile,
-                report.error,
-                took,
-                next_at.astimezone().strftime("%H:%M:%S") if next_at else "by another worker",
-            )
-        elif report.fetched or report.deleted or self.verbose:
-            log.info(
-                "profile %s: fetched %d, stored %d, duplicates %d, quarantined %d, deleted %d (%s)",
-                report.profile,
-                report.fetched,
-                report.stored,
-                report.duplicates,
-                report.quarantined,
-                report.deleted,
-                took,
-            )
 
     def _renew_leases(self) -> None:
         """Extend the leases of the profiles being fetched, three times a lease, so none expires under us."""
