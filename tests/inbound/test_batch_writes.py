@@ -7,11 +7,9 @@ opened earlier in the same batch, every ticket gets its case token, and the sign
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
-from sqlalchemy import event, select, text
+from sqlalchemy import select, text
 from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
@@ -23,6 +21,7 @@ from postroom.core.inbound.pipeline import InboundPipeline
 from postroom.core.mail.subjects import format_case_token
 from tests.support.desk import Desk
 from tests.support.mail import make_mail
+from tests.support.statements import watched_statements
 
 KNOWN = [f"known{n}@example.org" for n in range(60)]
 
@@ -53,20 +52,6 @@ def batch(size: int, tag: str, stored_thread: str) -> list[tuple[str, bytes]]:
     return mails
 
 
-@contextmanager
-def counted(app: Postroom) -> Iterator[list[str]]:
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    event.listen(app.engine, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(app.engine, "before_cursor_execute", count)
-
-
 def store(app: Postroom, mails: list[tuple[str, bytes]]) -> None:
     with app.transaction() as session:
         profile = get_profile(session, "support", DEFAULT_CONTACT_CENTER_ID)
@@ -88,9 +73,9 @@ def test_a_batch_of_forty_mails_costs_the_statements_of_a_batch_of_ten(pg_databa
     app = Postroom(pg_database_url)
     try:
         stored = prepared_desk(app)
-        with counted(app) as small:
+        with watched_statements(app.engine) as small:
             store(app, batch(10, "small", stored))
-        with counted(app) as large:
+        with watched_statements(app.engine) as large:
             store(app, batch(40, "large", stored))
     finally:
         app.dispose()

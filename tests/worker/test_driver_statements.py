@@ -8,14 +8,11 @@ times, and a database that went away raised as SQLAlchemy's error, which the out
 from __future__ import annotations
 
 import mailbox
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
-from sqlalchemy import event, select, text, update
+from sqlalchemy import select, text, update
 from sqlalchemy.exc import OperationalError
 
 from postroom.core.app import Postroom
@@ -27,6 +24,7 @@ from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.cycle_config import read_profile
 from postroom.core.inbound.outcome import CycleEnd
 from postroom.core.worker.leases import claim_on, release_after_cycle
+from tests.support.statements import watched_statements
 
 DELETED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
@@ -48,26 +46,11 @@ def _profile(app: Postroom, folder: Path) -> int:
         return profile.id
 
 
-@contextmanager
-def through_core(app: Postroom) -> Iterator[list[str]]:
-    """While a listener watches statements, they run through Core (and the listener sees them)."""
-    seen: list[str] = []
-
-    def watch(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(app.engine, "before_cursor_execute", watch)
-    try:
-        yield seen
-    finally:
-        event.remove(app.engine, "before_cursor_execute", watch)
-
-
 def test_the_cursor_reads_the_row_core_reads(pg_app: Postroom, tmp_path: Path) -> None:
     profile_id = _profile(pg_app, tmp_path / "Maildir")
     with pg_app.sessions() as session:
         direct = read_profile(session, profile_id)
-    with through_core(pg_app) as seen, pg_app.sessions() as session:
+    with watched_statements(pg_app.engine) as seen, pg_app.sessions() as session:
         core = read_profile(session, profile_id)
     assert len(seen) == 1  # the listener saw Core's statement; the cursor's was not watched
     assert direct is not None and core is not None
@@ -130,7 +113,7 @@ def test_the_cursor_claims_due_profiles_and_skips_held_ones(pg_app: Postroom, tm
     now = datetime.now(UTC)
     with pg_app.engine.begin() as connection:
         first = claim_on(connection, "w2", now, timedelta(seconds=60), 2)
-    with through_core(pg_app) as seen, pg_app.engine.begin() as connection:
+    with watched_statements(pg_app.engine) as seen, pg_app.engine.begin() as connection:
         rest = claim_on(connection, "w3", now, timedelta(seconds=60), 5)
     assert len(seen) == 1
     assert len(first) == 2 and len(rest) == 1 and profile_id not in first + rest
