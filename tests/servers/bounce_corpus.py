@@ -1,11 +1,14 @@
 """flufl.bounce's own test data: real bounces from many MTAs with the failed addresses its tests expect.
 
 The sdist (not the wheel) carries them; the fixture downloads it once into ``.test-data/`` with pip.
+Under pytest-xdist each worker asks for it: a lock file makes the first download and unpack it while the
+others wait, so none reads a half-unpacked folder or unpacks over another.
 """
 
 from __future__ import annotations
 
 import ast
+import fcntl
 import subprocess
 import sys
 import tarfile
@@ -25,13 +28,21 @@ class KnownBounce:
 
 
 def _unpacked_sdist() -> Path:
+    CACHE.mkdir(exist_ok=True)
+    with (CACHE / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        return _download_and_unpack()
+
+
+def _download_and_unpack() -> Path:
     version = metadata.version("flufl.bounce")
     target = CACHE / f"flufl_bounce-{version}"
     if (target / "tests" / "data").is_dir():
         return target
-    CACHE.mkdir(exist_ok=True)
+    # "--no-binary flufl.bounce", not ":all:": pip prepares the sdist's metadata in a build environment,
+    # and ":all:" would build hatchling and its dependencies there from source too (half a minute of CPU).
     subprocess.run(
-        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", ":all:",
+        [sys.executable, "-m", "pip", "download", "-q", "--no-deps", "--no-binary", "flufl.bounce",
          f"flufl.bounce=={version}", "-d", str(CACHE)],
         check=True,
     )
