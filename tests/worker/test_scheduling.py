@@ -94,7 +94,9 @@ def test_a_profile_with_a_wrong_password_backs_off_doubling_while_a_good_one_kee
     assert len(during) >= 5
     assert all(not c.error for c in healthy)
     starts = [b.start - a.start for a, b in pairwise(during)]
-    assert all(timedelta(seconds=1) <= gap < timedelta(seconds=2) for gap in starts), starts
+    # Never sooner than the interval; one late cycle on a loaded machine (tests run two at once) may
+    # not fail this, but the mean must stay near 1 s: a backed-off profile's waits are 2 s and more.
+    assert all(timedelta(seconds=1) <= gap < timedelta(seconds=2.5) for gap in starts), starts
     assert sum(starts, timedelta()) / len(starts) < timedelta(seconds=1.5), starts
 
 
