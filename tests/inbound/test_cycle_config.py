@@ -7,7 +7,6 @@ every cycle, because tokens expire.
 
 from __future__ import annotations
 
-import mailbox
 from pathlib import Path
 
 import pytest
@@ -16,30 +15,11 @@ from sqlalchemy import text, update
 from postroom.core.app import Postroom
 from postroom.core.contract.hooks import hookimpl
 from postroom.core.contract.protocols import ConnectionSettings, Mailbox
-from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.models import MediaProfile
-from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.fetch import Fetcher
 from postroom.plugins.protocols.maildir import MaildirProtocol
 from tests.support.cli import Cli
-
-
-def _maildir(folder: Path) -> Path:
-    mailbox.Maildir(folder, create=True)
-    return folder
-
-
-def _profile(app: Postroom, folder: Path) -> int:
-    with app.transaction() as session:
-        profile = create_profile(
-            session,
-            app.plugins,
-            DEFAULT_CONTACT_CENTER_ID,
-            "support",
-            ProfileFields(fetch_protocol="maildir", incoming_folder=str(folder), fetch_interval=10),
-        )
-        session.flush()
-        return profile.id
+from tests.support.profiles import empty_maildir_profile
 
 
 def test_profile_modify_rebuilds_the_settings_a_cycle_reuses(
@@ -53,7 +33,7 @@ def test_profile_modify_rebuilds_the_settings_a_cycle_reuses(
         return open_mailbox(self, settings)
 
     monkeypatch.setattr(MaildirProtocol, "open_mailbox", recording)
-    profile_id = _profile(app, _maildir(tmp_path / "box"))
+    profile_id = empty_maildir_profile(app, tmp_path / "box", "support", 10)
     fetcher = Fetcher(app)
     assert fetcher.fetch_profile(profile_id).error is None
     assert fetcher.fetch_profile(profile_id).error is None
@@ -67,7 +47,7 @@ def test_profile_modify_rebuilds_the_settings_a_cycle_reuses(
 
 
 def test_a_change_made_in_sql_rebuilds_them_too(app: Postroom, tmp_path: Path) -> None:
-    profile_id = _profile(app, _maildir(tmp_path / "first"))
+    profile_id = empty_maildir_profile(app, tmp_path / "first", "support", 10)
     fetcher = Fetcher(app)
     fetcher.fetch_profile(profile_id)
     with app.transaction() as session:
@@ -94,7 +74,7 @@ def test_a_profile_whose_token_a_plugin_may_give_is_built_every_cycle(
 
     app = Postroom(database_url, extra_plugins=[("tokens", Tokens())])
     try:
-        profile_id = _profile(app, _maildir(tmp_path / "box"))
+        profile_id = empty_maildir_profile(app, tmp_path / "box", "support", 10)
         fetcher = Fetcher(app)
         for _ in range(3):
             assert fetcher.fetch_profile(profile_id).error is None
@@ -111,7 +91,7 @@ def test_an_empty_cycle_leaves_the_connection_committing_synchronously(
     """Its own commit need not wait for the disk; the next user of the connection (a batch of mail) must."""
     app = Postroom(pg_database_url)
     try:
-        profile_id = _profile(app, _maildir(tmp_path / "box"))
+        profile_id = empty_maildir_profile(app, tmp_path / "box", "support", 10)
         app.engine.dispose()  # the cycle below takes the pool's only connection
         assert Fetcher(app).fetch_profile(profile_id).error is None
         assert app.engine.pool.checkedin() == 1

@@ -24,26 +24,21 @@ from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.cycle_config import read_profile
 from postroom.core.inbound.outcome import CycleEnd
 from postroom.core.worker.leases import claim_on, release_after_cycle
+from tests.support.profiles import empty_maildir_profile
 from tests.support.statements import watched_statements
 
 DELETED = datetime(2026, 3, 1, 12, 30, tzinfo=UTC)
 
 
 def _profile(app: Postroom, folder: Path) -> int:
-    mailbox.Maildir(folder, create=True)
+    profile_id = empty_maildir_profile(app, folder, "cursor")
     with app.transaction() as session:
-        profile = create_profile(
-            session,
-            app.plugins,
-            DEFAULT_CONTACT_CENTER_ID,
-            "cursor",
-            ProfileFields(fetch_protocol="maildir", incoming_folder=str(folder), fetch_interval=30),
-        )
-        session.flush()
+        profile = session.get(MediaProfile, profile_id)
+        assert profile is not None
         profile.password_encrypted = b"\x00secret\xff"
         profile.deleted_at = DELETED
         profile.lease_owner = "w1"
-        return profile.id
+    return profile_id
 
 
 def test_the_cursor_reads_the_row_core_reads(pg_app: Postroom, tmp_path: Path) -> None:

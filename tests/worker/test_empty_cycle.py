@@ -7,7 +7,6 @@ lease's release together. The release stays conditional: a lease another worker 
 
 from __future__ import annotations
 
-import mailbox
 from concurrent.futures import Future
 from datetime import timedelta
 from pathlib import Path
@@ -15,26 +14,11 @@ from pathlib import Path
 from sqlalchemy import event, select
 
 from postroom.core.app import Postroom
-from postroom.core.data.directory import DEFAULT_CONTACT_CENTER_ID
 from postroom.core.data.models import MediaProfile, ProfileStatus, utcnow
-from postroom.core.data.profiles import ProfileFields, create_profile
 from postroom.core.inbound.fetch import Fetcher, FetchReport
 from postroom.core.worker.leases import claim_due_profiles
 from postroom.core.worker.scheduler import Worker
-
-
-def _empty_maildir_profile(app: Postroom, folder: Path) -> int:
-    mailbox.Maildir(folder, create=True)
-    with app.transaction() as session:
-        profile = create_profile(
-            session,
-            app.plugins,
-            DEFAULT_CONTACT_CENTER_ID,
-            "empty",
-            ProfileFields(fetch_protocol="maildir", incoming_folder=str(folder), fetch_interval=30),
-        )
-        session.flush()
-        return profile.id
+from tests.support.profiles import empty_maildir_profile
 
 
 def _count_transactions(app: Postroom) -> list[int]:
@@ -46,7 +30,7 @@ def _count_transactions(app: Postroom) -> list[int]:
 def test_an_empty_cycle_is_one_transaction_that_records_it_and_gives_the_lease_back(
     pg_app: Postroom, tmp_path: Path
 ) -> None:
-    profile_id = _empty_maildir_profile(pg_app, tmp_path / "Maildir")
+    profile_id = empty_maildir_profile(pg_app, tmp_path / "Maildir")
     worker = Worker(pg_app, threads=1)
     with pg_app.transaction() as session:
         assert claim_due_profiles(session, worker.id, utcnow(), timedelta(seconds=60), 1) == [profile_id]
@@ -72,7 +56,7 @@ def test_an_empty_cycle_is_one_transaction_that_records_it_and_gives_the_lease_b
 def test_a_cycle_whose_lease_was_taken_records_its_outcome_but_leaves_the_new_holder_alone(
     pg_app: Postroom, tmp_path: Path
 ) -> None:
-    profile_id = _empty_maildir_profile(pg_app, tmp_path / "Maildir")
+    profile_id = empty_maildir_profile(pg_app, tmp_path / "Maildir")
     worker = Worker(pg_app, threads=1)
     with pg_app.transaction() as session:
         claim_due_profiles(session, worker.id, utcnow(), timedelta(seconds=60), 1)
@@ -102,7 +86,7 @@ def test_a_cycle_that_ended_leaves_its_profiles_next_cycle_in_flight(pg_app: Pos
     """A held (IDLE) profile may be handed out again as soon as its cycle committed: that next
     cycle's entry in ``in_flight`` must stay, or the scheduler, seeing the profile free, starts
     a third cycle beside it (two fetches of one mailbox at once)."""
-    profile_id = _empty_maildir_profile(pg_app, tmp_path / "Maildir")
+    profile_id = empty_maildir_profile(pg_app, tmp_path / "Maildir")
     worker = Worker(pg_app, threads=1)
     with pg_app.transaction() as session:
         assert claim_due_profiles(session, worker.id, utcnow(), timedelta(seconds=60), 1) == [profile_id]
