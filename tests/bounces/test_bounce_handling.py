@@ -53,7 +53,9 @@ def _state(app: Postroom, ticket_id: int, info_id: int) -> tuple[Ticket, SMessag
     with app.transaction() as session:
         ticket = session.get(Ticket, ticket_id)
         info = session.get(SMessageSendInfo, info_id)
-        bounces = list(session.scalars(select(Message).where(Message.is_failure_mail.is_(True))))
+        bounces = list(
+            session.scalars(select(Message).where(Message.is_failure_mail.is_(True)).order_by(Message.id))
+        )
         assert ticket is not None and info is not None
         session.expunge_all()
         return ticket, info, bounces
