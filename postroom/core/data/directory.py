@@ -277,25 +277,20 @@ def _create_and_claim(
         .returning(Customer.id)
         .cte("created")
     )
-    claimed = (
-        postgresql_insert(CustomerEmail)
-        .from_select(
-            ["contact_center_id", "customer_id", "address", "created_at"],
-            select(
-                literal(contact_center_id, CustomerEmail.contact_center_id.type),
-                created.c.id,
-                literal(address, CustomerEmail.address.type),
-                literal(now, CustomerEmail.created_at.type),
-            ),
-        )
-        .on_conflict_do_nothing(index_elements=["contact_center_id", "address"])
-        .returning(CustomerEmail.id)
-        .cte("claimed")
+    claim = postgresql_insert(CustomerEmail).from_select(
+        ["contact_center_id", "customer_id", "address", "created_at"],
+        select(
+            literal(contact_center_id, CustomerEmail.contact_center_id.type),
+            created.c.id,
+            literal(address, CustomerEmail.address.type),
+            literal(now, CustomerEmail.created_at.type),
+        ),
     )
-    customer_id, claim = session.execute(
+    claimed = _as_claim(claim).cte("claimed")
+    customer_id, claimed_id = session.execute(
         select(created.c.id, claimed.c.id).select_from(created.outerjoin(claimed, true()))
     ).one()
-    return customer_id, claim is not None
+    return customer_id, claimed_id is not None
 
 
 def _claim_address(session: Session, contact_center_id: int, customer_id: int, address: str) -> bool:
@@ -313,15 +308,18 @@ def _claim_address(session: Session, contact_center_id: int, customer_id: int, a
         from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
         insert = sqlite_insert
-    statement = (
-        insert(CustomerEmail)
-        .values(
-            contact_center_id=contact_center_id, customer_id=customer_id, address=address, created_at=utcnow()
-        )
-        .on_conflict_do_nothing(index_elements=["contact_center_id", "address"])
-        .returning(CustomerEmail.id)
+    statement = insert(CustomerEmail).values(
+        contact_center_id=contact_center_id, customer_id=customer_id, address=address, created_at=utcnow()
     )
-    return session.execute(statement).first() is not None
+    return session.execute(_as_claim(statement)).first() is not None
+
+
+def _as_claim(statement: Any) -> Any:
+    """A dialect's ``INSERT`` of a customer's address made a claim: nothing when another customer
+    already has the address in the contact centre (it is unique there), the new row's id when not."""
+    return statement.on_conflict_do_nothing(index_elements=["contact_center_id", "address"]).returning(
+        CustomerEmail.id
+    )
 
 
 def list_customers(session: Session, contact_center_id: int) -> list[Customer]:
