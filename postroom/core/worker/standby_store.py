@@ -1,0 +1,430 @@
+"""The standby worker's database statements, on the bare DBAPI driver: no SQLAlchemy (issue 18).
+
+An idle ``postroom run`` re-execs itself into a lean standby process so that its resident memory
+stays small; SQLAlchemy's modules alone weigh more than the standby may. The standby still
+claims due profiles, reads them, asks the fetch ledger and records empty cycles, so each of those
+statements is written here once more, in plain SQL on ``sqlite3`` or ``psycopg2``. Each must do
+exactly what its SQLAlchemy original does (named beside it), on the same rows, written the same
+way: the full engine reads what the standby wrote and the other way round. The tests
+(``tests/worker/test_standby_store.py``) hold each against its original on SQLite and PostgreSQL.
+
+Timestamps are stored as ``UTCDateTime`` stores them (``models/base.py``): naive UTC, which on
+SQLite is SQLAlchemy's text ``YYYY-MM-DD HH:MM:SS.ffffff`` (always six digits of microseconds, so
+that text comparisons such as ``next_fetch_at <= now`` order as times do). The API takes and
+returns timezone-aware UTC datetimes.
+
+Every method is one short transaction on a connection of a small pool shared by the standby's
+threads; driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
+database cannot be used (the outage case) rather than that one statement was refused.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import re
+import sqlite3
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import unquote
+
+from postroom.core.contract.protocols import NO_PROTOCOL
+from postroom.core.worker.standby_pool import Pool, StandbyDatabaseError, connect_sqlite, rollback
+
+__all__ = ["StandbyDatabaseError", "StandbyProfile", "StandbyStore"]
+
+# Values of the engine's own modules, which import SQLAlchemy; the tests check each is the same.
+#: ``ProfileStatus.OK``.
+STATUS_OK = "ok"
+#: ``configuration.GENERATION``.
+GENERATION = "config_generation"
+#: ``idle_switch.KEY``.
+IDLE_KEY = "idle"
+#: ``fetch.LEDGER_LOOKUP_CHUNK``.
+LEDGER_LOOKUP_CHUNK = 500
+#: ``SendState``: the states ``claims.due`` sends from.
+SEND_DUE_STATES = ("queued", "retry-scheduled")
+SEND_SENDING = "sending"
+#: ``cycle_config.CONFIGURATION_COLUMNS``.
+CONFIGURATION_COLUMNS = (
+    "id",
+    "name",
+    "fetch_protocol",
+    "incoming_allowed",
+    "incoming_host",
+    "incoming_port",
+    "incoming_folder",
+    "username",
+    "password_encrypted",
+    "tls_verify",
+    "allow_plaintext_login",
+    "fetch_interval",
+    "fetch_last_days",
+    "delete_on_fetch",
+    "deleted_at",
+)
+#: A pooled connection that rested longer than this is pinged before use (``core/data/pool.py``).
+PING_AFTER_IDLE = 10.0
+
+# The statements. ``:name`` is a parameter (``%(name)s`` on psycopg2), ``:name*`` a list of them
+# (an ``IN``), ``{true}`` SQL's true as SQLAlchemy spells it per dialect, ``{skip_locked}`` the
+# claim's row locking on PostgreSQL.
+
+#: ``leases._CLAIM`` (with ``MediaProfile.can_fetch``).
+_CLAIM = """UPDATE media_profile SET lease_owner=:worker, lease_expires_at=:expires
+WHERE media_profile.id IN (SELECT media_profile.id FROM media_profile
+WHERE media_profile.deleted_at IS NULL AND media_profile.incoming_allowed IS {true}
+AND media_profile.fetch_protocol != :no_protocol
+AND (media_profile.next_fetch_at IS NULL OR media_profile.next_fetch_at <= :now OR media_profile.lease_owner IS NOT NULL)
+AND (media_profile.lease_owner IS NULL OR media_profile.lease_expires_at < :now)
+ORDER BY media_profile.next_fetch_at ASC NULLS FIRST, media_profile.id LIMIT :limit{skip_locked})
+RETURNING media_profile.id"""
+
+#: ``cycle_config._READ``, with ``idle_switch.idle_enabled``'s query as a column.
+_READ = f"""SELECT {", ".join(f"media_profile.{name}" for name in CONFIGURATION_COLUMNS)},
+oauth_grant.id AS grant_id, media_profile.status, media_profile.consecutive_failures,
+protocol_state.state AS sync_state,
+(SELECT media_profile_configuration.media_profile_properties FROM media_profile_configuration
+WHERE media_profile_configuration.media_profile_id = media_profile.id
+ORDER BY media_profile_configuration.id DESC LIMIT 1) AS properties
+FROM media_profile LEFT OUTER JOIN protocol_state ON protocol_state.media_profile_id = media_profile.id
+AND protocol_state.protocol = media_profile.fetch_protocol
+LEFT OUTER JOIN oauth_grant ON oauth_grant.media_profile_id = media_profile.id
+WHERE media_profile.id = :profile"""
+
+#: ``fetch._known_keys`` (one chunk).
+_KNOWN_KEYS = """SELECT fetch_ledger.mailbox_key FROM fetch_ledger
+WHERE fetch_ledger.media_profile_id = :profile AND fetch_ledger.mailbox_key IN (:keys*)"""
+
+#: ``leases._RELEASE`` with an OK outcome.
+_RELEASE = """UPDATE media_profile SET status=:status, last_error=NULL, consecutive_failures=0,
+last_fetch_at=:now, next_fetch_at=:due, lease_owner=NULL, lease_expires_at=NULL
+WHERE media_profile.id = :profile AND media_profile.lease_owner = :worker RETURNING media_profile.id"""
+#: ``cycle_config``'s ``set_config('synchronous_commit', 'off', true)``, in the same round trip.
+_RELAXED = "SET LOCAL synchronous_commit TO off; "
+
+#: ``outcome._OUTCOME`` with an OK outcome (``record_outcome``).
+_OUTCOME = """UPDATE media_profile SET status=:status, last_error=NULL, consecutive_failures=0,
+last_fetch_at=:now WHERE media_profile.id = :profile"""
+
+#: ``idle_schedule.hold_after_cycle``'s UPDATE.
+_HOLD = """UPDATE media_profile SET lease_owner=:worker, lease_expires_at=:expires
+WHERE media_profile.id = :profile AND media_profile.lease_owner IS NULL RETURNING media_profile.id"""
+
+#: ``leases.renew_leases``.
+_RENEW = """UPDATE media_profile SET lease_expires_at=:expires
+WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker RETURNING media_profile.id"""
+
+#: Give leases back (``release_all`` for some profiles), the next fetch left alone or set.
+_LET_GO = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
+WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
+_LET_GO_DUE = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL, next_fetch_at=:due
+WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
+
+#: ``leases.release_all``.
+_RELEASE_ALL = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
+WHERE media_profile.lease_owner = :worker"""
+
+#: ``configuration._GENERATION``.
+_GENERATION = "SELECT engine_setting.value FROM engine_setting WHERE engine_setting.name = :name"
+
+#: ``outbox._ANYTHING_DUE`` (``claims.due``).
+_ANYTHING_DUE = """SELECT s_message_send_info.id FROM s_message_send_info
+WHERE s_message_send_info.state IN (:due_states*)
+AND (s_message_send_info.next_attempt_at <= :now OR s_message_send_info.next_attempt_at IS NULL)
+OR s_message_send_info.state = :sending AND s_message_send_info.claim_expires_at <= :now LIMIT 1"""
+
+_DIALECT_WORDS = {
+    "sqlite": {"{true}": "1", "{skip_locked}": ""},
+    "postgresql": {"{true}": "true", "{skip_locked}": " FOR UPDATE SKIP LOCKED"},
+}
+_PARAMETER = re.compile(r"(?<![:\w]):(\w+)(\*?)")
+
+
+@dataclass(frozen=True)
+class StandbyProfile:
+    """A profile's row as a fetch cycle starts from (``cycle_config.read_profile``) and its IDLE switch."""
+
+    id: int
+    name: str
+    fetch_protocol: str
+    incoming_allowed: bool
+    incoming_host: str | None
+    incoming_port: int | None
+    incoming_folder: str | None
+    username: str | None
+    #: The Fernet token as stored (bytes, as the model and ``decrypt_password`` have it).
+    password_encrypted: bytes | None
+    tls_verify: bool
+    allow_plaintext_login: bool
+    fetch_interval: int
+    fetch_last_days: int | None
+    delete_on_fetch: bool
+    deleted_at: datetime | None
+    grant_id: int | None
+    status: str
+    consecutive_failures: int
+    sync_state: str | None
+    #: The IDLE switch, as ``idle_switch.idle_enabled`` reads it.
+    idle: bool
+
+    @property
+    def can_fetch(self) -> bool:
+        """``MediaProfile.can_fetch``."""
+        return self.deleted_at is None and self.incoming_allowed and self.fetch_protocol != NO_PROTOCOL
+
+
+class StandbyStore:
+    """The standby's statements on a small pool of DBAPI connections; thread-safe."""
+
+    def __init__(
+        self, dialect: str, connect: Callable[[], Any], driver: Any, size: int, ping_after: float
+    ) -> None:
+        self.dialect = dialect
+        self._driver = driver
+        self._pool = Pool(connect, size, ping_after if dialect == "postgresql" else None, self._error)
+        self._texts: dict[str, str] = {}
+
+    @classmethod
+    def open(cls, url: str, *, size: int = 4, ping_after: float = PING_AFTER_IDLE) -> StandbyStore:
+        """A store on ``url`` as postroom takes it: ``sqlite:///PATH`` or ``postgresql[+psycopg2]://...``.
+
+        Connects lazily (the first statement). Any other URL raises ``ValueError``.
+        """
+        scheme, separator, rest = url.partition("://")
+        if not separator:
+            raise ValueError(f"The standby worker cannot use the database URL {scheme!r}: it is not a URL.")
+        if scheme in ("sqlite", "sqlite+pysqlite"):
+            path = unquote(rest.removeprefix("/").partition("?")[0])
+            if not path or path == ":memory:":
+                raise ValueError(
+                    "The standby worker needs a SQLite database file, not an in-memory database."
+                )
+            return cls("sqlite", lambda: connect_sqlite(path), sqlite3, size, ping_after)
+        if scheme in ("postgresql", "postgresql+psycopg2"):
+            try:
+                psycopg2 = importlib.import_module("psycopg2")
+            except ImportError:
+                raise ValueError(
+                    "The standby worker needs the Python module psycopg2 for PostgreSQL."
+                ) from None
+            dsn = f"postgresql://{rest}"
+            return cls("postgresql", lambda: psycopg2.connect(dsn), psycopg2, size, ping_after)
+        raise ValueError(
+            f"The standby worker runs on SQLite (sqlite:///PATH) and on PostgreSQL through psycopg2, not {scheme!r}."
+        )
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def generation(self) -> int:
+        """``configuration.config_generation``."""
+        with self._transaction() as run:
+            rows = run(_GENERATION, {"name": GENERATION})
+        return int(rows[0][0]) if rows and rows[0][0] is not None else 0
+
+    def claim(self, worker: str, now: datetime, lease: timedelta, limit: int) -> list[int]:
+        """``leases.claim_on``: lease up to ``limit`` due profiles nobody (alive) holds; their sorted ids."""
+        if limit <= 0:
+            return []
+        parameters = {
+            "worker": worker,
+            "now": self._time(now),
+            "expires": self._time(now + lease),
+            "limit": limit,
+            "no_protocol": NO_PROTOCOL,
+        }
+        with self._transaction() as run:
+            rows = run(_CLAIM, parameters)
+        return sorted(row[0] for row in rows)
+
+    def read_profile(self, profile_id: int) -> StandbyProfile | None:
+        """``cycle_config.read_profile``'s columns and the profile's IDLE switch; None if there is no such profile."""
+        with self._transaction() as run:
+            rows = run(_READ, {"profile": profile_id})
+        if not rows:
+            return None
+        values = dict(
+            zip((*CONFIGURATION_COLUMNS, "grant_id", "status", "consecutive_failures"), rows[0], strict=False)
+        )
+        sync_state, properties = rows[0][-2:]
+        for name in ("incoming_allowed", "tls_verify", "allow_plaintext_login", "delete_on_fetch"):
+            values[name] = bool(values[name])
+        if values["password_encrypted"] is not None:
+            values["password_encrypted"] = bytes(values["password_encrypted"])  # psycopg2: a memoryview
+        values["deleted_at"] = self._read_time(values["deleted_at"])
+        return StandbyProfile(**values, sync_state=sync_state, idle=_idle_enabled(properties))
+
+    def known_keys(self, profile_id: int, keys: Sequence[str]) -> set[str]:
+        """``fetch._known_keys``: which of ``keys`` the profile's fetch ledger holds (one query per chunk)."""
+        known: set[str] = set()
+        if not keys:
+            return known
+        with self._transaction() as run:
+            for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+                chunk = list(keys[start : start + LEDGER_LOOKUP_CHUNK])
+                known.update(row[0] for row in run(_KNOWN_KEYS, {"profile": profile_id, "keys": chunk}))
+        return known
+
+    def release_ok(self, worker: str, profile_id: int, now: datetime, due: datetime) -> bool:
+        """``leases.release_after_cycle`` of a successful cycle: outcome, next fetch and the lease's release.
+
+        Only if this worker still holds the lease; if not, the outcome alone is written (as
+        ``record_outcome``) and False returned. On PostgreSQL the transaction commits without
+        waiting for the disk, as an empty cycle's does in the engine (``cycle_config``).
+        """
+        parameters = {
+            "status": STATUS_OK,
+            "now": self._time(now),
+            "due": self._time(due),
+            "profile": profile_id,
+            "worker": worker,
+        }
+        with self._transaction() as run:
+            released = bool(run(_RELEASE, parameters, relaxed=self.dialect == "postgresql"))
+            if not released:
+                run(_OUTCOME, parameters)
+        return released
+
+    def hold(self, worker: str, profile_id: int, now: datetime, lease: timedelta) -> bool:
+        """``idle_schedule.hold_after_cycle``'s UPDATE: take the lease again if nobody holds it."""
+        parameters = {"worker": worker, "expires": self._time(now + lease), "profile": profile_id}
+        with self._transaction() as run:
+            return bool(run(_HOLD, parameters))
+
+    def renew(self, worker: str, profile_ids: Sequence[int], now: datetime, lease: timedelta) -> set[int]:
+        """``leases.renew_leases``: extend this worker's leases; the ids it still holds."""
+        if not profile_ids:
+            return set()
+        parameters = {"worker": worker, "expires": self._time(now + lease), "ids": list(profile_ids)}
+        with self._transaction() as run:
+            return {row[0] for row in run(_RENEW, parameters)}
+
+    def let_go(self, worker: str, profile_ids: Sequence[int], due: datetime | None = None) -> int:
+        """Give back this worker's leases on ``profile_ids``; with ``due``, the next fetch is set to it. How many."""
+        if not profile_ids:
+            return 0
+        parameters: dict[str, Any] = {"worker": worker, "ids": list(profile_ids)}
+        if due is not None:
+            parameters["due"] = self._time(due)
+        with self._transaction() as run:
+            run(_LET_GO if due is None else _LET_GO_DUE, parameters)
+            return run.rowcount()
+
+    def release_all(self, worker: str) -> int:
+        """``leases.release_all``: give back every lease of this worker; the profiles stay due."""
+        with self._transaction() as run:
+            run(_RELEASE_ALL, {"worker": worker})
+            return run.rowcount()
+
+    def anything_due(self, now: datetime) -> bool:
+        """``Outbox.anything_due``: whether a reply is due to be sent."""
+        parameters = {"now": self._time(now), "due_states": list(SEND_DUE_STATES), "sending": SEND_SENDING}
+        with self._transaction() as run:
+            return bool(run(_ANYTHING_DUE, parameters))
+
+    # -- the machinery ---------------------------------------------------------------------------
+
+    def _time(self, value: datetime) -> Any:
+        """A timestamp as ``UTCDateTime`` binds it: naive UTC; on SQLite, SQLAlchemy's DATETIME text."""
+        if value.tzinfo is None:
+            raise ValueError("postroom stores only timezone-aware datetimes")
+        naive = value.astimezone(UTC).replace(tzinfo=None)
+        if self.dialect == "sqlite":
+            return naive.strftime("%Y-%m-%d %H:%M:%S.%f")
+        return naive
+
+    def _read_time(self, value: Any) -> datetime | None:
+        """A stored timestamp as ``UTCDateTime`` returns it: timezone-aware UTC."""
+        if value is None:
+            return None
+        if isinstance(value, str):  # SQLite: SQLAlchemy reads the text with fromisoformat
+            value = datetime.fromisoformat(value)
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC)
+
+    def _text(self, sql: str, parameters: dict[str, Any]) -> str:
+        """The statement's SQL for this dialect, ``IN`` lists expanded (``parameters`` gets their items)."""
+        lengths = {name: len(value) for name, value in parameters.items() if isinstance(value, list)}
+        if not lengths and (cached := self._texts.get(sql)) is not None:
+            return cached
+        for name in lengths:
+            for index, item in enumerate(parameters.pop(name)):
+                parameters[f"{name}_{index}"] = item
+        postgresql = self.dialect == "postgresql"
+        text = sql.replace("%", "%%") if postgresql else sql
+        for word, spelling in _DIALECT_WORDS[self.dialect].items():
+            text = text.replace(word, spelling)
+
+        def placeholder(match: re.Match[str]) -> str:
+            name, many = match.groups()
+            names = [f"{name}_{index}" for index in range(lengths[name])] if many else [name]
+            return ", ".join(f"%({each})s" if postgresql else f":{each}" for each in names)
+
+        text = _PARAMETER.sub(placeholder, text)
+        if not lengths:
+            self._texts[sql] = text
+        return text
+
+    @contextmanager
+    def _transaction(self) -> Iterator[_Run]:
+        """One transaction on a pooled connection: committed, or rolled back and the error wrapped."""
+        connection = self._pool.get()
+        broken = False
+        try:
+            run = _Run(self, connection.cursor())
+            try:
+                yield run
+                run.close()
+                connection.commit()
+            except BaseException as error:
+                broken = rollback(connection, self._driver)
+                if isinstance(error, self._driver.Error):
+                    gone = self._gone(error, connection)
+                    broken = broken or gone
+                    raise self._error(error) from error
+                raise
+        finally:
+            self._pool.put(connection, broken)
+
+    def _gone(self, error: BaseException, connection: Any = None) -> bool:
+        driver = self._driver
+        closed = bool(getattr(connection, "closed", False)) if self.dialect == "postgresql" else False
+        return closed or isinstance(error, driver.OperationalError | driver.InterfaceError)
+
+    def _error(self, error: BaseException) -> StandbyDatabaseError:
+        return StandbyDatabaseError(str(error).strip() or type(error).__name__, gone=self._gone(error))
+
+
+class _Run:
+    """Runs a transaction's statements: ``run(sql, parameters)`` returns the rows (none for a plain UPDATE)."""
+
+    def __init__(self, store: StandbyStore, cursor: Any) -> None:
+        self.store = store
+        self.cursor = cursor
+
+    def __call__(
+        self, sql: str, parameters: Mapping[str, Any], *, relaxed: bool = False
+    ) -> list[tuple[Any, ...]]:
+        values = dict(parameters)
+        text = self.store._text(sql, values)
+        self.cursor.execute(_RELAXED + text if relaxed else text, values)
+        return list(self.cursor.fetchall()) if self.cursor.description is not None else []
+
+    def rowcount(self) -> int:
+        return int(self.cursor.rowcount)
+
+    def close(self) -> None:
+        self.cursor.close()
+
+
+def _idle_enabled(document: str | None) -> bool:
+    """``idle_switch.idle_enabled`` on the profile's newest properties document."""
+    try:
+        properties = json.loads(document or "{}")
+    except ValueError:
+        return True
+    return not (isinstance(properties, dict) and properties.get(IDLE_KEY) is False)
