@@ -8,6 +8,7 @@ through the ORM, and on SQLite as the very text SQLAlchemy writes), the same ans
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 import threading
@@ -59,6 +60,8 @@ T = TypeVar("T")
 NOW = datetime(2031, 3, 4, 10, 0, 0, tzinfo=UTC)
 LEASE = timedelta(seconds=90)
 TAG = "postroom-standby-test"
+#: The backends of the stores a test opened with ``_tagged`` (of this test session's database alone).
+STORES_BACKENDS = "FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
 
 
 @pytest.fixture
@@ -480,9 +483,7 @@ def test_a_killed_postgresql_connection(pg_database_url: str, ping_after: float)
     try:
         assert store.generation() == 0
         with killer.cursor() as cursor:
-            cursor.execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = %s", [TAG]
-            )
+            cursor.execute(f"SELECT pg_terminate_backend(pid) {STORES_BACKENDS}", [TAG])
             assert cursor.fetchall() == [(True,)]
         if ping_after > 0:
             with pytest.raises(StandbyDatabaseError) as raised:
@@ -527,7 +528,7 @@ def test_threads_share_at_most_size_connections(pg_database_url: str) -> None:
         assert errors == []
         killer = psycopg2.connect(pg_database_url.replace("+psycopg2", ""))
         with killer.cursor() as cursor:
-            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE application_name = %s", [TAG])
+            cursor.execute(f"SELECT count(*) {STORES_BACKENDS}", [TAG])
             assert cursor.fetchone()[0] <= 2  # type: ignore[index]
         killer.close()
     finally:
@@ -556,3 +557,21 @@ def test_it_opens_what_postroom_opens(database_url: str) -> None:
         assert store.generation() == 0
     finally:
         store.close()
+
+
+def test_a_relative_sqlite_path_is_the_file_postroom_opens(
+    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``sqlite:///NAME`` is NAME in the working folder, percent-escapes decoded, as SQLAlchemy reads it."""
+    monkeypatch.chdir(tmp_path)
+    shutil.copyfile(sqlite_template, tmp_path / "my data.sqlite")
+    url = "sqlite:///my%20data.sqlite"
+    app = Postroom(url)
+    store = StandbyStore.open(url)
+    try:
+        with app.transaction() as session:
+            configuration.reload_configuration(session)
+        assert store.generation() == 1
+    finally:
+        store.close()
+        app.dispose()
