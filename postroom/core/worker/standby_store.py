@@ -14,7 +14,7 @@ that text comparisons such as ``next_fetch_at <= now`` order as times do). The A
 returns timezone-aware UTC datetimes.
 
 Every method is one short transaction on a connection of a small pool shared by the standby's
-threads; driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
+threads (``standby_pool.py``); driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
 database cannot be used (the outage case) rather than that one statement was refused.
 """
 
@@ -375,28 +375,27 @@ class StandbyStore:
         connection = self._pool.get()
         broken = False
         try:
-            run = _Run(self, connection.cursor())
             try:
+                run = _Run(self, connection.cursor())
                 yield run
                 run.close()
                 connection.commit()
             except BaseException as error:
                 broken = rollback(connection, self._driver)
                 if isinstance(error, self._driver.Error):
-                    gone = self._gone(error, connection)
-                    broken = broken or gone
-                    raise self._error(error) from error
+                    wrapped = self._error(error, connection)
+                    broken = broken or wrapped.gone
+                    raise wrapped from error
                 raise
         finally:
             self._pool.put(connection, broken)
 
-    def _gone(self, error: BaseException, connection: Any = None) -> bool:
+    def _error(self, error: BaseException, connection: Any = None) -> StandbyDatabaseError:
+        """The driver's error as a StandbyDatabaseError; gone if the database or the connection went away."""
         driver = self._driver
-        closed = bool(getattr(connection, "closed", False)) if self.dialect == "postgresql" else False
-        return closed or isinstance(error, driver.OperationalError | driver.InterfaceError)
-
-    def _error(self, error: BaseException) -> StandbyDatabaseError:
-        return StandbyDatabaseError(str(error).strip() or type(error).__name__, gone=self._gone(error))
+        closed = self.dialect == "postgresql" and bool(getattr(connection, "closed", False))
+        gone = closed or isinstance(error, driver.OperationalError | driver.InterfaceError)
+        return StandbyDatabaseError(str(error).strip() or type(error).__name__, gone=gone)
 
 
 class _Run:
