@@ -8,16 +8,11 @@ through the ORM, and on SQLite as the very text SQLAlchemy writes), the same ans
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-import sys
-import threading
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any, TypeVar
 
-import psycopg2
 import pytest
 from sqlalchemy import Connection, text
 from sqlalchemy.orm import Session
@@ -47,47 +42,25 @@ from postroom.core.worker.standby_store import (
     SEND_DUE_STATES,
     SEND_SENDING,
     STATUS_OK,
-    StandbyDatabaseError,
     StandbyStore,
 )
 from tests.outbox.helpers import NOW as REPLY_TIME
 from tests.outbox.helpers import queue_customer_reply
 from tests.servers.smtp import SmtpServers
 from tests.support.desk import Desk
-from tests.support.profiles import empty_maildir_profile
+from tests.support.standby import LEASE, NOW, tagged
+from tests.support.standby import standby_profile as _profile
 
 T = TypeVar("T")
-NOW = datetime(2031, 3, 4, 10, 0, 0, tzinfo=UTC)
-LEASE = timedelta(seconds=90)
-TAG = "postroom-standby-test"
-#: The backends of the stores a test opened with ``_tagged`` (of this test session's database alone).
-STORES_BACKENDS = "FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[StandbyStore]:
-    opened = StandbyStore.open(_tagged(database_url))
+    opened = StandbyStore.open(tagged(database_url))
     try:
         yield opened
     finally:
         opened.close()
-
-
-def _tagged(url: str) -> str:
-    """The URL with an application name on PostgreSQL, so that a test can find the store's backends."""
-    return f"{url}?application_name={TAG}" if url.startswith("postgresql") else url
-
-
-def _profile(app: Postroom, folder: Path, name: str, **values: Any) -> int:
-    """A maildir profile, its columns then set to ``values`` through the ORM."""
-    profile_id = empty_maildir_profile(app, folder / name, name)
-    if values:
-        with app.transaction() as session:
-            profile = session.get(MediaProfile, profile_id)
-            assert profile is not None
-            for column, value in values.items():
-                setattr(profile, column, value)
-    return profile_id
 
 
 def _rolled_back(app: Postroom, work: Callable[[Connection], T]) -> T:
@@ -119,15 +92,6 @@ def _raw(app: Postroom, profile_id: int, *columns: str) -> tuple[Any, ...]:
                 text(f"SELECT {', '.join(columns)} FROM media_profile WHERE id = :id"), {"id": profile_id}
             ).one()
         )
-
-
-def test_importing_the_store_loads_no_sqlalchemy() -> None:
-    code = (
-        "import sys, postroom.core.worker.standby_store;"
-        "loaded = [m for m in sys.modules if m.startswith('sqlalchemy')];"
-        "assert not loaded, loaded"
-    )
-    subprocess.run([sys.executable, "-c", code], check=True)
 
 
 def test_the_engines_values_it_copies_are_the_engines() -> None:
@@ -336,35 +300,6 @@ def test_release_ok_writes_what_release_after_cycle_writes(
     assert store.claim("w", due - timedelta(microseconds=1), LEASE, 5) == []
 
 
-def test_release_ok_commits_without_waiting_for_the_disk_on_postgresql(
-    pg_app: Postroom, pg_database_url: str, tmp_path: Path
-) -> None:
-    """``synchronous_commit`` is off in release_ok's transaction only (a trigger notes it per UPDATE)."""
-    profile_id = _profile(pg_app, tmp_path, "noted")
-    noting = [
-        "CREATE TABLE standby_test_note (setting text)",
-        "CREATE FUNCTION standby_test_note() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
-        "INSERT INTO standby_test_note VALUES (current_setting('synchronous_commit')); RETURN NEW; END $$",
-        "CREATE TRIGGER standby_test_note AFTER UPDATE ON media_profile FOR EACH ROW EXECUTE FUNCTION standby_test_note()",
-    ]
-    with pg_app.engine.begin() as connection:
-        for statement in noting:
-            connection.exec_driver_sql(statement)
-    store = StandbyStore.open(pg_database_url, size=1)
-    try:
-        assert store.claim("me", NOW, LEASE, 1) == [profile_id]
-        assert store.release_ok("me", profile_id, NOW, NOW + LEASE) is True
-        assert store.hold("me", profile_id, NOW, LEASE) is True  # the same connection, a new transaction
-        with pg_app.engine.connect() as connection:
-            notes = connection.exec_driver_sql("SELECT setting FROM standby_test_note").scalars().all()
-        assert notes == ["on", "off", "on"]
-    finally:
-        store.close()
-        with pg_app.engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE standby_test_note")
-            connection.exec_driver_sql("DROP FUNCTION standby_test_note() CASCADE")
-
-
 def test_release_ok_without_the_lease_writes_the_outcome_alone(
     app: Postroom, store: StandbyStore, tmp_path: Path
 ) -> None:
@@ -472,106 +407,3 @@ def test_anything_due_answers_as_the_outbox_does(
         answers.append([store.anything_due(t) for t in times])
         assert answers[-1] == [outbox.anything_due(t) for t in times], values
     assert answers[3] == [False, True, True] and answers[4] == [False] * 3
-
-
-@pytest.mark.parametrize("ping_after", [float("inf"), 0.0])
-def test_a_killed_postgresql_connection(pg_database_url: str, ping_after: float) -> None:
-    """Without a ping the next statement fails as gone and the one after works; with one, none fails."""
-    store = StandbyStore.open(_tagged(pg_database_url), ping_after=ping_after)
-    killer = psycopg2.connect(pg_database_url.replace("+psycopg2", ""))
-    killer.autocommit = True
-    try:
-        assert store.generation() == 0
-        with killer.cursor() as cursor:
-            cursor.execute(f"SELECT pg_terminate_backend(pid) {STORES_BACKENDS}", [TAG])
-            assert cursor.fetchall() == [(True,)]
-        if ping_after > 0:
-            with pytest.raises(StandbyDatabaseError) as raised:
-                store.generation()
-            assert raised.value.gone is True and "terminat" in str(raised.value)
-        assert store.generation() == 0
-    finally:
-        store.close()
-        killer.close()
-
-
-def test_a_refused_statement_is_not_an_outage(pg_app: Postroom, pg_database_url: str, tmp_path: Path) -> None:
-    profile_id = _profile(pg_app, tmp_path, "due")
-    store = StandbyStore.open(pg_database_url)
-    try:
-        with pytest.raises(StandbyDatabaseError) as raised:
-            store.hold("x" * 300, profile_id, NOW, LEASE)  # longer than lease_owner's VARCHAR(255)
-        assert raised.value.gone is False and "too long" in str(raised.value)
-        assert store.hold("me", profile_id, NOW, LEASE) is True
-    finally:
-        store.close()
-
-
-def test_threads_share_at_most_size_connections(pg_database_url: str) -> None:
-    store = StandbyStore.open(_tagged(pg_database_url), size=2)
-    errors: list[BaseException] = []
-
-    def work() -> None:
-        try:
-            for _ in range(20):
-                store.claim("me", NOW, LEASE, 1)
-                store.release_all("me")
-        except BaseException as error:
-            errors.append(error)
-
-    try:
-        threads = [threading.Thread(target=work) for _ in range(6)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        assert errors == []
-        killer = psycopg2.connect(pg_database_url.replace("+psycopg2", ""))
-        with killer.cursor() as cursor:
-            cursor.execute(f"SELECT count(*) {STORES_BACKENDS}", [TAG])
-            assert cursor.fetchone()[0] <= 2  # type: ignore[index]
-        killer.close()
-    finally:
-        store.close()
-
-
-@pytest.mark.parametrize(
-    "url",
-    [
-        "mysql://db/x",
-        "postgresql+psycopg://u@h/db",
-        "postgresql+pg8000://u@h/db",
-        "sqlite://",
-        "sqlite:///:memory:",
-    ],
-)
-def test_urls_it_cannot_use_are_refused_in_a_sentence(url: str) -> None:
-    with pytest.raises(ValueError, match=r"^The standby worker .*\.$"):
-        StandbyStore.open(url)
-
-
-def test_it_opens_what_postroom_opens(database_url: str) -> None:
-    store = StandbyStore.open(database_url)
-    try:
-        assert store.dialect == ("sqlite" if database_url.startswith("sqlite") else "postgresql")
-        assert store.generation() == 0
-    finally:
-        store.close()
-
-
-def test_a_relative_sqlite_path_is_the_file_postroom_opens(
-    sqlite_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``sqlite:///NAME`` is NAME in the working folder, percent-escapes decoded, as SQLAlchemy reads it."""
-    monkeypatch.chdir(tmp_path)
-    shutil.copyfile(sqlite_template, tmp_path / "my data.sqlite")
-    url = "sqlite:///my%20data.sqlite"
-    app = Postroom(url)
-    store = StandbyStore.open(url)
-    try:
-        with app.transaction() as session:
-            configuration.reload_configuration(session)
-        assert store.generation() == 1
-    finally:
-        store.close()
-        app.dispose()

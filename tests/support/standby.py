@@ -1,0 +1,34 @@
+"""What the standby store's tests share: a fixed clock, profiles in a given state, stores PostgreSQL can find."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from postroom.core.app import Postroom
+from postroom.core.data.models import MediaProfile
+from tests.support.profiles import empty_maildir_profile
+
+NOW = datetime(2031, 3, 4, 10, 0, 0, tzinfo=UTC)
+LEASE = timedelta(seconds=90)
+TAG = "postroom-standby-test"
+#: The backends of the stores opened on ``tagged`` URLs (in this test session's database alone).
+STORES_BACKENDS = "FROM pg_stat_activity WHERE application_name = %s AND datname = current_database()"
+
+
+def tagged(url: str) -> str:
+    """The URL with an application name on PostgreSQL, so that a test can find the store's backends."""
+    return f"{url}?application_name={TAG}" if url.startswith("postgresql") else url
+
+
+def standby_profile(app: Postroom, folder: Path, name: str, **values: Any) -> int:
+    """A maildir profile (on an empty Maildir under ``folder``), its columns then set to ``values`` through the ORM."""
+    profile_id = empty_maildir_profile(app, folder / name, name)
+    if values:
+        with app.transaction() as session:
+            profile = session.get(MediaProfile, profile_id)
+            assert profile is not None
+            for column, value in values.items():
+                setattr(profile, column, value)
+    return profile_id
