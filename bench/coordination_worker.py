@@ -28,8 +28,8 @@ from typing import Any
 from sqlalchemy import event
 
 from bench import coordination_protocol
-from postroom.cli.log_format import configure_logging
 from postroom.core.app import Postroom
+from postroom.core.worker.log_format import configure_logging
 from postroom.core.worker.scheduler import Worker, install_signal_handlers
 
 

@@ -2,23 +2,31 @@
 
     python -m bench.idle [--profiles 1,100,1000] [--database both|sqlite|postgresql]
                          [--settle 40] [--idle-profiles 100] [--maildir] [--pg-url URL]
+                         [--standby-after 20]
 
 Starts its own Dovecot (the test suite's helper, limits raised as in bench.idle_lag). For each
 database and each profile count N it makes a fresh database with N routed IMAP profiles on N
-Dovecot users with empty mailboxes (STARTTLS, polled once an hour, IDLE off: nothing to fetch),
+Dovecot users with empty mailboxes (STARTTLS, polled once an hour unless ``--fetch-interval``, IDLE off),
 starts one real ``postroom run`` process (8 fetch threads, no admin endpoint), waits until every
 profile has been fetched once, then ``--settle`` seconds more (past the worker's own clean-up at
 30 s), and reads the worker's VmRSS, VmHWM (its peak) and private memory from /proc. It prints one
 line per run and the growth per 100 profiles, and checks issue 18's target: one profile, at most
 50 MiB VmRSS.
 
+An idle worker stands by (``core/worker/standby_switch.py``): after ``--standby-after`` seconds
+with nothing done (20 here, 300 by default in ``postroom run``) its process becomes the standby,
+which waits without the database stack. The bench waits for that (the process's command line
+names the standby) before the settle time, so the figures are the standby's; ``--standby-after 0``
+keeps the engine resident and measures it instead, as before the standby existed.
+
 ``--maildir`` makes maildir profiles on empty local Maildirs instead: no TLS, no stored password,
 so the difference to the IMAP figures is what a mail server's login costs the worker (the password
 cipher, the TLS context with its certificate authorities).
 
 Then, unless ``--idle-profiles 0``, on PostgreSQL: ``--idle-profiles`` profiles with IDLE on and
-the same number polled only, each worker with an admin endpoint (to read /health's
-``idle_connections``), and prints the difference per IDLE connection.
+the same number polled only, and prints the difference per IDLE connection: in the standby (its
+log says when each connection waits), or with ``--standby-after 0`` in the engine, whose admin
+endpoint's /health gives ``idle_connections``.
 """
 
 from __future__ import annotations
@@ -94,15 +102,24 @@ def worker_with_profiles(
             if args.maildir:
                 make_maildir_profiles(app, directory / "maildirs", count)
             else:
-                make_profiles(app, dovecot, count, 3600, idle=idle)
-            with running_worker(url, 8, directory, stop_within=60, admin=admin) as (worker, port, log_path):
+                make_profiles(app, dovecot, count, args.fetch_interval, idle=idle)
+            extra = ["--standby-after", str(args.standby_after)]
+            with running_worker(url, 8, directory, stop_within=60, admin=admin, extra=extra) as (
+                worker,
+                port,
+                log_path,
+            ):
                 wait_for("every profile's first fetch", 600, lambda: fetched_once(app))
-                if idle:
+                if args.standby_after:
+                    wait_for("the standby", 600, lambda: standing_by(worker.pid))
+                if idle and admin:
                     wait_for(
                         "an IDLE connection to every mailbox",
                         600,
                         lambda: health(port).get("idle_connections") == count,
                     )
+                elif idle:
+                    wait_for("an IDLE connection to every mailbox", 600, lambda: waiting_in_standby(log_path) >= count)
                 time.sleep(args.settle)
                 if worker.poll() is not None:
                     raise SystemExit(f"the worker exited early:\n{log_path.read_text()}")
@@ -111,6 +128,18 @@ def worker_with_profiles(
             app.dispose()
         if kind == "sqlite":
             Path(url.removeprefix("sqlite:///")).unlink(missing_ok=True)
+
+
+def standing_by(pid: int) -> bool:
+    """Whether the worker's process runs the standby's image now (its command line)."""
+    return b"postroom.core.worker.standby" in Path(f"/proc/{pid}/cmdline").read_bytes()
+
+
+def waiting_in_standby(log_path: Path) -> int:
+    """IDLE connections the standby opened, by its log (the last standby's part of it)."""
+    log = log_path.read_text(errors="replace")
+    start = log.rfind("standing by: ")
+    return log[start:].count("waiting for new mail (IDLE)") if start >= 0 else 0
 
 
 def make_maildir_profiles(app: Postroom, directory: Path, count: int) -> None:
@@ -138,7 +167,8 @@ def by_profiles(args: argparse.Namespace, dovecot: Dovecot, directory: Path, kin
             memory = Memory.of(pid)
         measured[count] = memory
         print(
-            f"{kind:10} {count:5} {'maildir' if args.maildir else 'IMAP'} profiles: VmRSS {mib(memory.rss):>6} MiB   peak {mib(memory.peak):>6} MiB   "
+            f"{kind:10} {count:5} {'maildir' if args.maildir else 'IMAP'} profiles, "
+            f"{'standby' if args.standby_after else 'engine'}: VmRSS {mib(memory.rss):>6} MiB   peak {mib(memory.peak):>6} MiB   "
             f"private {mib(memory.private):>6} MiB   {memory.threads} threads",
             flush=True,
         )
@@ -152,14 +182,16 @@ def by_profiles(args: argparse.Namespace, dovecot: Dovecot, directory: Path, kin
 def per_idle_connection(args: argparse.Namespace, dovecot: Dovecot, directory: Path) -> None:
     count = args.idle_profiles
     rss: dict[bool, int] = {}
+    admin = not args.standby_after  # the admin endpoint keeps the engine resident
     for idle in (False, True):
         with worker_with_profiles(
-            "postgresql", args, dovecot, directory, count, idle=idle, admin=True
+            "postgresql", args, dovecot, directory, count, idle=idle, admin=admin
         ) as (pid, _port):
             rss[idle] = Memory.of(pid).rss
     cost = (rss[True] - rss[False]) / count
+    form = "engine with an admin endpoint" if admin else "standby"
     print(
-        f"postgresql {count} profiles with an admin endpoint: VmRSS {mib(rss[False])} MiB polled, "
+        f"postgresql {count} profiles, {form}: VmRSS {mib(rss[False])} MiB polled, "
         f"{mib(rss[True])} MiB holding {count} IDLE connections: {cost:.0f} KiB per IDLE connection"
     )
 
@@ -178,6 +210,18 @@ def main(argv: list[str] | None = None) -> int:
         "--idle-profiles", type=int, default=100, help="IDLE connections for the per-connection cost (100; 0: skip)"
     )
     parser.add_argument("--maildir", action="store_true", help="maildir profiles on empty Maildirs, not IMAP")
+    parser.add_argument(
+        "--fetch-interval",
+        type=int,
+        default=3600,
+        help="the profiles' fetch interval (3600: nothing polled while measured; 10: the standby polls and logs in)",
+    )
+    parser.add_argument(
+        "--standby-after",
+        type=int,
+        default=20,
+        help="the worker's --standby-after; the figures are the standby's (20; 0: the engine stays resident)",
+    )
     parser.add_argument(
         "--pg-url",
         default=DEFAULT_PG_URL,

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime, timedelta
 from email.utils import format_datetime
@@ -229,7 +229,7 @@ def main(argv: list[str] | None = None) -> int:
 
 @contextmanager
 def running_worker(
-    url: str, threads: int, directory: Path, stop_within: float, admin: bool = True
+    url: str, threads: int, directory: Path, stop_within: float, admin: bool = True, extra: Sequence[str] = ()
 ) -> Iterator[tuple[subprocess.Popen[bytes], int, Path]]:
     """A `postroom run` process on ``url`` with an admin port, its log in ``directory``; SIGTERM at the end.
 
@@ -241,6 +241,7 @@ def running_worker(
     command = [sys.executable, "-m", "postroom", "run", "--threads", str(threads)]
     if admin:
         command += ["--admin-listen", f"127.0.0.1:{admin_port}"]
+    command += extra
     log_path = directory / "worker.log"
     with log_path.open("wb") as log:
         worker = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT)

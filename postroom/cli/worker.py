@@ -9,14 +9,15 @@ from datetime import timedelta
 import click
 
 from postroom.cli._common import PostroomGroup, command, echo, parse_time_limit_option, state
-from postroom.cli.log_format import LOG_FORMATS, LogFormat, configure_logging
 from postroom.core.contract.errors import UserError
 from postroom.core.data.validation import BATCH_SIZE
 from postroom.core.inbound.fetch import BATCH_MAILS
 from postroom.core.worker.admin_http import new_admin_token
 from postroom.core.worker.idle import RENEW_EVERY
+from postroom.core.worker.log_format import LOG_FORMATS, LogFormat, configure_logging
 from postroom.core.worker.memory import limit_malloc_arenas, release_after, release_startup_garbage
 from postroom.core.worker.scheduler import Worker, install_signal_handlers
+from postroom.core.worker.standby_switch import DEFAULT_STANDBY_AFTER, Handover, engine_argv, exec_standby
 
 #: Seconds after the start at which the worker gives back its start-up garbage a second time.
 SETTLE_SECONDS = 30.0
@@ -81,6 +82,14 @@ def listen_address(value: str) -> tuple[str, int]:
     show_default=True,
     help="Seconds after which an IMAP IDLE is ended and restarted (servers may drop it after 30 minutes).",
 )
+@click.option(
+    "--standby-after",
+    type=click.IntRange(0, 7 * 24 * 3600),
+    default=DEFAULT_STANDBY_AFTER,
+    show_default=True,
+    help="Seconds with nothing stored, sent or failed after which the worker waits in its small "
+    "standby form, without the database stack (0: never; never with --admin-listen).",
+)
 @parse_time_limit_option
 @click.option("--verbose", "-v", is_flag=True, help="Log every cycle, not only those that did something.")
 def run_command(
@@ -92,11 +101,13 @@ def run_command(
     batch_size: int,
     parse_time_limit: float,
     idle_renew: int,
+    standby_after: int,
     verbose: bool,
 ) -> None:
     """The worker: fetch every profile on its interval and send due replies, until SIGTERM."""
     configure_logging(log_format)
     limit_malloc_arenas()  # before any thread of the worker starts
+    handover = Handover.take()  # woken by the standby (core/worker/standby_switch.py)
     app = state().app()
     worker = Worker(
         app,
@@ -108,11 +119,18 @@ def run_command(
         parse_time_limit=parse_time_limit,
         metrics_need_token=not metrics_without_token,
         idle_renew=idle_renew,
+        standby_after=standby_after,
+        handover=handover,
     )
     install_signal_handlers(worker, signal)
     release_startup_garbage()  # the imports' leftovers, before the threads start
     release_after(SETTLE_SECONDS, worker.stopping)  # and once more after the first fetch cycles
-    sys.exit(worker.run())
+    status = worker.run()
+    if worker.standing_by:
+        url = app.engine.url.render_as_string(hide_password=False)
+        app.dispose()  # its connections end cleanly rather than with the process image
+        exec_standby(worker.handover_to_standby(url, engine_argv(), log_format))
+    sys.exit(status)
 
 
 @click.group("admin", cls=PostroomGroup)

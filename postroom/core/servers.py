@@ -1,9 +1,16 @@
-"""Connection settings for a profile's servers, and the check behind ``postroom profile test``."""
+"""Connection settings for a profile's servers, and the check behind ``postroom profile test``.
+
+Imports no SQLAlchemy (the models are only its argument types): the worker's standby
+(``core/worker/standby.py``), which waits without the database stack, builds its settings here too
+(:func:`password_settings`), so that they are the engine's to the letter (issue 18).
+"""
 
 from __future__ import annotations
 
 import shlex
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, cast
 
 from postroom.core.contract.errors import UserError
 from postroom.core.contract.protocols import (
@@ -13,10 +20,35 @@ from postroom.core.contract.protocols import (
     ProtocolPlugin,
     SendFailure,
 )
-from postroom.core.data.models import MediaProfile
-from postroom.core.data.models.profiles import OUTGOING_LOGINS, OutgoingLogin
+from postroom.core.data.logins import OUTGOING_LOGINS, OutgoingLogin
 from postroom.core.data.secrets import decrypt_password
-from postroom.core.plugin_host import PluginHost
+
+if TYPE_CHECKING:
+    from postroom.core.data.models import MediaProfile
+    from postroom.core.plugin_host import PluginHost
+
+
+class IncomingColumns(Protocol):
+    """The columns the incoming server's settings are built from: a ``MediaProfile``, or the standby's row."""
+
+    @property
+    def id(self) -> int: ...
+    @property
+    def name(self) -> str: ...
+    @property
+    def incoming_host(self) -> str | None: ...
+    @property
+    def incoming_port(self) -> int | None: ...
+    @property
+    def incoming_folder(self) -> str | None: ...
+    @property
+    def username(self) -> str | None: ...
+    @property
+    def password_encrypted(self) -> bytes | None: ...
+    @property
+    def tls_verify(self) -> bool: ...
+    @property
+    def allow_plaintext_login(self) -> bool: ...
 
 
 @dataclass(frozen=True)
@@ -29,13 +61,13 @@ class _Login:
 
 
 def _settings(
-    profile: MediaProfile,
+    profile: IncomingColumns,
     plugin: ProtocolPlugin,
     host: str | None,
     port: int | None,
     folder: str | None,
     login: _Login,
-    plugins: PluginHost,
+    plugins: PluginHost | None,
     server: str,
 ) -> ConnectionSettings:
     """The settings a plugin connects with; the only place a protocol's ``DEFAULT_PORT`` is applied."""
@@ -50,8 +82,18 @@ def _settings(
         tls_verify=profile.tls_verify,
         access_token=login.access_token,
         allow_plaintext_login=profile.allow_plaintext_login,
-        renew_token=(lambda: plugins.access_token(profile, server)) if login.access_token else None,
+        renew_token=_renewal(profile, plugins, server) if login.access_token else None,
     )
+
+
+def _renewal(
+    profile: IncomingColumns, plugins: PluginHost | None, server: str
+) -> Callable[[], str | None] | None:
+    """How a token is asked for again (a token comes only from a hook: no plugin host, no token)."""
+    if plugins is None:
+        return None
+    loaded = cast("MediaProfile", profile)  # a token is given only for a loaded profile
+    return lambda: plugins.access_token(loaded, server)
 
 
 def _incoming_login(profile: MediaProfile, plugins: PluginHost) -> _Login:
@@ -106,6 +148,25 @@ def incoming_protocol(profile: MediaProfile, plugins: PluginHost) -> ProtocolPlu
             "protocol",
         )
     return plugin
+
+
+def password_settings(profile: IncomingColumns, plugin: ProtocolPlugin) -> ConnectionSettings:
+    """The incoming server's settings with the stored password and no access token.
+
+    The standby's (``core/worker/standby.py``): it fetches no profile that logs in with a token,
+    and has no plugin host to ask for one. Otherwise what :func:`incoming_settings` builds.
+    """
+    login = _Login(profile.username, decrypt_password(profile.password_encrypted))
+    return _settings(
+        profile,
+        plugin,
+        profile.incoming_host,
+        profile.incoming_port,
+        profile.incoming_folder,
+        login,
+        None,
+        "incoming",
+    )
 
 
 def incoming_settings(

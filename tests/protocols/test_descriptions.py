@@ -43,7 +43,7 @@ def test_the_core_names_no_protocol_and_spells_none_once() -> None:
 
     assert "maildir" in BUILTIN_PROTOCOLS and "imap" in BUILTIN_PROTOCOLS
     # The other "none" is a word of its own: the outgoing login of a relay (issue 17), spelled once too.
-    assert named == {"contract/protocols.py": {NO_PROTOCOL}, "data/models/profiles.py": {"none"}}
+    assert named == {"contract/protocols.py": {NO_PROTOCOL}, "data/logins.py": {"none"}}
 
 
 @pytest.mark.parametrize("name", BUILTIN_PROTOCOLS)

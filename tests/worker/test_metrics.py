@@ -18,10 +18,10 @@ from pathlib import Path
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from postroom.cli.log_format import JsonFormatter
 from postroom.core.app import Postroom
 from postroom.core.contract import events
 from postroom.core.worker.admin_http import new_admin_token
+from postroom.core.worker.log_format import JsonFormatter
 from postroom.core.worker.metrics import ProfileLabels, WorkerMetrics, fetch_lag
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import NO_SUCH_USER, SmtpScript, SmtpServers, free_port

@@ -364,6 +364,21 @@ def test_let_go_gives_back_this_workers_leases(app: Postroom, store: StandbyStor
     assert _rolled_back(app, lambda c: leases.claim_on(c, "w", NOW, LEASE, 5)) == [due_now]
 
 
+def test_adopt_renews_every_lease_of_this_worker_as_adopt_leases_does(
+    app: Postroom, store: StandbyStore, tmp_path: Path
+) -> None:
+    planned = NOW + timedelta(hours=1)
+    held = _profile(app, tmp_path, "held", lease_owner="me", lease_expires_at=NOW, next_fetch_at=planned)
+    never = _profile(app, tmp_path, "never", lease_owner="me", lease_expires_at=NOW)
+    theirs = _profile(app, tmp_path, "theirs", lease_owner="other", lease_expires_at=NOW)
+    later = NOW + timedelta(minutes=1)
+    expected = _in_session(app, lambda s: leases.adopt_leases(s, "me", later, LEASE))
+    assert store.adopt("me", later, LEASE) == expected == {held: planned, never: None}
+    assert {_row(app, p).lease_expires_at for p in (held, never)} == {later + LEASE}
+    assert _row(app, theirs).lease_expires_at == NOW
+    assert store.adopt("nobody", later, LEASE) == {}
+
+
 def test_release_all_is_release_all(app: Postroom, store: StandbyStore, tmp_path: Path) -> None:
     mine = [_profile(app, tmp_path, f"mine{n}", lease_owner="me", lease_expires_at=NOW) for n in range(2)]
     theirs = _profile(app, tmp_path, "theirs", lease_owner="other", lease_expires_at=NOW)

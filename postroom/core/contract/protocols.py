@@ -290,6 +290,11 @@ class ProtocolPlugin(abc.ABC):
     KEEPS_SENT_COPY: ClassVar[bool] = False
     #: True when :meth:`open_waiter` may return a waiter (the server may announce new mail, IMAP IDLE).
     CAN_WAIT_FOR_MAIL: ClassVar[bool] = False
+    #: True when the protocol's module imports no database code (SQLAlchemy, the models): the
+    #: worker's standby, which waits for mail without the database stack, may then list mailboxes
+    #: and wait for mail with it; otherwise its profiles are fetched by the engine alone (issue 18,
+    #: docs/architecture.md, "Standby"). The standby checks the promise when it imports the module.
+    WAITS_IN_STANDBY: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
         """Connect, log in and select ``settings.folder``; raise :class:`ProtocolError` on failure."""

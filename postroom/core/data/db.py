@@ -13,31 +13,11 @@ from sqlalchemy.exc import ArgumentError, DBAPIError, InterfaceError, Operationa
 from sqlalchemy.orm import Session, sessionmaker
 
 from postroom.core.contract.errors import UserError
+from postroom.core.data.home import data_dir
 from postroom.core.data.pool import ping_after_rest, pool_options
 
 DATABASE_URL_ENV = "POSTROOM_DATABASE_URL"
-HOME_ENV = "POSTROOM_HOME"
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-
-
-def data_dir() -> Path:
-    """``$POSTROOM_HOME``, else ``~/.local/share/postroom``; created on first use."""
-    configured = os.environ.get(HOME_ENV)
-    path = Path(configured).expanduser() if configured else Path.home() / ".local" / "share" / "postroom"
-    named = f"${HOME_ENV} ({path})" if configured else f"The data folder {path}"
-    try:
-        path.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        reason = "it is a file, not a folder" if path.is_file() else error.strerror or str(error)
-        raise UserError(
-            f"{named} cannot be used as postroom's data folder: {reason}; "
-            f"set ${HOME_ENV} to a folder postroom may write in."
-        ) from error
-    if not os.access(path, os.W_OK | os.X_OK):
-        raise UserError(
-            f"{named} is not writable; set ${HOME_ENV} to a folder postroom may write in."
-        )
-    return path
 
 
 def database_url(explicit: str | None = None) -> str:
@@ -86,7 +66,11 @@ def make_engine(url: str | None = None) -> Engine:
 
 
 #: Drivers of PostgreSQL that SQLAlchemy knows, by the module each imports.
-_POSTGRESQL_DRIVERS = {"psycopg2": "postgresql+psycopg2", "psycopg": "postgresql+psycopg", "pg8000": "postgresql+pg8000"}
+_POSTGRESQL_DRIVERS = {
+    "psycopg2": "postgresql+psycopg2",
+    "psycopg": "postgresql+psycopg",
+    "pg8000": "postgresql+pg8000",
+}
 
 
 def _shown(url: str) -> str:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from postroom.core.contract.errors import UserError
-from postroom.core.data.db import data_dir
+from postroom.core.data.home import data_dir
 
 if TYPE_CHECKING:
     from cryptography.fernet import Fernet

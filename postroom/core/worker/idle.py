@@ -41,11 +41,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from postroom.core.app import Postroom
 from postroom.core.contract.protocols import MailWaiter, ProtocolError
-from postroom.core.data.db import is_outage
-from postroom.core.data.models import MediaProfile
-from postroom.core.servers import incoming_protocol, incoming_settings
 
 log = logging.getLogger("postroom.worker.idle")
 
@@ -60,6 +56,12 @@ STEADY = 60.0
 CONNECTORS = 4
 #: Threads that end and restart IDLE commands (DONE/IDLE) before the server's limit.
 RENEWERS = 4
+
+#: Reads a watched profile: its name (for the log) and a function that connects, logs in and starts
+#: waiting (returning None where the server offers no IDLE); None if the profile is gone. The
+#: engine reads the profile through the ORM (``idle_schedule.py``), the standby through its bare
+#: driver (``standby.py``): this module imports no database code, so both can use it.
+Opener = Callable[[int], tuple[str, Callable[[], MailWaiter | None]] | None]
 
 
 @dataclass
@@ -86,9 +88,16 @@ class IdleWatcher:
     """
 
     def __init__(
-        self, app: Postroom, on_news: Callable[[int], None], *, renew_every: float = RENEW_EVERY
+        self,
+        opener: Opener,
+        on_news: Callable[[int], None],
+        *,
+        is_outage: Callable[[BaseException], bool],
+        renew_every: float = RENEW_EVERY,
     ) -> None:
-        self.app = app
+        self.opener = opener
+        #: Whether an error opening a connection says the database is gone (then it is tried again).
+        self.is_outage = is_outage
         self.on_news = on_news
         self.renew_every = renew_every
         self.lock = threading.Lock()
@@ -183,7 +192,7 @@ class IdleWatcher:
             self._connect_later(watch, delay)
             return
         except Exception as error:
-            if is_outage(error):  # the worker's outage log says so once; try again later
+            if self.is_outage(error):  # the worker's outage log says so once; try again later
                 watch.failures += 1
                 self._connect_later(watch, min(FIRST_RECONNECT * 2 ** (watch.failures - 1), MAX_RECONNECT))
                 return
@@ -208,14 +217,11 @@ class IdleWatcher:
         self.on_news(watch.profile_id)
 
     def _open(self, watch: _Watch) -> MailWaiter | None:
-        with self.app.sessions() as session:
-            profile = session.get(MediaProfile, watch.profile_id)
-            if profile is None or profile.deleted_at is not None:
-                return None
-            watch.name = profile.name
-            plugin = incoming_protocol(profile, self.app.plugins)
-            settings = incoming_settings(profile, self.app.plugins)
-        return plugin.open_waiter(settings)
+        opened = self.opener(watch.profile_id)
+        if opened is None:
+            return None
+        watch.name, connect = opened
+        return connect()
 
     def _close(self, watch: _Watch) -> None:
         with self.lock:  # once, whichever thread gets here first

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import cast
 
 from sqlalchemy import Table, update
@@ -17,10 +17,12 @@ from sqlalchemy.orm import Session
 
 from postroom.core.app import Postroom
 from postroom.core.contract.errors import UserError
+from postroom.core.contract.protocols import MailWaiter
+from postroom.core.data.db import is_outage
 from postroom.core.data.idle_switch import idle_enabled
 from postroom.core.data.models import MediaProfile
-from postroom.core.servers import incoming_protocol
-from postroom.core.worker.idle import RENEW_EVERY, IdleWatcher
+from postroom.core.servers import incoming_protocol, incoming_settings
+from postroom.core.worker.idle import RENEW_EVERY, IdleWatcher, Opener
 
 
 def watchable(session: Session, app: Postroom, profile: MediaProfile) -> bool:
@@ -32,6 +34,21 @@ def watchable(session: Session, app: Postroom, profile: MediaProfile) -> bool:
     except UserError:
         return False
     return bool(plugin.CAN_WAIT_FOR_MAIL) and idle_enabled(session, profile.id)
+
+
+def waiter_opener(app: Postroom) -> Opener:
+    """The engine's way to open a watched profile's waiting connection: the loaded profile's settings."""
+
+    def read(profile_id: int) -> tuple[str, Callable[[], MailWaiter | None]] | None:
+        with app.sessions() as session:
+            profile = session.get(MediaProfile, profile_id)
+            if profile is None or profile.deleted_at is not None:
+                return None
+            plugin = incoming_protocol(profile, app.plugins)
+            settings = incoming_settings(profile, app.plugins)
+        return profile.name, lambda: plugin.open_waiter(settings)
+
+    return read
 
 
 def hold_after_cycle(
@@ -67,7 +84,9 @@ class IdleSchedule:
     def __init__(self, app: Postroom, wake: Callable[[], None], *, renew_every: float = RENEW_EVERY) -> None:
         self.app = app
         self.wake = wake
-        self.watcher = IdleWatcher(app, self._news, renew_every=renew_every)
+        self.watcher = IdleWatcher(
+            waiter_opener(app), self._news, is_outage=is_outage, renew_every=renew_every
+        )
         self.lock = threading.Lock()
         self.news: set[int] = set()
         self.next_at: dict[int, datetime] = {}
@@ -130,6 +149,18 @@ class IdleSchedule:
         else:
             self.let_go(profile_id)
         return hold
+
+    def adopt(self, held: dict[int, datetime | None], news: set[int]) -> None:
+        """Hold and watch the profiles a previous image of this worker held (``standby_switch.py``);
+        those in ``news`` are fetched at once. One without a poll time is polled now."""
+        now = datetime.now(UTC)
+        with self.lock:
+            for profile_id, due in held.items():
+                self.next_at[profile_id] = due or now
+            self.news.update(news & set(held))
+        for profile_id in held:
+            self.watcher.watch(profile_id)
+        self.wake()
 
     def started(self, profile_id: int) -> None:
         """Called after the cycle's transaction committed: watch the profile now held."""

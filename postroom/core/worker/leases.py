@@ -93,6 +93,19 @@ def renew_leases(
     return set(renewed.scalars())
 
 
+def adopt_leases(session: Session, worker: str, now: datetime, lease: timedelta) -> dict[int, datetime | None]:
+    """Renew every lease this worker holds and return each profile's next poll: what a new image of the
+    process (``standby_switch.py``) takes over from the one before, which held them to watch mailboxes."""
+    renewed = session.execute(
+        update(MediaProfile)
+        .where(MediaProfile.lease_owner == worker)
+        .values(lease_expires_at=now + lease)
+        .returning(MediaProfile.id, MediaProfile.next_fetch_at)
+        .execution_options(synchronize_session=False)
+    )
+    return {profile_id: due for profile_id, due in renewed}
+
+
 def backoff(interval: int, consecutive_failures: int) -> timedelta:
     """The wait after a cycle: the interval when healthy, doubling per failure, capped at MAX_BACKOFF."""
     if consecutive_failures <= 0:

@@ -41,6 +41,7 @@ from postroom.core.plugin_host import PluginInfo
 from postroom.core.worker.admin_http import RELOAD_PATH, AdminServer, token_matches
 from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.cycle_log import log_cycle
+from postroom.core.worker.engine_standby import EngineStandby
 from postroom.core.worker.idle import RENEW_EVERY
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import (
@@ -54,6 +55,7 @@ from postroom.core.worker.leases import (
 from postroom.core.worker.metrics import WorkerMetrics, set_idle_connections
 from postroom.core.worker.outage import DatabaseOutage
 from postroom.core.worker.sqlite_lock import SqliteWorkerLock
+from postroom.core.worker.standby_switch import Handover, StandbyClock
 
 log = logging.getLogger("postroom.worker")
 
@@ -70,7 +72,7 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
 
 
-class Worker:
+class Worker(EngineStandby):
     """One ``postroom run`` process."""
 
     def __init__(
@@ -86,13 +88,17 @@ class Worker:
         parse_time_limit: float = DEFAULT_PARSE_TIME_LIMIT,
         metrics_need_token: bool = True,
         idle_renew: float = RENEW_EVERY,
+        standby_after: float | None = None,
+        handover: Handover | None = None,
     ) -> None:
         THREADS.check(threads)
         self.parse_time_limit = PARSE_TIME_LIMIT.check(parse_time_limit)
         LEASE_SECONDS.check(int(lease.total_seconds()))
         BATCH_SIZE.check(batch_mails)
         self.app = app
-        self.id = worker_id()
+        #: Started by the standby (``standby_switch.py``): the same worker, its held leases adopted.
+        self.handover = handover
+        self.id = handover.worker if handover is not None else worker_id()
         self.threads = threads
         self.lease = lease
         self.tick = tick
@@ -124,6 +130,11 @@ class Worker:
         self.outage = DatabaseOutage(log, DATABASE_RETRY)
         #: Profiles this worker holds and watches for new mail (IMAP IDLE); see core/worker/idle.py.
         self.idle = IdleSchedule(app, self.wake.set, renew_every=idle_renew)
+        #: With nothing done for ``standby_after`` seconds the worker hands over to its standby
+        #: (``standby_switch.py``); never while it serves the admin endpoint, whose counters live here.
+        self.standby = StandbyClock(standby_after if admin_address is None else None)
+        #: Set when :meth:`run` returned to hand over to the standby (leases and lock kept).
+        self.standing_by = False
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -136,7 +147,7 @@ class Worker:
     def run(self) -> int:
         # The lock comes first: a second worker on one SQLite file must say so, not fight over the port.
         if self.sqlite_lock is not None:
-            self.sqlite_lock.acquire()
+            self.sqlite_lock.acquire(self.handover.lock_fd if self.handover is not None else None)
         log.info(
             "worker %s started on %s (%d fetch threads, lease %d s)",
             self.id,
@@ -152,7 +163,7 @@ class Worker:
             if self.admin is not None:
                 self.admin.stop()
                 self.metrics.stop()
-            if self.sqlite_lock is not None:
+            if self.sqlite_lock is not None and not self.standing_by:
                 self.sqlite_lock.release()
 
     def _start_admin(self, host: str, port: int) -> AdminServer:
@@ -191,6 +202,8 @@ class Worker:
         for thread in helpers:
             thread.start()
         self.idle.watcher.start()
+        if self.handover is not None:
+            self._adopt(self.handover)
         try:
             with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-fetch") as pool:
                 while not self.stopping.is_set():
@@ -208,15 +221,26 @@ class Worker:
                             log.exception("the scheduler failed; trying again")
                         self.stopping.wait(DATABASE_RETRY)
                     self.wake.wait(self.tick)
-                with self.lock:
-                    log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
+                    if self.standby.due() and self._nothing_for_the_engine():
+                        self.standing_by = True
+                        self.stop()
+                if not self.standing_by:
+                    with self.lock:
+                        log.info("stopping: finishing %d fetch(es) in progress", len(self.in_flight))
         finally:
             for thread in helpers:
                 thread.join(timeout=60)
             self.idle.watcher.stop()
-            with self.app.transaction() as session:
-                released = release_all(session, self.id)
-            log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
+            if self.standing_by:  # the standby adopts the leases held to watch mailboxes
+                log.info(
+                    "worker %s: nothing done for %d s; standing by without the database stack",
+                    self.id,
+                    self.standby.after or 0,
+                )
+            else:
+                with self.app.transaction() as session:
+                    released = release_all(session, self.id)
+                log.info("worker %s stopped (%d lease(s) given back)", self.id, released)
         return 0
 
     # --- fetching -------------------------------------------------------------------------------
@@ -321,6 +345,8 @@ class Worker:
                     )
             finally:
                 self.wake.set()
+        if report.fetched or report.deleted or report.error:
+            self.standby.busy()
         log_cycle(report, started_at, elapsed, next_at, verbose=self.verbose)
         return report
 
@@ -375,6 +401,8 @@ class Worker:
                         log.exception("outbox cycle failed")
                     report = None
                 busy = report is not None and any(report.as_json().values())
+                if busy or pause == DATABASE_RETRY:
+                    self.standby.busy()
                 if busy and report is not None:
                     log.info("outbox: %s", ", ".join(f"{k} {v}" for k, v in report.as_json().items() if v))
                 self.outbox_wake.wait(0.05 if busy else pause)
@@ -398,6 +426,7 @@ class Worker:
                 log.info("configuration generation %d loaded", generation)
             if generation != self.generation:
                 self.idle.refresh()
+                self.standby.busy()
             self.generation = generation
             self.last_reload = time.monotonic()
             self._log_plugin_failures(self.app.reload_plugins().failures())

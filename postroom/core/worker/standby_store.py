@@ -124,6 +124,10 @@ WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
 _LET_GO_DUE = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL, next_fetch_at=:due
 WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
 
+#: ``leases.adopt_leases``: renew every lease of this worker, with each profile's next poll.
+_ADOPT = """UPDATE media_profile SET lease_expires_at=:expires
+WHERE media_profile.lease_owner = :worker RETURNING media_profile.id, media_profile.next_fetch_at"""
+
 #: ``leases.release_all``.
 _RELEASE_ALL = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
 WHERE media_profile.lease_owner = :worker"""
@@ -313,6 +317,12 @@ class StandbyStore:
         with self._transaction() as run:
             run(_LET_GO if due is None else _LET_GO_DUE, parameters)
             return run.rowcount()
+
+    def adopt(self, worker: str, now: datetime, lease: timedelta) -> dict[int, datetime | None]:
+        """``leases.adopt_leases``: what the engine this process was held to watch, renewed at once."""
+        with self._transaction() as run:
+            rows = run(_ADOPT, {"worker": worker, "expires": self._time(now + lease)})
+        return {row[0]: self._read_time(row[1]) for row in rows}
 
     def release_all(self, worker: str) -> int:
         """``leases.release_all``: give back every lease of this worker; the profiles stay due."""

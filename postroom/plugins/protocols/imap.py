@@ -359,6 +359,7 @@ class ImapProtocol(ProtocolPlugin):
     DEFAULT_FOLDER: ClassVar[str] = "INBOX"
     CAN_FETCH = True
     CAN_WAIT_FOR_MAIL = True
+    WAITS_IN_STANDBY = True
     IMPLICIT_TLS: ClassVar[bool] = False
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:

@@ -130,6 +130,7 @@ class MaildirProtocol(ProtocolPlugin):
     CAN_FETCH = True
     CAN_SEND = True
     NEEDS_HOST = False
+    WAITS_IN_STANDBY = True
     NEEDS_FOLDER = True
     KEEPS_SENT_COPY = True
 

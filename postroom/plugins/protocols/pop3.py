@@ -265,6 +265,7 @@ class Pop3Protocol(ProtocolPlugin):
     DEFAULT_PORT: ClassVar[int | None] = 110
     CAN_FETCH = True
     IMPLICIT_TLS: ClassVar[bool] = False
+    WAITS_IN_STANDBY = True
 
     def open_mailbox(self, settings: ConnectionSettings) -> Mailbox:
         if settings.folder and settings.folder.upper() != "INBOX":

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 
 from sqlalchemy import (
     Boolean,
@@ -23,24 +22,9 @@ from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from postroom.core.contract.protocols import NO_PROTOCOL
+from postroom.core.data.logins import OUTGOING_LOGINS as OUTGOING_LOGINS  # re-exported
+from postroom.core.data.logins import OutgoingLogin
 from postroom.core.data.models.base import Base, ProfileStatus, int_pk, timestamp
-
-
-class OutgoingLogin(StrEnum):
-    """How a profile logs in to its outgoing server (``MediaProfile.outgoing_login``, issue 17)."""
-
-    #: The incoming server's login (the default, and what profiles did before issue 17).
-    SAME = "same"
-    #: The outgoing server's own user and password.
-    PASSWORD = "password"
-    #: An access token from ``postroom_get_access_token`` (asked with ``server="outgoing"``).
-    TOKEN = "token"
-    #: No login at all: a relay that takes mail without AUTH.
-    NONE = "none"
-
-
-#: The outgoing logins' names, the default first.
-OUTGOING_LOGINS: tuple[str, ...] = tuple(login.value for login in OutgoingLogin)
 
 
 class MediaProfile(Base):

@@ -1,0 +1,152 @@
+"""The worker's standby (issue 18): an idle ``postroom run`` waits without the database stack and wakes for work.
+
+Each test starts a real ``postroom run`` with a short ``--standby-after`` and follows the same process
+(one pid throughout) through its forms: the engine stands by (its image replaced by
+``python -m postroom.core.worker.standby``), the standby runs empty cycles itself and wakes the engine
+for a new mail, a reply due or a changed configuration, and the engine stands by again. Memory is
+bench/idle.py's business; here, that the standby's image imports no SQLAlchemy is checked in a fresh
+interpreter, and that the process is that image by its command line.
+"""
+
+from __future__ import annotations
+
+import mailbox
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from sqlalchemy import select
+
+from postroom.core.app import Postroom
+from postroom.core.data.models import MediaProfile
+from tests.servers.dovecot import Dovecot
+from tests.support.cli import Cli
+from tests.support.desk import Desk, add_dovecot_profile
+from tests.support.mail import numbered_mail
+from tests.support.profiles import empty_maildir_profile
+from tests.worker.workers import WorkerProcess, Workers, stored_counts, wait_until
+
+STANDING_BY = r"worker \S+ standing by: "
+ENGINE_BACK = r"; the engine takes over"
+
+
+def _form(worker: WorkerProcess) -> str:
+    """Which program the worker's process runs now: its command line."""
+    return Path(f"/proc/{worker.pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
+
+
+def _standing_by(worker: WorkerProcess, after: int = 0) -> None:
+    """Wait until the worker stands by (for the ``after``-th time, counted from 0)."""
+    wait_until(
+        lambda: worker.log().count("standing by: ") > after,
+        60,
+        "the worker to stand by",
+        worker.log,
+    )
+    wait_until(lambda: "postroom.core.worker.standby" in _form(worker), 30, "the standby's image", worker.log)
+
+
+def test_the_standby_imports_no_sqlalchemy() -> None:
+    """What the standby's process image loads: the modules it imports at start, in a fresh interpreter."""
+    program = (
+        "import sys, postroom.core.worker.standby\n"
+        "import postroom.plugins.protocols.imap, postroom.plugins.protocols.pop3, postroom.plugins.protocols.maildir\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in ('sqlalchemy', 'alembic', 'click')))"
+    )
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_an_idle_worker_stands_by_runs_empty_cycles_and_wakes_the_engine_for_a_new_mail(
+    sqlite_url: str, sqlite_app: Postroom, tmp_path: Path, workers: Workers
+) -> None:
+    folder = tmp_path / "inbox"
+    empty_maildir_profile(sqlite_app, folder, "md", fetch_interval=1)
+    Desk(sqlite_app).route("md")
+    worker = workers.start("md", sqlite_url, "--standby-after", "2", "--verbose")
+    pid = worker.pid
+    _standing_by(worker)
+    # The standby's own empty cycles, on the profile's interval.
+    worker.wait_for_log(r"profile md: nothing new \(standby\)(.|\n)*profile md: nothing new \(standby\)", 30)
+
+    mailbox.Maildir(folder).add(numbered_mail(1, tag="standby"))
+
+    worker.wait_for_log(r"profile md has 1 new mail\(s\)" + ENGINE_BACK, 30)
+    wait_until(lambda: stored_counts(sqlite_app) == {"standby-1@example.org": 1}, 60, "the mail stored", worker.log)
+    _standing_by(worker, after=1)  # and, idle again, back to standby
+    assert worker.pid == pid and worker.process.poll() is None
+    assert stored_counts(sqlite_app) == {"standby-1@example.org": 1}
+
+    worker.send_signal(signal.SIGTERM)
+    assert worker.wait() == 0
+    assert worker.log().rstrip().endswith("lease(s) given back)"), worker.log()
+    with sqlite_app.sessions() as session:
+        assert session.scalar(select(MediaProfile.lease_owner)) is None
+
+
+def test_a_second_worker_on_the_sqlite_file_is_refused_while_the_first_stands_by(
+    sqlite_url: str, sqlite_app: Postroom, tmp_path: Path, workers: Workers
+) -> None:
+    empty_maildir_profile(sqlite_app, tmp_path / "inbox", "md", fetch_interval=60)
+    worker = workers.start("first", sqlite_url, "--standby-after", "1")
+    _standing_by(worker)
+    second = workers.start("second", sqlite_url)
+    assert second.wait() != 0
+    assert "Another postroom worker is already running" in second.log()
+
+
+def test_a_changed_configuration_wakes_the_engine(
+    pg_database_url: str, pg_app: Postroom, tmp_path: Path, workers: Workers
+) -> None:
+    empty_maildir_profile(pg_app, tmp_path / "inbox", "md", fetch_interval=3600)
+    worker = workers.start("md", pg_database_url, "--standby-after", "1")
+    _standing_by(worker)
+    Cli(pg_database_url).ok("reload")
+    worker.wait_for_log("the configuration changed" + ENGINE_BACK, 30)
+    worker.wait_for_log(r"configuration generation \d+ picked up|configuration generation \d+ loaded", 30)
+    _standing_by(worker, after=1)
+
+
+def test_the_standby_waits_in_idle_and_the_engine_stores_what_it_announces(
+    pg_database_url: str, pg_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    user, _ = dovecot.new_user("standby")
+    add_dovecot_profile(Cli(pg_database_url), dovecot, user, "imap", "--fetch-interval", "3600", name="watched")
+    Desk(pg_app).route("watched")
+    worker = workers.start("watched", pg_database_url, "--standby-after", "2", "--verbose")
+    _standing_by(worker)
+    start = worker.log().rindex("standing by: ")
+    wait_until(
+        lambda: "profile watched: waiting for new mail (IDLE)" in worker.log()[start:],
+        60,
+        "the standby's IDLE connection",
+        worker.log,
+    )
+    worker.wait_for_log(r"profile watched: nothing new \(standby\)", 30)  # the look after connecting
+
+    dovecot.deliver(user, numbered_mail(1, tag="watched"))
+
+    wait_until(lambda: stored_counts(pg_app) == {"watched-1@example.org": 1}, 60, "the mail stored", worker.log)
+    assert "profile watched has 1 new mail(s)" in worker.log()
+    _standing_by(worker, after=1)
+    assert stored_counts(pg_app) == {"watched-1@example.org": 1}
+
+
+def test_a_profile_only_the_engine_fetches_keeps_it_awake(
+    sqlite_url: str, sqlite_app: Postroom, tmp_path: Path, workers: Workers
+) -> None:
+    """A protocol whose plugin does not wait in standby (the plugin guide's mbox, installed by the test
+    command), due every second: the standby would wake the engine for it every cycle, so it stays awake."""
+    empty_maildir_profile(sqlite_app, tmp_path / "inbox", "md", fetch_interval=60)
+    mbox = tmp_path / "customers.mbox"
+    mbox.write_bytes(b"")
+    Cli(sqlite_url).ok(
+        "profile", "add", "boxed", "--fetch-protocol", "mbox", "--incoming-folder", str(mbox), "--fetch-interval", "1"
+    )
+    worker = workers.start("md", sqlite_url, "--standby-after", "1", "--verbose")
+    worker.wait_for_log(r"(profile boxed: fetched (.|\n)*){5}", 60)
+    assert "standing by" not in worker.log()
+
+    Cli(sqlite_url).ok("profile", "modify", "boxed", "--fetch-interval", "3600")
+    _standing_by(worker)  # polled hourly now: no longer a reason to stay awake
