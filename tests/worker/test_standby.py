@@ -11,6 +11,7 @@ interpreter, and that the process is that image by its command line.
 from __future__ import annotations
 
 import mailbox
+import os
 import signal
 import subprocess
 import sys
@@ -20,7 +21,10 @@ from sqlalchemy import select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import MediaProfile
+from postroom.core.outbound.compose import queue_reply
+from postroom.core.worker.standby_switch import HANDOVER_ENV, Handover
 from tests.servers.dovecot import Dovecot
+from tests.servers.smtp import SmtpServers
 from tests.support.cli import Cli
 from tests.support.desk import Desk, add_dovecot_profile
 from tests.support.mail import numbered_mail
@@ -150,3 +154,53 @@ def test_a_profile_only_the_engine_fetches_keeps_it_awake(
 
     Cli(sqlite_url).ok("profile", "modify", "boxed", "--fetch-interval", "3600")
     _standing_by(worker)  # polled hourly now: no longer a reason to stay awake
+
+
+def test_a_reply_queued_while_the_worker_stands_by_wakes_the_engine_which_sends_it(
+    sqlite_url: str, sqlite_app: Postroom, smtp_servers: SmtpServers, workers: Workers
+) -> None:
+    desk = Desk(sqlite_app)
+    profile_id = desk.smtp_profile("desk", smtp_servers.plain)
+    ticket_id = desk.ticket(profile_id)
+    worker = workers.start("desk", sqlite_url, "--standby-after", "1")
+    _standing_by(worker)
+
+    queue_reply(sqlite_app, 1, ticket_id, "Your parcel is on its way.")
+
+    worker.wait_for_log("a reply is due" + ENGINE_BACK, 30)
+    wait_until(lambda: smtp_servers.received("plain"), 30, "the reply sent", worker.log)
+    assert len(smtp_servers.received("plain")) == 1
+    _standing_by(worker, after=1)
+
+
+def test_a_standby_that_cannot_start_hands_over_to_the_engine(tmp_path: Path) -> None:
+    """The standby's own failure (here a database URL it cannot use) must not end the worker:
+    it re-executes the process as the engine, told why (the engine here a stand-in that says so)."""
+    engine = "import json, os; from postroom.core.worker.standby_switch import Handover; print('engine:', Handover.take().reason)"
+    handover = Handover(
+        worker="w:1:test",
+        database_url="postgresql+pg8000://nobody@127.0.0.1/none",
+        argv=["-c", engine],
+        lease=60,
+        threads=2,
+        tick=0.5,
+        idle_renew=1500,
+        standby_after=300,
+        verbose=False,
+        log_format="text",
+    )
+    descriptor = handover.to_descriptor()
+    try:
+        result = subprocess.run(
+            [sys.executable, "-m", "postroom.core.worker.standby"],
+            env={**os.environ, HANDOVER_ENV: str(descriptor)},
+            pass_fds=(descriptor,),
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    finally:
+        os.close(descriptor)
+    assert "the standby failed; the engine takes over" in result.stderr
+    assert result.stdout.strip() == "engine: the standby failed (ValueError)", result.stdout + result.stderr
+    assert result.returncode == 0

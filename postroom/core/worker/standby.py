@@ -327,13 +327,18 @@ def main() -> int:
         return 2
     configure_logging("json" if handover.log_format == "json" else "text")
     limit_malloc_arenas()
-    store = StandbyStore.open(handover.database_url, size=handover.threads + CONNECTORS + 1)
-    standby = Standby(handover, store)
-    for name in ("SIGTERM", "SIGINT"):
-        signal.signal(getattr(signal, name), standby.stop)
-    release_startup_garbage()
-    woken = standby.run()
-    store.close()
+    try:
+        store = StandbyStore.open(handover.database_url, size=handover.threads + CONNECTORS + 1)
+        standby = Standby(handover, store)
+        for name in ("SIGTERM", "SIGINT"):
+            signal.signal(getattr(signal, name), standby.stop)
+        release_startup_garbage()
+        woken = standby.run()
+        store.close()
+    except Exception as error:
+        # A bug here must not end the worker: the engine, which does everything, takes over.
+        log.exception("the standby failed; the engine takes over")
+        exec_engine(replace(handover, reason=f"the standby failed ({type(error).__name__})"))
     if woken is None:
         return 0
     exec_engine(woken)

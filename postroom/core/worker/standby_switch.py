@@ -12,8 +12,11 @@ reply, a changed configuration) makes it re-execute the process as the engine, w
 
 A process image replaced, not a child started: the operator's service manager, the SIGKILL tests
 and the benches keep seeing one process, and memory taken by a burst of mail is given back when the
-burst is over. What passes from one form to the next is the :class:`Handover`, JSON in an
-environment variable that the new image reads and removes at once. The leases are not given back
+burst is over. What passes from one form to the next is the :class:`Handover`: JSON in an
+anonymous in-memory file (``memfd_create``) whose descriptor the new image inherits, reads and
+closes at once, its number in an environment variable. Not the JSON itself in the environment:
+it holds the database URL, password included, which ``/proc/PID/environ`` would show for the
+life of the process. The leases are not given back
 in between: the profiles a form holds to watch (IMAP IDLE) are adopted by the next one, and an
 SQLite worker's lock file stays locked (its descriptor is inherited).
 """
@@ -33,7 +36,8 @@ if TYPE_CHECKING:
 
     from postroom.core.plugin_host import PluginHost
 
-HANDOVER_ENV = "POSTROOM_HANDOVER"
+#: The environment variable naming the handover's descriptor.
+HANDOVER_ENV = "POSTROOM_HANDOVER_FD"
 #: The engine stands by after this many seconds with nothing done (``postroom run --standby-after``).
 DEFAULT_STANDBY_AFTER = 300
 
@@ -67,16 +71,27 @@ class Handover:
     news: list[int] = field(default_factory=list)
     reason: str = ""
 
-    def as_env(self) -> str:
-        return json.dumps(asdict(self))
+    def to_descriptor(self) -> int:
+        """The handover in an in-memory file, its descriptor inheritable across ``exec``."""
+        descriptor = os.memfd_create("postroom-handover", 0)  # no MFD_CLOEXEC: the next image reads it
+        os.write(descriptor, json.dumps(asdict(self)).encode())
+        os.lseek(descriptor, 0, os.SEEK_SET)
+        os.set_inheritable(descriptor, True)
+        return descriptor
 
     @classmethod
     def take(cls) -> Handover | None:
-        """The handover this process image was started with (removed from the environment), if any."""
-        text = os.environ.pop(HANDOVER_ENV, None)
-        if not text:
+        """The handover this process image was started with (read, closed, removed from the environment)."""
+        number = os.environ.pop(HANDOVER_ENV, None)
+        if not number:
             return None
-        return cls(**cast("dict[str, Any]", json.loads(text)))
+        descriptor = int(number)
+        try:
+            with os.fdopen(descriptor, "rb") as handle:
+                document = json.loads(handle.read())
+        except OSError as error:
+            raise RuntimeError(f"the worker's handover (descriptor {descriptor}) cannot be read: {error}") from error
+        return cls(**cast("dict[str, Any]", document))
 
 
 def standby_protocols(plugins: PluginHost) -> dict[str, str]:
@@ -145,7 +160,7 @@ def _exec(handover: Handover, arguments: list[str]) -> NoReturn:
         os.set_inheritable(handover.lock_fd, True)
     for stream in (sys.stdout, sys.stderr):
         stream.flush()
-    os.environ[HANDOVER_ENV] = handover.as_env()
+    os.environ[HANDOVER_ENV] = str(handover.to_descriptor())
     os.execv(sys.executable, [sys.executable, *arguments])
 
 
