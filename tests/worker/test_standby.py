@@ -12,12 +12,14 @@ from __future__ import annotations
 
 import mailbox
 import os
+import re
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from sqlalchemy import select
+from sqlalchemy import make_url, select
 
 from postroom.core.app import Postroom
 from postroom.core.data.models import MediaProfile
@@ -25,6 +27,7 @@ from postroom.core.outbound.compose import queue_reply
 from postroom.core.worker.standby_switch import HANDOVER_ENV, Handover
 from tests.servers.dovecot import Dovecot
 from tests.servers.smtp import SmtpServers
+from tests.servers.tcp_proxy import TcpProxy
 from tests.support.cli import Cli
 from tests.support.desk import Desk, add_dovecot_profile
 from tests.support.mail import numbered_mail
@@ -204,3 +207,48 @@ def test_a_standby_that_cannot_start_hands_over_to_the_engine(tmp_path: Path) ->
     assert "the standby failed; the engine takes over" in result.stderr
     assert result.stdout.strip() == "engine: the standby failed (ValueError)", result.stdout + result.stderr
     assert result.returncode == 0
+
+
+def test_a_database_outage_in_standby_is_logged_once_and_the_mail_that_came_meanwhile_is_stored(
+    pg_database_url: str, pg_app: Postroom, tmp_path: Path, workers: Workers
+) -> None:
+    folder = tmp_path / "inbox"
+    empty_maildir_profile(pg_app, folder, "md", fetch_interval=1)
+    Desk(pg_app).route("md")
+    url = make_url(pg_database_url)
+    with TcpProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
+        proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
+        worker = workers.start("md", proxied, "--standby-after", "1")
+        _standing_by(worker)
+        lines_before = len(worker.log().splitlines())
+
+        proxy.cut()
+        time.sleep(8)  # the outage lasts; not a measurement
+        mailbox.Maildir(folder).add(numbered_mail(1, tag="outage"))
+        proxy.restore()
+
+        wait_until(lambda: stored_counts(pg_app) == {"outage-1@example.org": 1}, 60, "the mail stored", worker.log)
+        during = worker.log().splitlines()[lines_before:]
+    assert "Traceback" not in "\n".join(during)
+    failed = [line for line in during if re.search(r"standby: the database failed \(", line)]
+    back = [line for line in during if "standby: the database answers again after" in line]
+    assert len(failed) == 1 and len(back) == 1, "\n".join(during)
+
+
+def test_a_standby_killed_with_sigkill_leaves_its_watched_mailbox_to_another_worker_within_the_lease(
+    pg_database_url: str, pg_app: Postroom, dovecot: Dovecot, workers: Workers
+) -> None:
+    user, _ = dovecot.new_user("orphan")
+    add_dovecot_profile(Cli(pg_database_url), dovecot, user, "imap", "--fetch-interval", "3600", name="orphan")
+    Desk(pg_app).route("orphan")
+    first = workers.start("first", pg_database_url, "--standby-after", "1", "--lease", "5")
+    _standing_by(first)
+    start = first.log().rindex("standing by: ")
+    wait_until(lambda: "waiting for new mail (IDLE)" in first.log()[start:], 60, "the standby's IDLE", first.log)
+
+    first.send_signal(signal.SIGKILL)
+    first.wait()
+    second = workers.start("second", pg_database_url, "--lease", "5")
+    second.wait_for_log(r"profile orphan: waiting for new mail \(IDLE\)", 60)  # taken over, not at the hourly poll
+    dovecot.deliver(user, numbered_mail(1, tag="orphan"))
+    wait_until(lambda: stored_counts(pg_app) == {"orphan-1@example.org": 1}, 60, "the mail stored", second.log)

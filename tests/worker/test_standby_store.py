@@ -379,6 +379,14 @@ def test_adopt_renews_every_lease_of_this_worker_as_adopt_leases_does(
     assert store.adopt("nobody", later, LEASE) == {}
 
 
+def test_disabled_plugins_are_those_the_app_reads_as_switched_off(app: Postroom, store: StandbyStore) -> None:
+    assert store.disabled_plugins() == app.disabled_plugin_names() == set()
+    app.set_plugin_enabled("signal-audit", False)
+    assert store.disabled_plugins() == app.disabled_plugin_names() == {"signal-audit"}
+    app.set_plugin_enabled("signal-audit", True)
+    assert store.disabled_plugins() == app.disabled_plugin_names() == set()
+
+
 def test_release_all_is_release_all(app: Postroom, store: StandbyStore, tmp_path: Path) -> None:
     mine = [_profile(app, tmp_path, f"mine{n}", lease_owner="me", lease_expires_at=NOW) for n in range(2)]
     theirs = _profile(app, tmp_path, "theirs", lease_owner="other", lease_expires_at=NOW)

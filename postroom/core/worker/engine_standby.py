@@ -96,4 +96,5 @@ class EngineStandby:
             lock_fd=self.sqlite_lock.descriptor() if self.sqlite_lock is not None else None,
             unsupported=sorted(self.idle.watcher.unsupported),
             plugin_failures=sorted(self.plugin_failures),
+            disabled=sorted(self.app.disabled_plugin_names()),
         )

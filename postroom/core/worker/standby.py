@@ -6,7 +6,8 @@ database driver (``standby_store.py``), the password cipher and the protocol plu
 named in the handover, and no SQLAlchemy: about 35 MiB where the engine holds 72 (issue 18).
 
 Each tick it asks the configuration generation (another than the engine's wakes the engine) and
-whether a reply is due (which wakes it too), claims due profiles for its threads as the engine
+whether a reply is due (which wakes it too), every minute the plugin switches (as the engine
+re-reads them; other switches wake it), claims due profiles for its threads as the engine
 does, and runs the standby cycle on each, and on the profiles it holds to watch (IMAP IDLE) when
 their connection brings news or their poll comes due. The standby cycle is the engine's empty
 cycle and nothing else:
@@ -55,6 +56,8 @@ log = logging.getLogger("postroom.worker")
 
 #: After the database failed the standby, wait this long before asking it again (as the engine).
 DATABASE_RETRY = 5.0
+#: The plugin switches are compared with the engine's this often (the engine re-reads them as often).
+SWITCHES_EVERY = 60.0
 
 
 def utcnow() -> datetime:
@@ -89,6 +92,8 @@ class Standby:
         self.ledger: dict[int, set[str]] = {}
         self.plugins: dict[str, type[ProtocolPlugin] | None] = {}
         self.outage_since: float | None = None
+        #: Claimed profiles whose cycle the database failed: given back when it answers again.
+        self.stranded: set[int] = set()
         self.watcher = IdleWatcher(self._opener, self._on_news, is_outage=_gone, renew_every=handover.idle_renew)
         self.watcher.unsupported.update(handover.unsupported)
 
@@ -113,10 +118,15 @@ class Standby:
             len(held),
         )
         next_renewal = time.monotonic() + self.lease.total_seconds() / 3
+        next_switches = time.monotonic() + SWITCHES_EVERY
         with ThreadPoolExecutor(self.threads, thread_name_prefix="postroom-standby") as pool:
             while not self.stopping.is_set() and self.reason is None:
                 self.wake.clear()
                 try:
+                    if time.monotonic() >= next_switches:
+                        next_switches = time.monotonic() + SWITCHES_EVERY
+                        if self.store.disabled_plugins() != set(self.handover.disabled):
+                            self._wake_engine("the plugin switches changed")
                     self._tick(pool)
                     if time.monotonic() >= next_renewal:
                         next_renewal = time.monotonic() + self.lease.total_seconds() / 3
@@ -186,6 +196,10 @@ class Standby:
         if self.outage_since is not None:
             log.info("standby: the database answers again after %.0f s", time.monotonic() - self.outage_since)
             self.outage_since = None
+        with self.lock:
+            stranded, self.stranded = sorted(self.stranded - self.in_flight), self.stranded & self.in_flight
+        if stranded:  # still due: claimed again at once
+            self.store.let_go(self.id, stranded)
 
     # --- the standby cycle ----------------------------------------------------------------------
 
@@ -194,8 +208,11 @@ class Standby:
         try:
             reason = self._look(profile_id, started)
         except StandbyDatabaseError as error:
-            # The lease stays: renewed while held, else it runs out and the profile is claimed again.
+            # A held lease stays (renewed); a claimed one is given back once the database answers.
             self._database_failed(error)
+            with self.lock:
+                if profile_id not in self.held:
+                    self.stranded.add(profile_id)
             reason = None
         except Exception as error:  # a server that fails: the engine runs the cycle and records it
             reason = f"profile {profile_id}: {type(error).__name__}: {error}"

@@ -128,6 +128,9 @@ WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
 _ADOPT = """UPDATE media_profile SET lease_expires_at=:expires
 WHERE media_profile.lease_owner = :worker RETURNING media_profile.id, media_profile.next_fetch_at"""
 
+#: ``Postroom.disabled_plugin_names``.
+_DISABLED = "SELECT plugin_switch.name FROM plugin_switch WHERE NOT plugin_switch.enabled"
+
 #: ``leases.release_all``.
 _RELEASE_ALL = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
 WHERE media_profile.lease_owner = :worker"""
@@ -323,6 +326,11 @@ class StandbyStore:
         with self._transaction() as run:
             rows = run(_ADOPT, {"worker": worker, "expires": self._time(now + lease)})
         return {row[0]: self._read_time(row[1]) for row in rows}
+
+    def disabled_plugins(self) -> set[str]:
+        """``Postroom.disabled_plugin_names``: the plugins an operator switched off."""
+        with self._transaction() as run:
+            return {row[0] for row in run(_DISABLED, {})}
 
     def release_all(self, worker: str) -> int:
         """``leases.release_all``: give back every lease of this worker; the profiles stay due."""

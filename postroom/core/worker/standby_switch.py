@@ -65,6 +65,8 @@ class Handover:
     lock_fd: int | None = None
     #: Profiles whose server offers no IDLE (polled only).
     unsupported: list[int] = field(default_factory=list)
+    #: The plugins switched off when the engine stood by; another set wakes it (it reloads them).
+    disabled: list[str] = field(default_factory=list)
     #: The plugins the engine warned about (name, error, remedy): the next engine does not again.
     plugin_failures: list[tuple[str, str, str]] = field(default_factory=list)
     #: Standby to engine: held profiles to fetch at once (news), and why the engine was woken.
