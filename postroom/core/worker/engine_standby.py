@@ -8,22 +8,47 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import Future
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from postroom.core.data.models import utcnow
+from sqlalchemy import Connection, exists, or_, select
+
+from postroom.core.data.models import MediaProfile, OAuthGrant, utcnow
 from postroom.core.outbound.outbox import Outbox
 from postroom.core.worker.idle_schedule import IdleSchedule
 from postroom.core.worker.leases import adopt_leases
 from postroom.core.worker.outage import DatabaseOutage
 from postroom.core.worker.sqlite_lock import SqliteWorkerLock
-from postroom.core.worker.standby_switch import Handover, StandbyClock, engine_still_needed, standby_protocols
+from postroom.core.worker.standby_switch import Handover, StandbyClock, standby_protocols
 
 if TYPE_CHECKING:
     from postroom.core.app import Postroom
     from postroom.core.inbound.fetch import FetchReport
 
 log = logging.getLogger("postroom.worker")
+
+
+def engine_still_needed(
+    connection: Connection, worker: str, now: datetime, horizon: timedelta, protocols: set[str]
+) -> bool:
+    """Whether a profile only the engine can fetch is due within ``horizon``, or held by this worker.
+
+    Such a profile (another protocol, or a login with an access token, which comes from a hook of
+    the loaded plugins) would wake the engine as soon as the standby claimed it: the engine keeps
+    running instead, so that a profile polled more often than ``--standby-after`` keeps it awake
+    rather than starting it again every cycle.
+    """
+    needs_engine = or_(
+        MediaProfile.fetch_protocol.not_in(sorted(protocols)),
+        exists().where(OAuthGrant.media_profile_id == MediaProfile.id),
+    )
+    soon = or_(
+        MediaProfile.next_fetch_at.is_(None),
+        MediaProfile.next_fetch_at < now + horizon,
+        MediaProfile.lease_owner == worker,
+    )
+    query = select(MediaProfile.id).where(MediaProfile.can_fetch, needs_engine, soon).limit(1)
+    return connection.scalar(query) is not None
 
 
 class EngineStandby:

@@ -28,12 +28,9 @@ import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, NoReturn, cast
 
 if TYPE_CHECKING:
-    from sqlalchemy import Connection
-
     from postroom.core.plugin_host import PluginHost
 
 #: The environment variable naming the handover's descriptor.
@@ -103,33 +100,6 @@ def standby_protocols(plugins: PluginHost) -> dict[str, str]:
         for name, plugin in plugins.protocols.items()
         if plugin.CAN_FETCH and plugin.WAITS_IN_STANDBY
     }
-
-
-def engine_still_needed(
-    connection: Connection, worker: str, now: datetime, horizon: timedelta, protocols: set[str]
-) -> bool:
-    """Whether a profile only the engine can fetch is due within ``horizon``, or held by this worker.
-
-    Such a profile (another protocol, or a login with an access token, which comes from a hook of
-    the loaded plugins) would wake the engine as soon as the standby claimed it: the engine keeps
-    running instead, so that a profile polled more often than ``--standby-after`` keeps it awake
-    rather than starting it again every cycle.
-    """
-    from sqlalchemy import exists, or_, select
-
-    from postroom.core.data.models import MediaProfile, OAuthGrant
-
-    needs_engine = or_(
-        MediaProfile.fetch_protocol.not_in(sorted(protocols)),
-        exists().where(OAuthGrant.media_profile_id == MediaProfile.id),
-    )
-    soon = or_(
-        MediaProfile.next_fetch_at.is_(None),
-        MediaProfile.next_fetch_at < now + horizon,
-        MediaProfile.lease_owner == worker,
-    )
-    query = select(MediaProfile.id).where(MediaProfile.can_fetch, needs_engine, soon).limit(1)
-    return connection.scalar(query) is not None
 
 
 class StandbyClock:
