@@ -54,6 +54,14 @@ def _standing_by(worker: WorkerProcess, after: int = 0) -> None:
     wait_until(lambda: "postroom.core.worker.standby" in _form(worker), 30, "the standby's image", worker.log)
 
 
+def _routed_maildir(app: Postroom, directory: Path) -> Path:
+    """A routed maildir profile ``md`` polled every second, on an empty Maildir: the folder."""
+    folder = directory / "inbox"
+    empty_maildir_profile(app, folder, "md", fetch_interval=1)
+    Desk(app).route("md")
+    return folder
+
+
 def test_the_standby_imports_no_sqlalchemy() -> None:
     """What the standby's process image loads: the modules it imports at start, in a fresh interpreter."""
     program = (
@@ -68,9 +76,7 @@ def test_the_standby_imports_no_sqlalchemy() -> None:
 def test_an_idle_worker_stands_by_runs_empty_cycles_and_wakes_the_engine_for_a_new_mail(
     sqlite_url: str, sqlite_app: Postroom, tmp_path: Path, workers: Workers
 ) -> None:
-    folder = tmp_path / "inbox"
-    empty_maildir_profile(sqlite_app, folder, "md", fetch_interval=1)
-    Desk(sqlite_app).route("md")
+    folder = _routed_maildir(sqlite_app, tmp_path)
     worker = workers.start("md", sqlite_url, "--standby-after", "2", "--verbose")
     pid = worker.pid
     _standing_by(worker)
@@ -212,9 +218,7 @@ def test_a_standby_that_cannot_start_hands_over_to_the_engine(tmp_path: Path) ->
 def test_a_database_outage_in_standby_is_logged_once_and_the_mail_that_came_meanwhile_is_stored(
     pg_database_url: str, pg_app: Postroom, tmp_path: Path, workers: Workers
 ) -> None:
-    folder = tmp_path / "inbox"
-    empty_maildir_profile(pg_app, folder, "md", fetch_interval=1)
-    Desk(pg_app).route("md")
+    folder = _routed_maildir(pg_app, tmp_path)
     url = make_url(pg_database_url)
     with TcpProxy((url.host or "127.0.0.1", url.port or 5432)) as proxy:
         proxied = url.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
