@@ -34,7 +34,7 @@ from urllib.parse import unquote
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.worker.standby_pool import Pool, StandbyDatabaseError, connect_sqlite, rollback
 
-__all__ = ["StandbyDatabaseError", "StandbyProfile", "StandbyStore"]
+__all__ = ["StandbyCycle", "StandbyDatabaseError", "StandbyProfile", "StandbyStore"]
 
 # Values of the engine's own modules, which import SQLAlchemy; the tests check each is the same.
 #: ``ProfileStatus.OK``.
@@ -251,7 +251,23 @@ class StandbyStore:
     def read_profile(self, profile_id: int) -> StandbyProfile | None:
         """``cycle_config.read_profile``'s columns and the profile's IDLE switch; None if there is no such profile."""
         with self._transaction() as run:
-            rows = run(_READ, {"profile": profile_id})
+            return self._read(run, profile_id)
+
+    @contextmanager
+    def cycle(self, profile_id: int) -> Iterator[StandbyCycle]:
+        """One transaction for a standby cycle: the profile read as it begins, the empty cycle recorded as it ends.
+
+        As the engine's empty cycle is one transaction (``cycle_config``: the read, then the
+        release in the same session), not a read and a release apart. On PostgreSQL the read
+        begins the transaction (READ COMMITTED: the release's UPDATE still sees every commit made
+        meanwhile); on SQLite the driver begins it at the first write, so no snapshot is held while
+        the mailbox is listed. Anything the block raises rolls it back (nothing written).
+        """
+        with self._transaction() as run:
+            yield StandbyCycle(self, run, self._read(run, profile_id))
+
+    def _read(self, run: _Run, profile_id: int) -> StandbyProfile | None:
+        rows = run(_READ, {"profile": profile_id})
         if not rows:
             return None
         values = dict(
@@ -283,6 +299,10 @@ class StandbyStore:
         ``record_outcome``) and False returned. On PostgreSQL the transaction commits without
         waiting for the disk, as an empty cycle's does in the engine (``cycle_config``).
         """
+        with self._transaction() as run:
+            return self._release_ok(run, worker, profile_id, now, due)
+
+    def _release_ok(self, run: _Run, worker: str, profile_id: int, now: datetime, due: datetime) -> bool:
         parameters = {
             "status": STATUS_OK,
             "now": self._time(now),
@@ -290,17 +310,19 @@ class StandbyStore:
             "profile": profile_id,
             "worker": worker,
         }
-        with self._transaction() as run:
-            released = bool(run(_RELEASE, parameters, relaxed=self.dialect == "postgresql"))
-            if not released:
-                run(_OUTCOME, parameters)
+        released = bool(run(_RELEASE, parameters, relaxed=self.dialect == "postgresql"))
+        if not released:
+            run(_OUTCOME, parameters)
         return released
 
     def hold(self, worker: str, profile_id: int, now: datetime, lease: timedelta) -> bool:
         """``idle_schedule.hold_after_cycle``'s UPDATE: take the lease again if nobody holds it."""
-        parameters = {"worker": worker, "expires": self._time(now + lease), "profile": profile_id}
         with self._transaction() as run:
-            return bool(run(_HOLD, parameters))
+            return self._hold(run, worker, profile_id, now, lease)
+
+    def _hold(self, run: _Run, worker: str, profile_id: int, now: datetime, lease: timedelta) -> bool:
+        parameters = {"worker": worker, "expires": self._time(now + lease), "profile": profile_id}
+        return bool(run(_HOLD, parameters))
 
     def renew(self, worker: str, profile_ids: Sequence[int], now: datetime, lease: timedelta) -> set[int]:
         """``leases.renew_leases``: extend this worker's leases; the ids it still holds."""
@@ -414,6 +436,27 @@ class StandbyStore:
         closed = self.dialect == "postgresql" and bool(getattr(connection, "closed", False))
         gone = closed or isinstance(error, driver.OperationalError | driver.InterfaceError)
         return StandbyDatabaseError(str(error).strip() or type(error).__name__, gone=gone)
+
+
+class StandbyCycle:
+    """A standby cycle's transaction (:meth:`StandbyStore.cycle`): the profile it read, and the record of an empty cycle."""
+
+    def __init__(self, store: StandbyStore, run: _Run, profile: StandbyProfile | None) -> None:
+        self._store = store
+        self._run = run
+        #: The profile's row as the cycle began (None: no such profile).
+        self.profile = profile
+
+    def release_ok(self, worker: str, now: datetime, due: datetime) -> bool:
+        """:meth:`StandbyStore.release_ok`, in this transaction."""
+        assert self.profile is not None
+        return self._store._release_ok(self._run, worker, self.profile.id, now, due)
+
+    def hold(self, worker: str, now: datetime, lease: timedelta) -> bool:
+        """:meth:`StandbyStore.hold`, in this transaction: after ``release_ok`` (which locked the row), as the
+        engine holds a profile to watch in the transaction that gave its lease back (``hold_after_cycle``)."""
+        assert self.profile is not None
+        return self._store._hold(self._run, worker, self.profile.id, now, lease)
 
 
 class _Run:
