@@ -127,7 +127,7 @@ def run(args: argparse.Namespace, directory: Path) -> int:
         # loaded already (the bench's setup), so the plugins are imported for it beforehand.
         for name, target in handover.protocols.items():
             module_name, _, class_name = target.partition(":")
-            standby.plugins[name] = getattr(importlib.import_module(module_name), class_name)
+            standby.plugins.classes[name] = getattr(importlib.import_module(module_name), class_name)
         outcome: list[Handover | None] = []
         thread = threading.Thread(target=lambda: outcome.append(standby.run()), name="bench-standby")
         thread.start()

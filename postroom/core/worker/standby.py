@@ -31,7 +31,6 @@ those that brought the news.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import sys
@@ -43,19 +42,15 @@ from dataclasses import replace
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from postroom.core.contract.protocols import ConnectionSettings, MailWaiter, ProtocolPlugin
+from postroom.core.contract.protocols import MailWaiter, ProtocolPlugin
 from postroom.core.data.validation import FETCH_INTERVAL, FETCH_LAST_DAYS
 from postroom.core.servers import password_settings
 from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.idle import CONNECTORS, IdleWatcher
 from postroom.core.worker.log_format import configure_logging
 from postroom.core.worker.memory import limit_malloc_arenas, release_startup_garbage
-from postroom.core.worker.standby_store import (
-    CONFIGURATION_COLUMNS,
-    StandbyDatabaseError,
-    StandbyProfile,
-    StandbyStore,
-)
+from postroom.core.worker.standby_plugins import StandbyPlugins
+from postroom.core.worker.standby_store import StandbyDatabaseError, StandbyProfile, StandbyStore
 from postroom.core.worker.standby_switch import Handover, exec_engine
 
 log = logging.getLogger("postroom.worker")
@@ -96,10 +91,7 @@ class Standby:
         self.for_engine: set[int] = set()
         #: Per profile, the mailbox keys known to be in its ledger (as the engine's Fetcher keeps them).
         self.ledger: dict[int, set[str]] = {}
-        self.plugins: dict[str, type[ProtocolPlugin] | None] = {}
-        #: Per profile, its configuration key, plugin class and settings (``_settings``), and how many were built.
-        self.configs: dict[int, tuple[tuple[Any, ...], type[ProtocolPlugin], ConnectionSettings]] = {}
-        self.builds = 0
+        self.plugins = StandbyPlugins(handover.protocols)
         #: When the configuration generation and the outbox are next asked (once a tick, not on every wake).
         self.next_check = 0.0
         #: How many profiles to hold claimed (threads and a short queue), and when the next claim may be.
@@ -317,12 +309,12 @@ class Standby:
 
     def _list(self, row: StandbyProfile) -> str | ProtocolPlugin:
         """List the profile's mailbox: why the engine must run its cycle, or (an empty cycle) the plugin."""
-        plugin_class = self._plugin(row.fetch_protocol)
+        plugin_class = self.plugins.plugin_class(row.fetch_protocol)
         if plugin_class is None or row.grant_id is not None:
             return f"profile {row.name} is fetched by the engine"
         if row.status != "ok" or row.consecutive_failures:
             return f"profile {row.name} was in error"
-        plugin, settings = self._settings(row, plugin_class)
+        plugin, settings = self.plugins.settings(row, plugin_class)
         if row.sync_state is not None:
             settings = replace(settings, sync_state=row.sync_state)
         days = FETCH_LAST_DAYS.clamp(row.fetch_last_days or 0, f"profile {row.name!r}")
@@ -342,55 +334,11 @@ class Standby:
             return f"profile {row.name}'s mailbox moved on"
         return plugin
 
-    def _settings(
-        self, row: StandbyProfile, plugin_class: type[ProtocolPlugin]
-    ) -> tuple[ProtocolPlugin, ConnectionSettings]:
-        """A plugin and its settings (without ``sync_state``), kept per profile while its configuration is unchanged.
-
-        As the engine's ``CycleConfigs``: the key is the row's configuration columns (the password
-        as stored among them) and its grant, so ``profile modify`` or an edit in SQL rebuilds them,
-        and the password is not decrypted every cycle.
-        """
-        key = (*(getattr(row, name) for name in CONFIGURATION_COLUMNS), row.grant_id)
-        with self.lock:
-            built = self.configs.get(row.id)
-        if built is not None and built[0] == key and built[1] is plugin_class:
-            return plugin_class(), built[2]
-        plugin = plugin_class()
-        settings = password_settings(row, plugin)
-        with self.lock:
-            self.configs[row.id] = (key, plugin_class, settings)
-            self.builds += 1
-        return plugin, settings
-
     def _let_go(self, profile_id: int) -> None:
         with self.lock:
             self.held.pop(profile_id, None)
             self.news.discard(profile_id)
         self.watcher.unwatch(profile_id)
-
-    def _plugin(self, name: str) -> type[ProtocolPlugin] | None:
-        """The plugin class the handover names for ``name``, imported once; None if the engine must fetch."""
-        if name in self.plugins:
-            return self.plugins[name]
-        target = self.handover.protocols.get(name)
-        found: type[ProtocolPlugin] | None = None
-        if target is not None:
-            module_name, _, class_name = target.partition(":")
-            try:
-                found = getattr(importlib.import_module(module_name), class_name)
-            except Exception as error:
-                log.warning("standby: protocol %s (%s) cannot be imported: %s", name, target, error)
-            if "sqlalchemy" in sys.modules:
-                log.warning(
-                    "standby: protocol %s's module %s imports SQLAlchemy though it says WAITS_IN_STANDBY; "
-                    "its profiles are fetched by the engine",
-                    name,
-                    module_name,
-                )
-                found = None
-        self.plugins[name] = found
-        return found
 
     # --- IDLE -----------------------------------------------------------------------------------
 
@@ -398,7 +346,7 @@ class Standby:
         row = self.store.read_profile(profile_id)
         if row is None or row.deleted_at is not None:
             return None
-        plugin_class = self._plugin(row.fetch_protocol)
+        plugin_class = self.plugins.plugin_class(row.fetch_protocol)
         if plugin_class is None or row.grant_id is not None:
             return None
         plugin = plugin_class()
