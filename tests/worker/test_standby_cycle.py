@@ -22,7 +22,7 @@ import pytest
 
 from postroom.core.app import Postroom
 from postroom.core.data import configuration
-from postroom.core.data.models import MediaProfile
+from postroom.core.data.models import FetchLedger, MediaProfile
 from postroom.core.worker.standby import Standby, utcnow
 from postroom.core.worker.standby_store import StandbyStore
 from postroom.core.worker.standby_switch import Handover, standby_protocols
@@ -113,6 +113,26 @@ def test_an_empty_standby_cycle_is_one_transaction(
     row = _profile(app, profile_id)
     assert (row.status, row.lease_owner, row.lease_expires_at) == ("ok", None, None)
     assert row.last_fetch_at is not None and row.next_fetch_at is not None
+
+
+def test_a_mailbox_whose_mail_is_stored_already_is_asked_about_in_the_cycles_transaction(
+    app: Postroom, store: CountingStore, database_url: str, tmp_path: Path
+) -> None:
+    """The ledger is asked once (then known in memory), in the one transaction of the cycle."""
+    profile_id = standby_profile(app, tmp_path, "md")
+    key = mailbox.Maildir(tmp_path / "md").add(numbered_mail(1, tag="kept"))
+    with app.transaction() as session:
+        session.add(FetchLedger(media_profile_id=profile_id, mailbox_key=key, outcome="stored"))
+    standby = _standby(app, store, database_url)
+    for _ in range(2):
+        assert store.claim(WORKER, utcnow(), standby.lease, 1) == [profile_id]
+        before = store.transactions
+        standby._cycle(profile_id)
+        assert store.transactions - before == 1
+        with app.transaction() as session:  # due again at once
+            session.get(MediaProfile, profile_id).next_fetch_at = None  # type: ignore[union-attr]
+    assert standby.reason is None and standby.ledger[profile_id] == {key}
+    assert _profile(app, profile_id).last_fetch_at is not None
 
 
 def test_a_cycle_that_finds_mail_writes_nothing_and_wakes_the_engine(

@@ -5,10 +5,10 @@ nothing done (``standby_switch.py`` says why and how). It imports the standard l
 database driver (``standby_store.py``), the password cipher and the protocol plugins the engine
 named in the handover, and no SQLAlchemy: about 35 MiB where the engine holds 72 (issue 18).
 
-Each tick it asks the configuration generation (another than the engine's wakes the engine) and
-whether a reply is due (which wakes it too), every minute the plugin switches (as the engine
-re-reads them; other switches wake it), claims due profiles for its threads as the engine
-does, and runs the standby cycle on each, and on the profiles it holds to watch (IMAP IDLE) when
+Once a tick (not on every wake) it asks the configuration generation (another than the engine's
+wakes the engine) and whether a reply is due (which wakes it too), every minute the plugin switches
+(as the engine re-reads them; other switches wake it), claims due profiles for its threads as the
+engine does (a claim serving several freed threads, ``claim_size.py``), and runs the standby cycle on each, and on the profiles it holds to watch (IMAP IDLE) when
 their connection brings news or their poll comes due. The standby cycle is the engine's empty
 cycle and nothing else:
 
@@ -19,7 +19,8 @@ cycle and nothing else:
    ledger does not hold, a stored mail still to delete on the server, or a moved sync state wakes
    the engine;
 3. otherwise record the cycle as the engine would (status ok, last and next fetch, the lease given
-   back) and hold the profile again to watch it if its protocol and switch allow.
+   back) and hold the profile again to watch it if its protocol and switch allow; in the read's
+   transaction, so that an empty cycle is one transaction, as the engine's (``bench.standby_cycle``).
 
 A server that fails wakes the engine too, which runs the cycle again and records the failure with
 its events. So the standby writes nothing the engine would not, and every mail is still stored by
@@ -50,7 +51,12 @@ from postroom.core.worker.idle import CONNECTORS, IdleWatcher
 from postroom.core.worker.log_format import configure_logging
 from postroom.core.worker.memory import limit_malloc_arenas, release_startup_garbage
 from postroom.core.worker.standby_plugins import StandbyPlugins
-from postroom.core.worker.standby_store import StandbyDatabaseError, StandbyProfile, StandbyStore
+from postroom.core.worker.standby_store import (
+    StandbyCycle,
+    StandbyDatabaseError,
+    StandbyProfile,
+    StandbyStore,
+)
 from postroom.core.worker.standby_switch import Handover, exec_engine
 
 log = logging.getLogger("postroom.worker")
@@ -274,7 +280,7 @@ class Standby:
                 gone = True
             else:
                 gone = False
-                plugin = self._list(row)
+                plugin = self._list(cycle, row)
                 if isinstance(plugin, str):
                     return plugin  # why the engine must run the cycle (nothing written)
                 now = utcnow()
@@ -307,7 +313,7 @@ class Standby:
             )
         return None
 
-    def _list(self, row: StandbyProfile) -> str | ProtocolPlugin:
+    def _list(self, cycle: StandbyCycle, row: StandbyProfile) -> str | ProtocolPlugin:
         """List the profile's mailbox: why the engine must run its cycle, or (an empty cycle) the plugin."""
         plugin_class = self.plugins.plugin_class(row.fetch_protocol)
         if plugin_class is None or row.grant_id is not None:
@@ -324,7 +330,7 @@ class Standby:
             state = mailbox.sync_state()
         ledger = self.ledger.setdefault(row.id, set())
         ledger.intersection_update(keys)
-        ledger.update(self.store.known_keys(row.id, [key for key in keys if key not in ledger]))
+        ledger.update(cycle.known_keys([key for key in keys if key not in ledger]))
         new = sum(1 for key in keys if key not in ledger)
         if new:
             return f"profile {row.name} has {new} new mail(s)"

@@ -196,13 +196,16 @@ class StandbyStore:
 
     def known_keys(self, profile_id: int, keys: Sequence[str]) -> set[str]:
         """``fetch._known_keys``: which of ``keys`` the profile's fetch ledger holds (one query per chunk)."""
-        known: set[str] = set()
-        if not keys:
-            return known
+        if not keys:  # nothing to ask: no transaction
+            return set()
         with self._transaction() as run:
-            for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
-                chunk = list(keys[start : start + LEDGER_LOOKUP_CHUNK])
-                known.update(row[0] for row in run(_KNOWN_KEYS, {"profile": profile_id, "keys": chunk}))
+            return self._known_keys(run, profile_id, keys)
+
+    def _known_keys(self, run: _Run, profile_id: int, keys: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+            chunk = list(keys[start : start + LEDGER_LOOKUP_CHUNK])
+            known.update(row[0] for row in run(_KNOWN_KEYS, {"profile": profile_id, "keys": chunk}))
         return known
 
     def release_ok(self, worker: str, profile_id: int, now: datetime, due: datetime) -> bool:
@@ -359,6 +362,11 @@ class StandbyCycle:
         self._run = run
         #: The profile's row as the cycle began (None: no such profile).
         self.profile = profile
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        """:meth:`StandbyStore.known_keys`, in this transaction (none asked for no keys)."""
+        assert self.profile is not None
+        return self._store._known_keys(self._run, self.profile.id, keys) if keys else set()
 
     def release_ok(self, worker: str, now: datetime, due: datetime) -> bool:
         """:meth:`StandbyStore.release_ok`, in this transaction."""
