@@ -3,7 +3,7 @@
 An idle ``postroom run`` re-execs itself into a lean standby process so that its resident memory
 stays small; SQLAlchemy's modules alone weigh more than the standby may. The standby still
 claims due profiles, reads them, asks the fetch ledger and records empty cycles, so each of those
-statements is written here once more, in plain SQL on ``sqlite3`` or ``psycopg2``. Each must do
+statements is written once more (``standby_sql.py``), in plain SQL run here on ``sqlite3`` or ``psycopg2``. Each must do
 exactly what its SQLAlchemy original does (named beside it), on the same rows, written the same
 way: the full engine reads what the standby wrote and the other way round. The tests
 (``tests/worker/test_standby_store.py``) hold each against its original on SQLite and PostgreSQL.
@@ -14,7 +14,8 @@ that text comparisons such as ``next_fetch_at <= now`` order as times do). The A
 returns timezone-aware UTC datetimes.
 
 Every method is one short transaction on a connection of a small pool shared by the standby's
-threads (``standby_pool.py``); driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
+threads (``standby_pool.py``), but :meth:`StandbyStore.cycle`: a standby cycle's read, ledger
+question and record in one, as the engine's empty cycle; driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
 database cannot be used (the outage case) rather than that one statement was refused.
 """
 
