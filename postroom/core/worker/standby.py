@@ -5,10 +5,10 @@ nothing done (``standby_switch.py`` says why and how). It imports the standard l
 database driver (``standby_store.py``), the password cipher and the protocol plugins the engine
 named in the handover, and no SQLAlchemy: about 35 MiB where the engine holds 72 (issue 18).
 
-Each tick it asks the configuration generation (another than the engine's wakes the engine) and
-whether a reply is due (which wakes it too), every minute the plugin switches (as the engine
-re-reads them; other switches wake it), claims due profiles for its threads as the engine
-does, and runs the standby cycle on each, and on the profiles it holds to watch (IMAP IDLE) when
+Once a tick (not on every wake) it asks the configuration generation (another than the engine's
+wakes the engine) and whether a reply is due (which wakes it too), every minute the plugin switches
+(as the engine re-reads them; other switches wake it), claims due profiles for its threads as the
+engine does (a claim serving several freed threads, ``claim_size.py``), and runs the standby cycle on each, and on the profiles it holds to watch (IMAP IDLE) when
 their connection brings news or their poll comes due. The standby cycle is the engine's empty
 cycle and nothing else:
 
@@ -19,7 +19,8 @@ cycle and nothing else:
    ledger does not hold, a stored mail still to delete on the server, or a moved sync state wakes
    the engine;
 3. otherwise record the cycle as the engine would (status ok, last and next fetch, the lease given
-   back) and hold the profile again to watch it if its protocol and switch allow.
+   back) and hold the profile again to watch it if its protocol and switch allow; in the read's
+   transaction, so that an empty cycle is one transaction, as the engine's (``bench.standby_cycle``).
 
 A server that fails wakes the engine too, which runs the cycle again and records the failure with
 its events. So the standby writes nothing the engine would not, and every mail is still stored by
@@ -31,7 +32,6 @@ those that brought the news.
 
 from __future__ import annotations
 
-import importlib
 import logging
 import signal
 import sys
@@ -46,10 +46,17 @@ from typing import Any
 from postroom.core.contract.protocols import MailWaiter, ProtocolPlugin
 from postroom.core.data.validation import FETCH_INTERVAL, FETCH_LAST_DAYS
 from postroom.core.servers import password_settings
+from postroom.core.worker.claim_size import ClaimSize
 from postroom.core.worker.idle import CONNECTORS, IdleWatcher
 from postroom.core.worker.log_format import configure_logging
 from postroom.core.worker.memory import limit_malloc_arenas, release_startup_garbage
-from postroom.core.worker.standby_store import StandbyDatabaseError, StandbyProfile, StandbyStore
+from postroom.core.worker.standby_plugins import StandbyPlugins
+from postroom.core.worker.standby_store import (
+    StandbyCycle,
+    StandbyDatabaseError,
+    StandbyProfile,
+    StandbyStore,
+)
 from postroom.core.worker.standby_switch import Handover, exec_engine
 
 log = logging.getLogger("postroom.worker")
@@ -90,11 +97,21 @@ class Standby:
         self.for_engine: set[int] = set()
         #: Per profile, the mailbox keys known to be in its ledger (as the engine's Fetcher keeps them).
         self.ledger: dict[int, set[str]] = {}
-        self.plugins: dict[str, type[ProtocolPlugin] | None] = {}
+        self.plugins = StandbyPlugins(handover.protocols)
+        #: When the configuration generation and the outbox are next asked (once a tick, not on every wake).
+        self.next_check = 0.0
+        #: How many profiles to hold claimed (threads and a short queue), and when the next claim may be.
+        self.claim_size = ClaimSize(handover.threads)
+        self.next_claim = 0.0
+        self.claim_waits = False
         self.outage_since: float | None = None
         #: Claimed profiles whose cycle the database failed: given back when it answers again.
         self.stranded: set[int] = set()
-        self.watcher = IdleWatcher(self._opener, self._on_news, is_outage=_gone, renew_every=handover.idle_renew)
+        #: Standby cycles finished (looked at, recorded or handed to the engine), for benches and tests.
+        self.cycles = 0
+        self.watcher = IdleWatcher(
+            self._opener, self._on_news, is_outage=_gone, renew_every=handover.idle_renew
+        )
         self.watcher.unsupported.update(handover.unsupported)
 
     # --- lifecycle ------------------------------------------------------------------------------
@@ -135,7 +152,7 @@ class Standby:
                 except StandbyDatabaseError as error:
                     self._database_failed(error)
                     self.stopping.wait(DATABASE_RETRY)
-                self.wake.wait(self.handover.tick)
+                self.wake.wait(self._pause())
         self.watcher.stop()
         if self.reason is None:
             released = self.store.release_all(self.id)
@@ -155,14 +172,17 @@ class Standby:
 
     def _tick(self, pool: ThreadPoolExecutor) -> None:
         now = utcnow()
-        if self.store.generation() != self.handover.generation:
-            self._wake_engine("the configuration changed")
-            return
-        if self.store.anything_due(now):
-            self._wake_engine("a reply is due")
-            return
+        # Asked once a tick, as the engine asks (not on every wake: a wake ends every cycle).
+        if time.monotonic() >= self.next_check:
+            self.next_check = time.monotonic() + self.handover.tick
+            if self.store.generation() != self.handover.generation:
+                self._wake_engine("the configuration changed")
+                return
+            if self.store.anything_due(now):
+                self._wake_engine("a reply is due")
+                return
         with self.lock:
-            free = self.threads - len(self.in_flight)
+            free = self.claim_size.capacity() - len(self.in_flight)
             chosen = sorted(p for p in self.news if p in self.held and p not in self.in_flight)
             chosen += sorted(
                 p for p, at in self.held.items() if at <= now and p not in self.in_flight and p not in chosen
@@ -170,11 +190,22 @@ class Standby:
             chosen = chosen[: max(free, 0)]
             self.news.difference_update(chosen)
             self.in_flight.update(chosen)
-        claimed = self.store.claim(self.id, now, self.lease, free - len(chosen)) if free > len(chosen) else []
+        claimed: list[int] = []
+        # Claims spaced as the engine spaces them (``claim_size.py``): one serves several freed threads.
+        self.claim_waits = free > len(chosen) and time.monotonic() < self.next_claim
+        if free > len(chosen) and not self.claim_waits:
+            claimed = self.store.claim(self.id, now, self.lease, free - len(chosen))
+            self.next_claim = time.monotonic() + self.claim_size.gap()
         with self.lock:
             self.in_flight.update(claimed)
         for profile_id in chosen + claimed:
             pool.submit(self._cycle, profile_id)
+
+    def _pause(self) -> float:
+        """How long the loop waits for a wake: a tick, or until a claim put off by its gap is due."""
+        if self.claim_waits:
+            return min(self.handover.tick, max(self.next_claim - time.monotonic(), 0.0))
+        return self.handover.tick
 
     def _renew(self) -> None:
         with self.lock:
@@ -224,6 +255,8 @@ class Standby:
         finally:
             with self.lock:
                 self.in_flight.discard(profile_id)
+                self.cycles += 1
+                self.claim_size.ended()
             self.wake.set()
 
     def _hand_to_engine(self, profile_id: int, reason: str) -> None:
@@ -236,19 +269,58 @@ class Standby:
         self._wake_engine(reason)
 
     def _look(self, profile_id: int, started: datetime) -> str | None:
-        """The standby cycle of one profile: None when it recorded an empty cycle, else why the engine must run it."""
-        row = self.store.read_profile(profile_id)
-        if row is None or row.deleted_at is not None or not row.incoming_allowed:
+        """The standby cycle of one profile: None when it recorded an empty cycle, else why the engine must run it.
+
+        One transaction, as the engine's empty cycle: the profile read as it begins, the cycle
+        recorded (and the profile held to watch) as it ends (``StandbyStore.cycle``).
+        """
+        with self.store.cycle(profile_id) as cycle:
+            row = cycle.profile
+            if row is None or row.deleted_at is not None or not row.incoming_allowed:
+                gone = True
+            else:
+                gone = False
+                plugin = self._list(cycle, row)
+                if isinstance(plugin, str):
+                    return plugin  # why the engine must run the cycle (nothing written)
+                now = utcnow()
+                interval = FETCH_INTERVAL.clamp(row.fetch_interval, f"profile {row.name!r}")
+                due = max(now, started + timedelta(seconds=interval))
+                still_ours = cycle.release_ok(self.id, now, due)
+                watch = (
+                    still_ours
+                    and plugin.CAN_WAIT_FOR_MAIL
+                    and row.idle
+                    and row.id not in self.watcher.unsupported
+                )
+                held = watch and cycle.hold(self.id, now, self.lease)
+        if gone:
             self._let_go(profile_id)
             self.store.let_go(self.id, [profile_id])
             return None
-        plugin_class = self._plugin(row.fetch_protocol)
+        assert row is not None
+        if held:
+            with self.lock:
+                self.held[row.id] = due
+            self.watcher.watch(row.id)
+        else:
+            self._let_go(row.id)
+        if self.handover.verbose:
+            log.info(
+                "profile %s: nothing new (standby); next fetch at %s",
+                row.name,
+                f"{due.astimezone():%H:%M:%S}",
+            )
+        return None
+
+    def _list(self, cycle: StandbyCycle, row: StandbyProfile) -> str | ProtocolPlugin:
+        """List the profile's mailbox: why the engine must run its cycle, or (an empty cycle) the plugin."""
+        plugin_class = self.plugins.plugin_class(row.fetch_protocol)
         if plugin_class is None or row.grant_id is not None:
             return f"profile {row.name} is fetched by the engine"
         if row.status != "ok" or row.consecutive_failures:
             return f"profile {row.name} was in error"
-        plugin = plugin_class()
-        settings = password_settings(row, plugin)
+        plugin, settings = self.plugins.settings(row, plugin_class)
         if row.sync_state is not None:
             settings = replace(settings, sync_state=row.sync_state)
         days = FETCH_LAST_DAYS.clamp(row.fetch_last_days or 0, f"profile {row.name!r}")
@@ -256,9 +328,9 @@ class Standby:
         with plugin.open_mailbox(settings) as mailbox:
             keys = [ref.key for ref in mailbox.list_mail(since)]
             state = mailbox.sync_state()
-        ledger = self.ledger.setdefault(profile_id, set())
+        ledger = self.ledger.setdefault(row.id, set())
         ledger.intersection_update(keys)
-        ledger.update(self.store.known_keys(profile_id, [key for key in keys if key not in ledger]))
+        ledger.update(cycle.known_keys([key for key in keys if key not in ledger]))
         new = sum(1 for key in keys if key not in ledger)
         if new:
             return f"profile {row.name} has {new} new mail(s)"
@@ -266,23 +338,7 @@ class Standby:
             return f"profile {row.name} has stored mail to delete on the server"
         if state is not None and state != row.sync_state:
             return f"profile {row.name}'s mailbox moved on"
-        self._record_empty(row, plugin, started)
-        return None
-
-    def _record_empty(self, row: StandbyProfile, plugin: ProtocolPlugin, started: datetime) -> None:
-        now = utcnow()
-        interval = FETCH_INTERVAL.clamp(row.fetch_interval, f"profile {row.name!r}")
-        due = max(now, started + timedelta(seconds=interval))
-        still_ours = self.store.release_ok(self.id, row.id, now, due)
-        watch = still_ours and plugin.CAN_WAIT_FOR_MAIL and row.idle and row.id not in self.watcher.unsupported
-        if watch and self.store.hold(self.id, row.id, now, self.lease):
-            with self.lock:
-                self.held[row.id] = due
-            self.watcher.watch(row.id)
-        else:
-            self._let_go(row.id)
-        if self.handover.verbose:
-            log.info("profile %s: nothing new (standby); next fetch at %s", row.name, f"{due.astimezone():%H:%M:%S}")
+        return plugin
 
     def _let_go(self, profile_id: int) -> None:
         with self.lock:
@@ -290,36 +346,13 @@ class Standby:
             self.news.discard(profile_id)
         self.watcher.unwatch(profile_id)
 
-    def _plugin(self, name: str) -> type[ProtocolPlugin] | None:
-        """The plugin class the handover names for ``name``, imported once; None if the engine must fetch."""
-        if name in self.plugins:
-            return self.plugins[name]
-        target = self.handover.protocols.get(name)
-        found: type[ProtocolPlugin] | None = None
-        if target is not None:
-            module_name, _, class_name = target.partition(":")
-            try:
-                found = getattr(importlib.import_module(module_name), class_name)
-            except Exception as error:
-                log.warning("standby: protocol %s (%s) cannot be imported: %s", name, target, error)
-            if "sqlalchemy" in sys.modules:
-                log.warning(
-                    "standby: protocol %s's module %s imports SQLAlchemy though it says WAITS_IN_STANDBY; "
-                    "its profiles are fetched by the engine",
-                    name,
-                    module_name,
-                )
-                found = None
-        self.plugins[name] = found
-        return found
-
     # --- IDLE -----------------------------------------------------------------------------------
 
     def _opener(self, profile_id: int) -> tuple[str, Callable[[], MailWaiter | None]] | None:
         row = self.store.read_profile(profile_id)
         if row is None or row.deleted_at is not None:
             return None
-        plugin_class = self._plugin(row.fetch_protocol)
+        plugin_class = self.plugins.plugin_class(row.fetch_protocol)
         if plugin_class is None or row.grant_id is not None:
             return None
         plugin = plugin_class()

@@ -3,7 +3,7 @@
 An idle ``postroom run`` re-execs itself into a lean standby process so that its resident memory
 stays small; SQLAlchemy's modules alone weigh more than the standby may. The standby still
 claims due profiles, reads them, asks the fetch ledger and records empty cycles, so each of those
-statements is written here once more, in plain SQL on ``sqlite3`` or ``psycopg2``. Each must do
+statements is written once more (``standby_sql.py``), in plain SQL run here on ``sqlite3`` or ``psycopg2``. Each must do
 exactly what its SQLAlchemy original does (named beside it), on the same rows, written the same
 way: the full engine reads what the standby wrote and the other way round. The tests
 (``tests/worker/test_standby_store.py``) hold each against its original on SQLite and PostgreSQL.
@@ -14,7 +14,8 @@ that text comparisons such as ``next_fetch_at <= now`` order as times do). The A
 returns timezone-aware UTC datetimes.
 
 Every method is one short transaction on a connection of a small pool shared by the standby's
-threads (``standby_pool.py``); driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
+threads (``standby_pool.py``), but :meth:`StandbyStore.cycle`: a standby cycle's read, ledger
+question and record in one, as the engine's empty cycle; driver errors are raised as :class:`StandbyDatabaseError`, whose ``gone`` says that the
 database cannot be used (the outage case) rather than that one statement was refused.
 """
 
@@ -28,127 +29,40 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Self
 from urllib.parse import unquote
 
 from postroom.core.contract.protocols import NO_PROTOCOL
 from postroom.core.worker.standby_pool import Pool, StandbyDatabaseError, connect_sqlite, rollback
-
-__all__ = ["StandbyDatabaseError", "StandbyProfile", "StandbyStore"]
-
-# Values of the engine's own modules, which import SQLAlchemy; the tests check each is the same.
-#: ``ProfileStatus.OK``.
-STATUS_OK = "ok"
-#: ``configuration.GENERATION``.
-GENERATION = "config_generation"
-#: ``idle_switch.KEY``.
-IDLE_KEY = "idle"
-#: ``fetch.LEDGER_LOOKUP_CHUNK``.
-LEDGER_LOOKUP_CHUNK = 500
-#: ``SendState``: the states ``claims.due`` sends from.
-SEND_DUE_STATES = ("queued", "retry-scheduled")
-SEND_SENDING = "sending"
-#: ``cycle_config.CONFIGURATION_COLUMNS``.
-CONFIGURATION_COLUMNS = (
-    "id",
-    "name",
-    "fetch_protocol",
-    "incoming_allowed",
-    "incoming_host",
-    "incoming_port",
-    "incoming_folder",
-    "username",
-    "password_encrypted",
-    "tls_verify",
-    "allow_plaintext_login",
-    "fetch_interval",
-    "fetch_last_days",
-    "delete_on_fetch",
-    "deleted_at",
+from postroom.core.worker.standby_sql import (
+    _ADOPT,
+    _ANYTHING_DUE,
+    _CLAIM,
+    _DIALECT_WORDS,
+    _DISABLED,
+    _GENERATION,
+    _HOLD,
+    _KNOWN_KEYS,
+    _LET_GO,
+    _LET_GO_DUE,
+    _OUTCOME,
+    _PARAMETER,
+    _READ,
+    _RELAXED,
+    _RELEASE,
+    _RELEASE_ALL,
+    _RENEW,
+    CONFIGURATION_COLUMNS,
+    GENERATION,
+    IDLE_KEY,
+    LEDGER_LOOKUP_CHUNK,
+    PING_AFTER_IDLE,
+    SEND_DUE_STATES,
+    SEND_SENDING,
+    STATUS_OK,
 )
-#: A pooled connection that rested longer than this is pinged before use (``core/data/pool.py``).
-PING_AFTER_IDLE = 10.0
 
-# The statements. ``:name`` is a parameter (``%(name)s`` on psycopg2), ``:name*`` a list of them
-# (an ``IN``), ``{true}`` SQL's true as SQLAlchemy spells it per dialect, ``{skip_locked}`` the
-# claim's row locking on PostgreSQL.
-
-#: ``leases._CLAIM`` (with ``MediaProfile.can_fetch``).
-_CLAIM = """UPDATE media_profile SET lease_owner=:worker, lease_expires_at=:expires
-WHERE media_profile.id IN (SELECT media_profile.id FROM media_profile
-WHERE media_profile.deleted_at IS NULL AND media_profile.incoming_allowed IS {true}
-AND media_profile.fetch_protocol != :no_protocol
-AND (media_profile.next_fetch_at IS NULL OR media_profile.next_fetch_at <= :now OR media_profile.lease_owner IS NOT NULL)
-AND (media_profile.lease_owner IS NULL OR media_profile.lease_expires_at < :now)
-ORDER BY media_profile.next_fetch_at ASC NULLS FIRST, media_profile.id LIMIT :limit{skip_locked})
-RETURNING media_profile.id"""
-
-#: ``cycle_config._READ``, with ``idle_switch.idle_enabled``'s query as a column.
-_READ = f"""SELECT {", ".join(f"media_profile.{name}" for name in CONFIGURATION_COLUMNS)},
-oauth_grant.id AS grant_id, media_profile.status, media_profile.consecutive_failures,
-protocol_state.state AS sync_state,
-(SELECT media_profile_configuration.media_profile_properties FROM media_profile_configuration
-WHERE media_profile_configuration.media_profile_id = media_profile.id
-ORDER BY media_profile_configuration.id DESC LIMIT 1) AS properties
-FROM media_profile LEFT OUTER JOIN protocol_state ON protocol_state.media_profile_id = media_profile.id
-AND protocol_state.protocol = media_profile.fetch_protocol
-LEFT OUTER JOIN oauth_grant ON oauth_grant.media_profile_id = media_profile.id
-WHERE media_profile.id = :profile"""
-
-#: ``fetch._known_keys`` (one chunk).
-_KNOWN_KEYS = """SELECT fetch_ledger.mailbox_key FROM fetch_ledger
-WHERE fetch_ledger.media_profile_id = :profile AND fetch_ledger.mailbox_key IN (:keys*)"""
-
-#: ``leases._RELEASE`` with an OK outcome.
-_RELEASE = """UPDATE media_profile SET status=:status, last_error=NULL, consecutive_failures=0,
-last_fetch_at=:now, next_fetch_at=:due, lease_owner=NULL, lease_expires_at=NULL
-WHERE media_profile.id = :profile AND media_profile.lease_owner = :worker RETURNING media_profile.id"""
-#: ``cycle_config``'s ``set_config('synchronous_commit', 'off', true)``, in the same round trip.
-_RELAXED = "SET LOCAL synchronous_commit TO off; "
-
-#: ``outcome._OUTCOME`` with an OK outcome (``record_outcome``).
-_OUTCOME = """UPDATE media_profile SET status=:status, last_error=NULL, consecutive_failures=0,
-last_fetch_at=:now WHERE media_profile.id = :profile"""
-
-#: ``idle_schedule.hold_after_cycle``'s UPDATE.
-_HOLD = """UPDATE media_profile SET lease_owner=:worker, lease_expires_at=:expires
-WHERE media_profile.id = :profile AND media_profile.lease_owner IS NULL RETURNING media_profile.id"""
-
-#: ``leases.renew_leases``.
-_RENEW = """UPDATE media_profile SET lease_expires_at=:expires
-WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker RETURNING media_profile.id"""
-
-#: Give leases back (``release_all`` for some profiles), the next fetch left alone or set.
-_LET_GO = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
-WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
-_LET_GO_DUE = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL, next_fetch_at=:due
-WHERE media_profile.id IN (:ids*) AND media_profile.lease_owner = :worker"""
-
-#: ``leases.adopt_leases``: renew every lease of this worker, with each profile's next poll.
-_ADOPT = """UPDATE media_profile SET lease_expires_at=:expires
-WHERE media_profile.lease_owner = :worker RETURNING media_profile.id, media_profile.next_fetch_at"""
-
-#: ``Postroom.disabled_plugin_names``.
-_DISABLED = "SELECT plugin_switch.name FROM plugin_switch WHERE NOT plugin_switch.enabled"
-
-#: ``leases.release_all``.
-_RELEASE_ALL = """UPDATE media_profile SET lease_owner=NULL, lease_expires_at=NULL
-WHERE media_profile.lease_owner = :worker"""
-
-#: ``configuration._GENERATION``.
-_GENERATION = "SELECT engine_setting.value FROM engine_setting WHERE engine_setting.name = :name"
-
-#: ``outbox._ANYTHING_DUE`` (``claims.due``).
-_ANYTHING_DUE = """SELECT s_message_send_info.id FROM s_message_send_info
-WHERE s_message_send_info.state IN (:due_states*)
-AND (s_message_send_info.next_attempt_at <= :now OR s_message_send_info.next_attempt_at IS NULL)
-OR s_message_send_info.state = :sending AND s_message_send_info.claim_expires_at <= :now LIMIT 1"""
-
-_DIALECT_WORDS = {
-    "sqlite": {"{true}": "1", "{skip_locked}": ""},
-    "postgresql": {"{true}": "true", "{skip_locked}": " FOR UPDATE SKIP LOCKED"},
-}
-_PARAMETER = re.compile(r"(?<![:\w]):(\w+)(\*?)")
+__all__ = ["StandbyCycle", "StandbyDatabaseError", "StandbyProfile", "StandbyStore"]
 
 
 @dataclass(frozen=True)
@@ -196,7 +110,7 @@ class StandbyStore:
         self._texts: dict[str, str] = {}
 
     @classmethod
-    def open(cls, url: str, *, size: int = 4, ping_after: float = PING_AFTER_IDLE) -> StandbyStore:
+    def open(cls, url: str, *, size: int = 4, ping_after: float = PING_AFTER_IDLE) -> Self:
         """A store on ``url`` as postroom takes it: ``sqlite:///PATH`` or ``postgresql[+psycopg2]://...``.
 
         Connects lazily (the first statement). Any other URL raises ``ValueError``.
@@ -251,7 +165,23 @@ class StandbyStore:
     def read_profile(self, profile_id: int) -> StandbyProfile | None:
         """``cycle_config.read_profile``'s columns and the profile's IDLE switch; None if there is no such profile."""
         with self._transaction() as run:
-            rows = run(_READ, {"profile": profile_id})
+            return self._read(run, profile_id)
+
+    @contextmanager
+    def cycle(self, profile_id: int) -> Iterator[StandbyCycle]:
+        """One transaction for a standby cycle: the profile read as it begins, the empty cycle recorded as it ends.
+
+        As the engine's empty cycle is one transaction (``cycle_config``: the read, then the
+        release in the same session), not a read and a release apart. On PostgreSQL the read
+        begins the transaction (READ COMMITTED: the release's UPDATE still sees every commit made
+        meanwhile); on SQLite the driver begins it at the first write, so no snapshot is held while
+        the mailbox is listed. Anything the block raises rolls it back (nothing written).
+        """
+        with self._transaction() as run:
+            yield StandbyCycle(self, run, self._read(run, profile_id))
+
+    def _read(self, run: _Run, profile_id: int) -> StandbyProfile | None:
+        rows = run(_READ, {"profile": profile_id})
         if not rows:
             return None
         values = dict(
@@ -267,13 +197,16 @@ class StandbyStore:
 
     def known_keys(self, profile_id: int, keys: Sequence[str]) -> set[str]:
         """``fetch._known_keys``: which of ``keys`` the profile's fetch ledger holds (one query per chunk)."""
-        known: set[str] = set()
-        if not keys:
-            return known
+        if not keys:  # nothing to ask: no transaction
+            return set()
         with self._transaction() as run:
-            for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
-                chunk = list(keys[start : start + LEDGER_LOOKUP_CHUNK])
-                known.update(row[0] for row in run(_KNOWN_KEYS, {"profile": profile_id, "keys": chunk}))
+            return self._known_keys(run, profile_id, keys)
+
+    def _known_keys(self, run: _Run, profile_id: int, keys: Sequence[str]) -> set[str]:
+        known: set[str] = set()
+        for start in range(0, len(keys), LEDGER_LOOKUP_CHUNK):
+            chunk = list(keys[start : start + LEDGER_LOOKUP_CHUNK])
+            known.update(row[0] for row in run(_KNOWN_KEYS, {"profile": profile_id, "keys": chunk}))
         return known
 
     def release_ok(self, worker: str, profile_id: int, now: datetime, due: datetime) -> bool:
@@ -283,6 +216,10 @@ class StandbyStore:
         ``record_outcome``) and False returned. On PostgreSQL the transaction commits without
         waiting for the disk, as an empty cycle's does in the engine (``cycle_config``).
         """
+        with self._transaction() as run:
+            return self._release_ok(run, worker, profile_id, now, due)
+
+    def _release_ok(self, run: _Run, worker: str, profile_id: int, now: datetime, due: datetime) -> bool:
         parameters = {
             "status": STATUS_OK,
             "now": self._time(now),
@@ -290,17 +227,19 @@ class StandbyStore:
             "profile": profile_id,
             "worker": worker,
         }
-        with self._transaction() as run:
-            released = bool(run(_RELEASE, parameters, relaxed=self.dialect == "postgresql"))
-            if not released:
-                run(_OUTCOME, parameters)
+        released = bool(run(_RELEASE, parameters, relaxed=self.dialect == "postgresql"))
+        if not released:
+            run(_OUTCOME, parameters)
         return released
 
     def hold(self, worker: str, profile_id: int, now: datetime, lease: timedelta) -> bool:
         """``idle_schedule.hold_after_cycle``'s UPDATE: take the lease again if nobody holds it."""
-        parameters = {"worker": worker, "expires": self._time(now + lease), "profile": profile_id}
         with self._transaction() as run:
-            return bool(run(_HOLD, parameters))
+            return self._hold(run, worker, profile_id, now, lease)
+
+    def _hold(self, run: _Run, worker: str, profile_id: int, now: datetime, lease: timedelta) -> bool:
+        parameters = {"worker": worker, "expires": self._time(now + lease), "profile": profile_id}
+        return bool(run(_HOLD, parameters))
 
     def renew(self, worker: str, profile_ids: Sequence[int], now: datetime, lease: timedelta) -> set[int]:
         """``leases.renew_leases``: extend this worker's leases; the ids it still holds."""
@@ -414,6 +353,32 @@ class StandbyStore:
         closed = self.dialect == "postgresql" and bool(getattr(connection, "closed", False))
         gone = closed or isinstance(error, driver.OperationalError | driver.InterfaceError)
         return StandbyDatabaseError(str(error).strip() or type(error).__name__, gone=gone)
+
+
+class StandbyCycle:
+    """A standby cycle's transaction (:meth:`StandbyStore.cycle`): the profile it read, and the record of an empty cycle."""
+
+    def __init__(self, store: StandbyStore, run: _Run, profile: StandbyProfile | None) -> None:
+        self._store = store
+        self._run = run
+        #: The profile's row as the cycle began (None: no such profile).
+        self.profile = profile
+
+    def known_keys(self, keys: Sequence[str]) -> set[str]:
+        """:meth:`StandbyStore.known_keys`, in this transaction (none asked for no keys)."""
+        assert self.profile is not None
+        return self._store._known_keys(self._run, self.profile.id, keys) if keys else set()
+
+    def release_ok(self, worker: str, now: datetime, due: datetime) -> bool:
+        """:meth:`StandbyStore.release_ok`, in this transaction."""
+        assert self.profile is not None
+        return self._store._release_ok(self._run, worker, self.profile.id, now, due)
+
+    def hold(self, worker: str, now: datetime, lease: timedelta) -> bool:
+        """:meth:`StandbyStore.hold`, in this transaction: after ``release_ok`` (which locked the row), as the
+        engine holds a profile to watch in the transaction that gave its lease back (``hold_after_cycle``)."""
+        assert self.profile is not None
+        return self._store._hold(self._run, worker, self.profile.id, now, lease)
 
 
 class _Run:
