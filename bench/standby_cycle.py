@@ -30,7 +30,6 @@ so the engine's figures for the same load sit beside the standby's, taken minute
 from __future__ import annotations
 
 import argparse
-import importlib
 import shutil
 import sys
 import tempfile
@@ -52,11 +51,10 @@ from bench.empty_cycle import (
 )
 from bench.scratch import DEFAULT_PG_URL, scratch_postgresql
 from postroom.core.app import Postroom
-from postroom.core.data import configuration
 from postroom.core.worker.idle import CONNECTORS
-from postroom.core.worker.standby import Standby
 from postroom.core.worker.standby_store import StandbyStore
-from postroom.core.worker.standby_switch import Handover, standby_protocols
+from postroom.core.worker.standby_switch import Handover
+from tests.support.standby import in_process_standby
 
 
 class CountingStore(StandbyStore):
@@ -93,41 +91,16 @@ def thread_cpu() -> dict[str, float]:
     return roles
 
 
-def make_handover(app: Postroom, url: str, threads: int, lease: float) -> Handover:
-    """What the engine hands its standby (``engine_standby.py``), for a worker that held nothing."""
-    with app.sessions() as session:
-        generation = configuration.config_generation(session)
-    return Handover(
-        worker="bench:standby",
-        database_url=url,
-        argv=["-m", "postroom", "run"],
-        lease=lease,
-        threads=threads,
-        tick=0.5,
-        idle_renew=1500,
-        standby_after=300,
-        verbose=False,
-        log_format="text",
-        generation=generation,
-        protocols=standby_protocols(app.plugins),
-        disabled=sorted(app.disabled_plugin_names()),
-    )
-
-
 def run(args: argparse.Namespace, directory: Path) -> int:
     with scratch_postgresql(args.pg_url, prefix="postroom_standby") as url:
         app = Postroom(url)
         app.init()
         make_profiles(app, directory, args.profiles, args.interval)
         hold_back(app, due=False)
-        handover = make_handover(app, url, args.threads, 60)
-        store = CountingStore.open(url, size=handover.threads + CONNECTORS + 1)
-        standby = Standby(handover, store)
-        # The standby refuses a plugin whose import brought SQLAlchemy in; in this process it is
-        # loaded already (the bench's setup), so the plugins are imported for it beforehand.
-        for name, target in handover.protocols.items():
-            module_name, _, class_name = target.partition(":")
-            standby.plugins.classes[name] = getattr(importlib.import_module(module_name), class_name)
+        store = CountingStore.open(url, size=args.threads + CONNECTORS + 1)
+        standby = in_process_standby(
+            app, store, url, worker="bench:standby", threads=args.threads, lease=60, tick=0.5
+        )
         outcome: list[Handover | None] = []
         thread = threading.Thread(target=lambda: outcome.append(standby.run()), name="bench-standby")
         thread.start()

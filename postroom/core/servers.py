@@ -174,7 +174,7 @@ def incoming_settings(
 ) -> ConnectionSettings:
     """The incoming server's settings. The worker keeps them per profile while the profile's columns
     these are built from are unchanged: reading another column here means adding it to
-    ``core/inbound/cycle_config.py``'s ``CONFIGURATION_COLUMNS``."""
+    ``core/data/cycle_columns.py``'s ``CONFIGURATION_COLUMNS``."""
     plugin = incoming_protocol(profile, plugins)
     return _settings(
         profile,

@@ -8,7 +8,6 @@ its claims, and builds a profile's plugin settings again only when its configura
 
 from __future__ import annotations
 
-import importlib
 import mailbox
 import threading
 import time
@@ -25,12 +24,11 @@ from postroom.core.data import configuration
 from postroom.core.data.models import FetchLedger, MediaProfile
 from postroom.core.worker.standby import Standby, utcnow
 from postroom.core.worker.standby_store import StandbyStore
-from postroom.core.worker.standby_switch import Handover, standby_protocols
 from tests.servers.dovecot import Dovecot
 from tests.support.cli import Cli
 from tests.support.desk import add_dovecot_profile
 from tests.support.mail import numbered_mail
-from tests.support.standby import LEASE, standby_profile
+from tests.support.standby import LEASE, in_process_standby, standby_profile
 
 WORKER = "w:1:standby-cycle"
 
@@ -67,28 +65,7 @@ def store(database_url: str) -> Iterator[CountingStore]:
 def _standby(
     app: Postroom, store: StandbyStore, url: str, *, threads: int = 2, tick: float = 3600
 ) -> Standby:
-    """A standby as the engine hands over to it; its plugins imported for it (this process has SQLAlchemy)."""
-    with app.sessions() as session:
-        generation = configuration.config_generation(session)
-    handover = Handover(
-        worker=WORKER,
-        database_url=url,
-        argv=["-m", "postroom", "run"],
-        lease=60,
-        threads=threads,
-        tick=tick,
-        idle_renew=1500,
-        standby_after=300,
-        verbose=False,
-        log_format="text",
-        generation=generation,
-        protocols=standby_protocols(app.plugins),
-    )
-    standby = Standby(handover, store)
-    for name, target in handover.protocols.items():
-        module_name, _, class_name = target.partition(":")
-        standby.plugins.classes[name] = getattr(importlib.import_module(module_name), class_name)
-    return standby
+    return in_process_standby(app, store, url, worker=WORKER, threads=threads, lease=60, tick=tick)
 
 
 def _profile(app: Postroom, profile_id: int) -> MediaProfile:

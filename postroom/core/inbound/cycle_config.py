@@ -31,6 +31,7 @@ from sqlalchemy import Row, Table, and_, bindparam, func, literal, select
 from sqlalchemy.orm import Session
 
 from postroom.core.contract.protocols import ConnectionSettings, ProtocolPlugin
+from postroom.core.data.cycle_columns import CONFIGURATION_COLUMNS
 from postroom.core.data.driver_sql import DriverStatement
 from postroom.core.data.models import MediaProfile, OAuthGrant, ProtocolState
 from postroom.core.plugin_host import PluginHost
@@ -40,26 +41,6 @@ _PROFILE = cast(Table, MediaProfile.__table__)
 _STATE = cast(Table, ProtocolState.__table__)
 _GRANT = cast(Table, OAuthGrant.__table__)
 
-#: What the incoming plugin and settings are built from (``servers.incoming_settings``) and what
-#: the cycle itself reads: the cache key. Not the whole row: every column read is decoded every
-#: cycle, and the outgoing side, signatures and the like are no business of a fetch.
-CONFIGURATION_COLUMNS = (
-    "id",
-    "name",
-    "fetch_protocol",
-    "incoming_allowed",
-    "incoming_host",
-    "incoming_port",
-    "incoming_folder",
-    "username",
-    "password_encrypted",
-    "tls_verify",
-    "allow_plaintext_login",
-    "fetch_interval",
-    "fetch_last_days",
-    "delete_on_fetch",
-    "deleted_at",
-)
 _CONFIGURATION = [_PROFILE.c[name] for name in CONFIGURATION_COLUMNS]
 
 _READ = (

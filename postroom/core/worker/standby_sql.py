@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import re
 
+from postroom.core.data.cycle_columns import CONFIGURATION_COLUMNS
+
 # Values of the engine's own modules, which import SQLAlchemy; the tests check each is the same.
 #: ``ProfileStatus.OK``.
 STATUS_OK = "ok"
@@ -21,24 +23,6 @@ LEDGER_LOOKUP_CHUNK = 500
 #: ``SendState``: the states ``claims.due`` sends from.
 SEND_DUE_STATES = ("queued", "retry-scheduled")
 SEND_SENDING = "sending"
-#: ``cycle_config.CONFIGURATION_COLUMNS``.
-CONFIGURATION_COLUMNS = (
-    "id",
-    "name",
-    "fetch_protocol",
-    "incoming_allowed",
-    "incoming_host",
-    "incoming_port",
-    "incoming_folder",
-    "username",
-    "password_encrypted",
-    "tls_verify",
-    "allow_plaintext_login",
-    "fetch_interval",
-    "fetch_last_days",
-    "delete_on_fetch",
-    "deleted_at",
-)
 #: A pooled connection that rested longer than this is pinged before use (``core/data/pool.py``).
 PING_AFTER_IDLE = 10.0
 
